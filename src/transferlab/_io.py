@@ -1,0 +1,53 @@
+"""Atomic writes: a crash never leaves a half-written report, bundle or checkpoint behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; on success it replaces `path` in one rename.
+
+    Example:
+        >>> with atomic_path("out.txt") as tmp:  # doctest: +SKIP
+        ...     tmp.write_text("done")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Writes `text` to `path` atomically and returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Writes `data` as indented UTF-8 JSON, atomically."""
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_yaml(path: str | os.PathLike[str], data: Any) -> Path:
+    """Writes `data` as YAML (keys in insertion order), atomically."""
+    return write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

@@ -1,0 +1,27 @@
+"""The `transferlab` command line: one small module per command, thin over the library."""
+
+from __future__ import annotations
+
+import typer
+
+from .demo import demo
+from .models import models
+from .predict import predict
+from .train import train
+
+app = typer.Typer(
+    name="transferlab",
+    help="Turn a folder of images into an accurate image classifier by transfer learning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(train)
+app.command()(predict)
+app.command()(models)
+app.command()(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,69 @@
+"""`transferlab predict`: classify new images with a trained run or bundle."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .._io import write_text
+from ._common import err_console, print_json, user_errors
+
+
+@user_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder / model.safetensors).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
+    output: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+) -> None:
+    """Print each image's top-k labels with probabilities.
+
+    Example: transferlab predict runs/cd my_photos/ --top-k 2
+    """
+    from ..predict import Predictor, expand_image_paths
+
+    if top_k < 1:
+        raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
+    paths = expand_image_paths(images)
+    if not paths:
+        raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
+    results = Predictor(run).predict(paths, top_k=top_k)
+    if output:
+        _write_csv(output, results, top_k)
+    if json_output:
+        print_json(results)
+    else:
+        table = Table(title=f"Predictions ({run})")
+        table.add_column("image", overflow="fold")
+        table.add_column("top labels (probability)")
+        for r in results:
+            if "error" in r:
+                table.add_row(r["path"], f"[red]{r['error']}")
+            else:
+                table.add_row(r["path"], ", ".join(f"{t['label']} ({t['probability']:.3f})" for t in r["top"]))
+        Console().print(table)
+    errors = [r for r in results if "error" in r]
+    if errors:
+        err_console.print(f"[yellow]{len(errors)} of {len(results)} image(s) could not be read.")
+    if len(errors) == len(results):
+        raise typer.Exit(code=1)
+
+
+def _write_csv(path: Path, results: list[dict], top_k: int) -> None:
+    fields = ["path"] + [f"{kind}_{i}" for i in range(1, top_k + 1) for kind in ("label", "probability")] + ["error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for r in results:
+        row = {"path": r["path"], "error": r.get("error", "")}
+        for i, t in enumerate(r.get("top", []), start=1):
+            row[f"label_{i}"], row[f"probability_{i}"] = t["label"], t["probability"]
+        writer.writerow(row)
+    write_text(path, buf.getvalue())

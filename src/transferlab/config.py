@@ -1,0 +1,120 @@
+"""The training configuration: one dataclass, loadable from YAML, saved resolved into every run folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._errors import check_choice, did_you_mean
+
+__all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS"]
+
+MONITORS = {"val_accuracy": "max", "val_loss": "min"}
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. `None` means "resolve from the model and data" (see `resolved`).
+
+    Attributes:
+        data: Data folder (train/validation class folders, or one folder of class folders).
+        out: Run folder; default `runs/<model>-<date>-<time>`.
+        model: Registered model name or any timm architecture.
+        weights: 'imagenet', 'none' or a .safetensors/.pth file; default: 'imagenet' where available.
+        strategy: 'freeze' or 'full'; default 'freeze' with pretrained weights, else 'full'.
+        epochs: Maximum number of epochs.
+        batch_size: Images per batch.
+        lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)).
+        optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
+        weight_decay: Weight decay (L2) of the optimizer.
+        image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
+        augment: Augmentation preset: 'none' or 'flip'.
+        val_split: Validation fraction when the data has no validation folder.
+        seed: Seed of the split, the initialisation and the data order.
+        monitor: 'val_accuracy' or 'val_loss': chooses the best checkpoint and drives early stopping.
+        patience: Epochs without improvement before stopping; 0 disables early stopping.
+        num_workers: Data-loading processes; default picked from the CPU count.
+        precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
+        accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
+        devices: Lightning devices: 'auto' or a count.
+
+    Example:
+        >>> TrainConfig(data="cats_and_dogs_filtered", epochs=5).monitor
+        'val_accuracy'
+    """
+
+    data: str | None = None
+    out: str | None = None
+    model: str = "efficientnet_lite0"
+    weights: str | None = None
+    strategy: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    image_size: int | None = None
+    augment: str = "none"
+    val_split: float = 0.2
+    seed: int = 42
+    monitor: str = "val_accuracy"
+    patience: int = 5
+    num_workers: int | None = None
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+
+    def validate(self) -> TrainConfig:
+        """Raises ValueError naming the parameter when a setting is out of range; returns self."""
+        from .data.transforms import AUGMENT_PRESETS
+        from .finetune import STRATEGIES
+
+        check_choice("monitor", self.monitor, MONITORS, where="train")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
+        check_choice("precision", self.precision, PRECISIONS, where="train")
+        check_choice("augment", self.augment, AUGMENT_PRESETS, where="train")
+        if self.strategy is not None:
+            check_choice("strategy", self.strategy, STRATEGIES, where="train")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")
+        if self.patience < 0:
+            raise ValueError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got {self.patience}.")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"The 'lr' parameter must be a positive learning rate such as 1e-3; got {self.lr}.")
+        if self.image_size is not None and self.image_size < 8:
+            raise ValueError(f"The 'image_size' parameter must be at least 8 pixels; got {self.image_size}.")
+        if not 0.0 < self.val_split < 1.0:
+            raise ValueError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {self.val_split}.")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Builds a config from a mapping; unknown keys are an error that suggests the right name."""
+        names = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in names:
+                raise ValueError(f"Unknown training setting {key!r}." + did_you_mean(key, names)
+                                 + f" Known settings: {', '.join(names)}.")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Loads a YAML config file (the `config.yaml` of a run works too)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file '{path}' does not exist.")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"Config file '{path}' must hold a mapping of settings, e.g. 'epochs: 10'.")
+        data = data.get("train", data)
+        return cls.from_dict({k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,37 @@
+"""A torch Dataset over a list of labelled image files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .folder import Sample
+from .images import load_rgb
+
+__all__ = ["ImageListDataset"]
+
+
+class ImageListDataset(Dataset):
+    """Loads `samples` as RGB images and applies `transform`.
+
+    Example:
+        >>> ds = ImageListDataset([Sample("a.png", 0)], transform=None)  # doctest: +SKIP
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        try:
+            image = load_rgb(sample.path)
+        except Exception as e:  # noqa: BLE001
+            raise RuntimeError(f"Could not read image '{sample.path}' (it was readable when scanned): {e}") from e
+        return self.transform(image), sample.label

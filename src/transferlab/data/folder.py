@@ -1,0 +1,223 @@
+"""Finding the images of a data set folder: layout, classes, split, skipped files, and a report."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .images import check_image, is_image_file
+
+__all__ = ["Sample", "DataSplits", "load_image_folder", "scan_class_folders", "VALIDATION_NAMES"]
+
+VALIDATION_NAMES = ("validation", "val", "valid")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image file."""
+
+    path: str
+    label: int
+
+
+@dataclass
+class DataSplits:
+    """A data set resolved into training and validation samples.
+
+    Attributes:
+        root: The data folder.
+        classes: Class names, sorted; a sample's label indexes this list.
+        train: Training samples.
+        validation: Validation samples.
+        layout: 'train/validation' (given folders) or 'split' (one folder split by `val_split`).
+        skipped: Files left out, each {"path", "reason"}.
+        test_dir: A `test/` folder left for evaluation, if present.
+        val_split: The validation fraction used for 'split' layouts.
+        seed: The seed of that split.
+    """
+
+    root: str
+    classes: list[str]
+    train: list[Sample]
+    validation: list[Sample]
+    layout: str
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    test_dir: str | None = None
+    val_split: float | None = None
+    seed: int | None = None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class and split."""
+        out = {}
+        for split, samples in (("train", self.train), ("validation", self.validation)):
+            c = Counter(s.label for s in samples)
+            out[split] = {name: c.get(i, 0) for i, name in enumerate(self.classes)}
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """The content of `data_report.json`."""
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "classes": self.classes,
+            "num_train": len(self.train),
+            "num_validation": len(self.validation),
+            "counts": self.counts(),
+            "val_split": self.val_split,
+            "seed": self.seed,
+            "test_dir": self.test_dir,
+            "skipped": self.skipped,
+        }
+
+    def split_rows(self) -> list[dict[str, str]]:
+        """Rows of `split.csv`: every sample with its split and class, to reproduce the split."""
+        rows = []
+        for split, samples in (("train", self.train), ("validation", self.validation)):
+            rows += [{"path": s.path, "label": self.classes[s.label], "split": split} for s in samples]
+        return rows
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _files(folder: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    return out
+
+
+def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
+    """Returns ({class name: readable image paths}, skipped files) for `folder/<class>/**`.
+
+    Every file is decoded once (at reduced scale), so unreadable files are found before training.
+    """
+    per_class: dict[str, list[Path]] = {d.name: _files(d) for d in _class_dirs(folder)}
+    candidates = [p for paths in per_class.values() for p in paths if is_image_file(p)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        errors = dict(zip(candidates, (err for err, _ in pool.map(check_image, candidates))))
+    images: dict[str, list[str]] = {}
+    skipped: list[dict[str, str]] = []
+    for name, paths in per_class.items():
+        images[name] = []
+        for p in paths:
+            if not is_image_file(p):
+                skipped.append({"path": str(p), "reason": f"not an image file (extension {p.suffix or 'none'!r})"})
+            elif errors[p]:
+                skipped.append({"path": str(p), "reason": errors[p]})
+            else:
+                images[name].append(str(p))
+    return images, skipped
+
+
+def _check_classes(images: dict[str, list[str]], folder: Path) -> None:
+    if not images:
+        raise ValueError(
+            f"No class folders found in '{folder}'. Expected one sub-folder per class (e.g. "
+            f"'{folder}/cats/', '{folder}/dogs/') holding the images, or train/ and validation/ folders "
+            "each organised that way."
+        )
+    empty = [name for name, paths in images.items() if not paths]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) {', '.join(repr(str(folder / e)) for e in empty)} contain no readable images. "
+            "Add images or remove the folder(s); see the skipped files in the report above."
+        )
+    if len(images) < 2:
+        raise ValueError(
+            f"Found only one class ({next(iter(images))!r}) in '{folder}'; a classifier needs at least 2 class "
+            "folders."
+        )
+
+
+def stratified_split(images: dict[str, list[str]], val_split: float, seed: int) -> tuple[dict, dict]:
+    """Stratified, seeded split: each class is shuffled and its first round(n * val_split) go to validation."""
+    rng = random.Random(seed)
+    train, val = {}, {}
+    for name, paths in images.items():
+        if len(paths) < 2:
+            raise ValueError(
+                f"Class {name!r} has only {len(paths)} image; at least 2 are needed to split it into train and "
+                "validation. Add images, or provide separate train/ and validation/ folders."
+            )
+        shuffled = sorted(paths)
+        rng.shuffle(shuffled)
+        n_val = min(len(paths) - 1, max(1, round(len(paths) * val_split)))
+        val[name], train[name] = sorted(shuffled[:n_val]), sorted(shuffled[n_val:])
+    return train, val
+
+
+def _samples(images: dict[str, list[str]], classes: list[str]) -> list[Sample]:
+    index = {c: i for i, c in enumerate(classes)}
+    return [Sample(p, index[name]) for name in classes for p in images.get(name, [])]
+
+
+def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 42) -> DataSplits:
+    """Resolves a data folder into training and validation samples.
+
+    Accepts `DATA/train/<class>/*` with `DATA/validation/<class>/*` (also `val/` or `valid/`; a `test/`
+    folder is left for evaluation), or a flat `DATA/<class>/*` split by `val_split` (stratified, seeded).
+
+    Args:
+        data: The data folder.
+        val_split: Fraction of each class held out for validation when there is no validation folder.
+        seed: Seed of that split.
+
+    Raises:
+        FileNotFoundError: `data` does not exist.
+        ValueError: No classes, an empty class, one class only, or train/validation classes that differ.
+
+    Example:
+        >>> splits = load_image_folder("cats_and_dogs_filtered")  # doctest: +SKIP
+        >>> splits.classes
+        ['cats', 'dogs']
+    """
+    root = Path(data)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"Data folder '{root}' does not exist. Pass a folder with one sub-folder per class, or with "
+            "train/ and validation/ folders organised that way."
+        )
+    if not root.is_dir():
+        raise ValueError(f"Data path '{root}' is a file; pass the folder that holds the class folders.")
+    if not 0.0 < val_split < 1.0:
+        raise ValueError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
+    test = root / "test"
+    test_dir = str(test) if test.is_dir() else None
+    train_dir = root / "train"
+    val_dir = next((root / n for n in VALIDATION_NAMES if (root / n).is_dir()), None)
+    if train_dir.is_dir():
+        train_images, skipped = scan_class_folders(train_dir)
+        _check_classes(train_images, train_dir)
+        if val_dir is None:
+            train_images, val_images = stratified_split(train_images, val_split, seed)
+            layout, used_split, used_seed = "split", val_split, seed
+        else:
+            val_images, val_skipped = scan_class_folders(val_dir)
+            skipped += val_skipped
+            _check_classes(val_images, val_dir)
+            only_train = sorted(set(train_images) - set(val_images))
+            only_val = sorted(set(val_images) - set(train_images))
+            if only_train or only_val:
+                raise ValueError(
+                    f"The class folders of '{train_dir}' and '{val_dir}' differ: only in train: {only_train}, "
+                    f"only in {val_dir.name}: {only_val}. Give both the same class folders."
+                )
+            layout, used_split, used_seed = f"train/{val_dir.name}", None, None
+    else:
+        ignore = {"test", *VALIDATION_NAMES}
+        images, skipped = scan_class_folders(root)
+        images = {k: v for k, v in images.items() if k not in ignore}
+        _check_classes(images, root)
+        train_images, val_images = stratified_split(images, val_split, seed)
+        layout, used_split, used_seed = "split", val_split, seed
+    classes = sorted(train_images)
+    return DataSplits(str(root), classes, _samples(train_images, classes), _samples(val_images, classes),
+                      layout, skipped, test_dir, used_split, used_seed)

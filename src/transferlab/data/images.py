@@ -1,0 +1,73 @@
+"""Reading one image as RGB, whatever the file holds: EXIF rotation, grayscale, alpha, palette, CMYK, 16-bit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "check_image"]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True when the file name has an image extension (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and float images are scaled to 0..255 (PIL's own convert would clip them to white)."""
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr.astype(np.float64) / peak * 255.0, 0, 255)
+    else:  # "F"
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=1.0))
+        arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+    return Image.fromarray(arr.round().astype(np.uint8), mode="L")
+
+
+def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Opens an image file as an upright 8-bit RGB PIL image.
+
+    EXIF orientation is applied; transparent pixels are composed over `background`; grayscale, palette,
+    CMYK and 16-bit images are converted.
+
+    Example:
+        >>> load_rgb("cat.png").mode  # doctest: +SKIP
+        'RGB'
+    """
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        img.load()
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("RGB", "L") and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def check_image(path: str | os.PathLike[str]) -> tuple[str | None, tuple[int, int] | None]:
+    """Decodes the file fully (cheaply, at reduced JPEG scale) and returns (error, (width, height)).
+
+    The error is None for a readable image, else a short reason for the data report.
+    """
+    try:
+        with Image.open(path) as img:
+            size = img.size
+            img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            img.load()
+        return None, size
+    except UnidentifiedImageError:
+        return "not an image PIL can identify", None
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"cannot decode: {e}", None
+    except Image.DecompressionBombError as e:
+        return f"too large: {e}", None

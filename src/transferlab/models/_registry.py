@@ -1,0 +1,146 @@
+"""The model registry: our named entries on top of every timm architecture."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+from torch import nn
+
+from .._errors import did_you_mean
+from . import course_cnn as _course_cnn  # noqa: F401  (registers `course_cnn` with timm)
+from .weights import BUNDLED, WeightsUnavailableError, bundled_state_dict, load_into, load_state_dict_file
+
+__all__ = ["ModelInfo", "register", "list_models", "get_model_info", "create_model"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registry entry: plain data, no behaviour.
+
+    Attributes:
+        name: The name users type (`efficientnet_lite0`).
+        architecture: The timm architecture it builds (`tf_efficientnet_lite0`).
+        weights: Where ImageNet weights come from: 'bundled', 'timm' (hub download) or 'none'.
+        description: One line for `transferlab models`.
+    """
+
+    name: str
+    architecture: str
+    weights: str
+    description: str = ""
+
+    @property
+    def has_pretrained(self) -> bool:
+        return self.weights != "none"
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    """Adds `info` to the registry and returns it."""
+    _REGISTRY[info.name] = info
+    return info
+
+
+register(ModelInfo("efficientnet_lite0", "tf_efficientnet_lite0", "bundled",
+                   "EfficientNet-Lite0, ImageNet weights bundled (works offline)"))
+register(ModelInfo("course_cnn", "course_cnn", "none",
+                   "The course's 4-conv baseline CNN, trained from scratch (150x150)"))
+
+
+def list_models() -> list[ModelInfo]:
+    """Returns the registered models (any other timm architecture name works too).
+
+    Example:
+        >>> [m.name for m in list_models()][:2]
+        ['efficientnet_lite0', 'course_cnn']
+    """
+    return list(_REGISTRY.values())
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """Returns the registry entry for `name`, or a timm entry for any timm architecture.
+
+    Raises:
+        ValueError: The name is neither registered nor a timm architecture; the message suggests names.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if timm.is_model(name):
+        return ModelInfo(name, name, "timm", "timm architecture")
+    known = list(_REGISTRY) + timm.list_models()
+    raise ValueError(
+        f"Unknown model {name!r}. Run `transferlab models` for the registered ones; any timm architecture "
+        f"name works too (`timm.list_models()`)." + did_you_mean(name, known)
+    )
+
+
+def _default_weights(info: ModelInfo) -> str:
+    return "imagenet" if info.has_pretrained else "none"
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
+    **model_kwargs: object,
+) -> nn.Module:
+    """Builds a model by name, with its weights, and a new classifier for `num_classes`.
+
+    Args:
+        name: A registered name (`efficientnet_lite0`, `course_cnn`) or any timm architecture.
+        num_classes: Classes of the new head; None keeps the pretrained (ImageNet) head.
+        weights: 'imagenet' (pretrained: bundled or downloaded), 'none' (random init) or a path to a
+            .safetensors/.pth state dict. None picks 'imagenet' where the model has pretrained weights.
+        image_size: Input size, for architectures whose layers depend on it (`course_cnn`, ViT).
+        **model_kwargs: Passed to the architecture (e.g. `drop_rate`).
+
+    Returns:
+        A timm model (`forward_features`, `reset_classifier`, `pretrained_cfg`, ...).
+
+    Example:
+        >>> model = create_model("efficientnet_lite0", num_classes=2)
+        >>> model.pretrained_cfg["mean"]
+        (0.5, 0.5, 0.5)
+    """
+    info = get_model_info(name)
+    weights = _default_weights(info) if weights is None else weights
+    kwargs: dict = dict(model_kwargs)
+    if image_size is not None and info.architecture == "course_cnn":
+        kwargs["img_size"] = int(image_size)
+    if str(weights) == "none":
+        model = timm.create_model(info.architecture, pretrained=False, **kwargs)
+    elif str(weights) == "imagenet":
+        model = _pretrained(info, kwargs)
+    else:
+        model = timm.create_model(info.architecture, pretrained=False, **kwargs)
+        load_into(model, load_state_dict_file(Path(weights)), source=f"Weights file '{weights}'")
+    if num_classes is not None:
+        model.reset_classifier(num_classes)
+    return model
+
+
+def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
+    if info.weights == "none":
+        raise ValueError(
+            f"Model {info.name!r} has no pretrained weights: it is trained from scratch. Pass weights='none' "
+            "(`--weights none`), or `--weights FILE` with a state dict of your own."
+        )
+    if info.weights == "bundled" and info.name in BUNDLED:
+        model = timm.create_model(info.architecture, pretrained=False, **kwargs)
+        load_into(model, bundled_state_dict(info.name), source=f"bundled weights of {info.name!r}")
+        return model
+    try:
+        return timm.create_model(info.architecture, pretrained=True, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
+        raise WeightsUnavailableError(
+            f"Could not get ImageNet weights for {info.name!r} ({type(e).__name__}: {str(e)[:200]}). "
+            "This machine may be offline. Either pass `--weights FILE` with a local .safetensors/.pth state "
+            "dict, run once with internet access so timm caches the weights, use `--model efficientnet_lite0` "
+            "(its weights are bundled and work offline), or pass `--weights none` to train from scratch."
+        ) from e

