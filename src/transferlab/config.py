@@ -16,6 +16,8 @@ __all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS"]
 MONITORS = {"val_accuracy": "max", "val_loss": "min"}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+# Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
+RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
 
 
 @dataclass
@@ -114,7 +116,7 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ValueError(f"Config file '{path}' must hold a mapping of settings, e.g. 'epochs: 10'.")
         data = data.get("train", data)
-        return cls.from_dict({k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+        return cls.from_dict({k: v for k, v in data.items() if k not in RUN_RECORD_KEYS})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ._io import atomic_path  # noqa: E402
 
@@ -43,6 +43,7 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
             ax.axvline(best_epoch, color="gray", linestyle=":", label=f"best (epoch {best_epoch})")
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     if title:

@@ -153,7 +153,10 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
+    for row in rows:
+        row["epoch"] = int(row["epoch"])
+    return rows
 
 
 @dataclass
@@ -245,6 +248,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> TrainResult:
@@ -266,7 +270,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
         0.97
     """
     _quiet_lightning()
-    console = Console(quiet=quiet, stderr=True)
+    console = Console(quiet=quiet, stderr=True, soft_wrap=True)
     started = time.perf_counter()
     if resume:
         if not config.out:
@@ -321,7 +325,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
         precision=_precision(config), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        logger=CSVLogger(save_dir=str(run_dir), name="logs", version=""),
+        logger=CSVLogger(save_dir=str(run_dir), name="logs"),
         enable_progress_bar=not quiet, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, deterministic=False, default_root_dir=str(run_dir),
     )

@@ -15,7 +15,7 @@ from ..models.weights import WeightsUnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, WeightsUnavailableError)
 
 

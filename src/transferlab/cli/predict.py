@@ -31,10 +31,11 @@ def predict(
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
+    predictor = Predictor(run)
     paths = expand_image_paths(images)
     if not paths:
         raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
-    results = Predictor(run).predict(paths, top_k=top_k)
+    results = predictor.predict(paths, top_k=top_k)
     if output:
         _write_csv(output, results, top_k)
     if json_output:

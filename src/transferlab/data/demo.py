@@ -31,7 +31,7 @@ def write_digits(root: str | os.PathLike[str], val_split: float = 0.2, seed: int
         return root
     digits = load_digits()
     names = {}
-    for i, (image, target) in enumerate(zip(digits.images, digits.target)):
+    for i, target in enumerate(digits.target):
         names.setdefault(str(target), []).append(i)
     train, val = stratified_split({k: [f"{i:04d}" for i in v] for k, v in names.items()}, val_split, seed)
     for split, groups in (("train", train), ("validation", val)):

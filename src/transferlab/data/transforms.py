@@ -11,8 +11,7 @@ import torch
 from PIL import Image
 from timm.data import resolve_data_config
 from torch import nn
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from .._errors import check_choice
 

@@ -72,10 +72,10 @@ def get_model_info(name: str) -> ModelInfo:
         return _REGISTRY[name]
     if timm.is_model(name):
         return ModelInfo(name, name, "timm", "timm architecture")
-    known = list(_REGISTRY) + timm.list_models()
+    hint = did_you_mean(name, _REGISTRY) or did_you_mean(name, timm.list_models())
     raise ValueError(
         f"Unknown model {name!r}. Run `transferlab models` for the registered ones; any timm architecture "
-        f"name works too (`timm.list_models()`)." + did_you_mean(name, known)
+        f"name works too (`timm.list_models()`)." + hint
     )
 
 

@@ -1,0 +1,58 @@
+"""Fixtures: tiny image data sets made by the tests, and a tiny model's weights file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+TINY_MODEL = "test_efficientnet"  # timm's ~356k-parameter test model: every path runs in seconds
+
+COLORS = {"cats": (220, 60, 40), "dogs": (40, 80, 220), "birds": (40, 200, 60)}
+
+
+def make_images(folder: Path, color: tuple[int, int, int], n: int, seed: int, size: int = 24) -> list[Path]:
+    """Writes `n` noisy images dominated by `color` into `folder`."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        base = np.array(color, dtype=np.float32)[None, None, :]
+        pixels = np.clip(base + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:03d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def make_dataset(root: Path, classes: tuple[str, ...] = ("cats", "dogs"), n_train: int = 12, n_val: int = 4,
+                 layout: str = "train/validation") -> Path:
+    """Makes `root` as train/<layout-val>/ class folders, or flat class folders (layout='flat')."""
+    for k, name in enumerate(classes):
+        if layout == "flat":
+            make_images(root / name, COLORS[name], n_train + n_val, seed=k)
+        else:
+            val_name = layout.split("/")[1]
+            make_images(root / "train" / name, COLORS[name], n_train, seed=k)
+            make_images(root / val_name / name, COLORS[name], n_val, seed=100 + k)
+    return root
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 'pretrained' state dict file of the tiny model, standing in for downloaded weights."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(TINY_MODEL, pretrained=False)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
+    torch.save(model.state_dict(), path)
+    return path

@@ -1,0 +1,211 @@
+"""End to end through the command line: train -> run folder -> predict, and the errors users meet."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+
+from .conftest import TINY_MODEL, make_dataset
+
+runner = CliRunner()
+FAST = ["--image-size", "32", "--num-workers", "0", "--batch-size", "8", "--quiet"]
+
+
+def train(*args: str) -> object:
+    return runner.invoke(app, ["train", *map(str, args), *FAST])
+
+
+def test_train_writes_a_complete_run_folder(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    result = train(dataset, "--model", TINY_MODEL, "--weights", tiny_weights, "--epochs", "2", "--out", out)
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "best.ckpt", "last.ckpt", "model.safetensors", "labels.json", "preprocessing.json",
+                 "history.csv", "history.png", "metrics.json", "data_report.json", "split.csv"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["strategy"] == "freeze" and config["image_size"] == 32 and config["lr"] == 1e-3
+    assert config["classes"] == ["cats", "dogs"]
+    assert config["preprocessing"]["mean"] == [0.485, 0.456, 0.406]  # the model's own pretrained config
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"best_epoch", "best_val_accuracy", "best_val_loss", "wall_seconds"} <= set(metrics)
+    assert metrics["epochs_run"] == 2
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(r[k] != "" for r in rows for k in rows[0])
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    assert float(best["val_accuracy"]) == pytest.approx(metrics["best_val_accuracy"])
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["counts"]["train"] == {"cats": 12, "dogs": 12}
+    ckpt = torch.load(out / "best.ckpt", map_location="cpu", weights_only=True)
+    assert any(k.startswith("model.") for k in ckpt["state_dict"])
+    assert json.loads((out / "labels.json").read_text()) == ["cats", "dogs"]
+
+
+def test_json_output_is_one_document(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--model", TINY_MODEL, "--weights", "none", "--epochs", "1",
+                                 "--out", str(out), "--json", *FAST[:-1]])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["run_dir"] == str(out) and doc["epochs_run"] == 1
+
+
+def test_training_learns_separable_data(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=24, n_val=8)
+    out = tmp_path / "run"
+    result = train(data, "--model", TINY_MODEL, "--weights", "none", "--epochs", "4", "--lr", "0.01",
+                   "--out", out, "--seed", "0")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_val_accuracy"] >= 0.9
+
+
+def test_same_seed_same_metrics(dataset, tmp_path):
+    metrics = []
+    for name in ("a", "b"):
+        result = train(dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "2", "--out",
+                       tmp_path / name, "--seed", "7")
+        assert result.exit_code == 0, result.output
+        metrics.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    for key in ("best_val_loss", "best_val_accuracy", "best_epoch"):
+        assert metrics[0][key] == pytest.approx(metrics[1][key], abs=1e-5)
+
+
+def test_existing_out_is_refused_then_overwritten(dataset, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    args = [dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "1", "--out", out]
+    result = train(*args)
+    assert result.exit_code == 2
+    assert "already exists" in result.output and "--overwrite" in result.output
+    assert (out / "keep.txt").read_text() == "precious"
+    assert train(*args, "--overwrite").exit_code == 0
+    assert not (out / "keep.txt").exists()
+
+
+def test_resume_continues_from_the_last_epoch(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert train(dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "1", "--out", out).exit_code == 0
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    with open(out / "history.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_flat_folder_with_val_split_writes_the_split(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=8, n_val=2, layout="flat")
+    out = tmp_path / "run"
+    result = train(data, "--model", TINY_MODEL, "--weights", "none", "--epochs", "1", "--val-split", "0.3",
+                   "--out", out)
+    assert result.exit_code == 0, result.output
+    with open(out / "split.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["split"] == "validation" for r in rows) == 6  # round(10 * 0.3) = 3 per class
+    assert {r["label"] for r in rows} == {"cats", "dogs"}
+
+
+def test_skipped_files_are_reported(dataset, tmp_path):
+    (dataset / "train" / "cats" / "broken.jpg").write_bytes(b"garbage")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--model", TINY_MODEL, "--weights", "none", "--epochs", "1",
+                                 "--out", str(out), *FAST[:-1]])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Skipped 1 file" in text and "broken.jpg" in text
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["skipped"][0]["path"].endswith("broken.jpg")
+
+
+def test_course_cnn_binary_head_trains_and_predicts(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--model", "course_cnn", "--epochs", "1", "--out", str(out),
+                                 "--image-size", "48", "--num-workers", "0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["strategy"] == "full"
+    result = runner.invoke(app, ["predict", str(out), str(dataset / "validation"), "--json", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    preds = json.loads(result.stdout)
+    assert len(preds) == 8
+    assert sum(t["probability"] for t in preds[0]["top"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_on_a_copied_bundle_with_csv_and_bad_files(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    assert train(dataset, "--model", TINY_MODEL, "--weights", tiny_weights, "--epochs", "1", "--out",
+                 out).exit_code == 0
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name in ("model.safetensors", "labels.json", "preprocessing.json"):
+        shutil.copy(out / name, bundle / name)
+    images = tmp_path / "new"
+    images.mkdir()
+    shutil.copy(dataset / "validation" / "cats" / "img_000.png", images / "a.png")
+    (images / "b.png").write_bytes(b"not a png")
+    csv_path = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["predict", str(bundle), str(images), "--top-k", "5", "--output", str(csv_path),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    preds = json.loads(result.stdout)
+    assert [Path(p["path"]).name for p in preds] == ["a.png", "b.png"]
+    assert len(preds[0]["top"]) == 2  # top-k capped at the number of classes
+    assert {t["label"] for t in preds[0]["top"]} == {"cats", "dogs"}
+    assert "cannot read image" in preds[1]["error"]
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["label_1"] in ("cats", "dogs") and rows[1]["error"]
+    table = runner.invoke(app, ["predict", str(out), str(images / "a.png")])
+    assert table.exit_code == 0 and "a.png" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "/no/such/folder", "--model", TINY_MODEL], "does not exist"),
+        (["train", "{data}", "--model", TINY_MODEL, "--strategy", "frozen"], "Did you mean 'freeze'"),
+        (["train", "{data}", "--model", TINY_MODEL, "--weights", "none", "--strategy", "freeze"], "--strategy full"),
+        (["train", "{data}", "--model", "resnet5O"], "Unknown model"),
+        (["train", "{data}", "--monitor", "val_acc"], "Did you mean 'val_accuracy'"),
+        (["predict", "{tmp}", "x.png"], "holds no model bundle"),
+    ],
+)
+def test_clear_errors(dataset, tmp_path, args, message):
+    args = [a.format(data=dataset, tmp=tmp_path) for a in args]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r")] if args[0] == "train" else args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_models_lists_the_registry():
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    names = [m["name"] for m in json.loads(result.stdout)]
+    assert names[:2] == ["efficientnet_lite0", "course_cnn"]
+
+
+def test_config_file_sets_defaults_and_flags_override(dataset, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"model": TINY_MODEL, "weights": "none", "epochs": 3, "lr": 0.005}))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--config", str(cfg), "--epochs", "1", "--out", str(out),
+                                 *FAST])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["epochs"] == 1 and saved["lr"] == 0.005 and saved["model"] == TINY_MODEL
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epoch: 3\n")
+    result = runner.invoke(app, ["train", str(dataset), "--config", str(bad)])
+    assert result.exit_code == 2 and "Did you mean 'epochs'" in " ".join(result.output.split())

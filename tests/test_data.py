@@ -1,0 +1,146 @@
+"""Data folders, splits, bad input, and image modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transferlab.data import Preprocessing, eval_transform, load_image_folder, load_rgb
+from transferlab.data.demo import write_digits
+
+from .conftest import make_dataset, make_images
+
+
+@pytest.mark.parametrize("val_name", ["validation", "val", "valid"])
+def test_train_validation_layouts(tmp_path, val_name):
+    root = make_dataset(tmp_path / "d", n_train=5, n_val=3, layout=f"train/{val_name}")
+    make_images(root / "test" / "cats", (1, 2, 3), 2, seed=9)
+    splits = load_image_folder(root)
+    assert splits.classes == ["cats", "dogs"]
+    assert splits.layout == f"train/{val_name}"
+    assert len(splits.train) == 10 and len(splits.validation) == 6
+    assert splits.test_dir == str(root / "test")
+    assert not any("/test/" in s.path for s in splits.train + splits.validation)
+
+
+def test_flat_layout_is_split_stratified_and_reproducibly(tmp_path):
+    root = make_dataset(tmp_path / "d", classes=("cats", "dogs", "birds"), n_train=8, n_val=2, layout="flat")
+    a = load_image_folder(root, val_split=0.2, seed=1)
+    b = load_image_folder(root, val_split=0.2, seed=1)
+    c = load_image_folder(root, val_split=0.2, seed=2)
+    assert a.layout == "split"
+    assert a.counts()["validation"] == {"birds": 2, "cats": 2, "dogs": 2}
+    assert [s.path for s in a.validation] == [s.path for s in b.validation]
+    assert [s.path for s in a.validation] != [s.path for s in c.validation]
+    assert not {s.path for s in a.train} & {s.path for s in a.validation}
+
+
+def test_train_without_validation_folder_is_split(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=10, n_val=1)
+    import shutil
+
+    shutil.rmtree(root / "validation")
+    splits = load_image_folder(root, val_split=0.3)
+    assert splits.layout == "split" and len(splits.validation) == 6
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_image_folder(tmp_path / "nope")
+
+
+def test_no_class_folders(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match="No class folders"):
+        load_image_folder(tmp_path / "d")
+
+
+def test_empty_class_is_named(tmp_path):
+    root = make_dataset(tmp_path / "d")
+    (root / "train" / "birds").mkdir()
+    (root / "validation" / "birds").mkdir()
+    with pytest.raises(ValueError, match="birds.*no readable images"):
+        load_image_folder(root)
+
+
+def test_single_class(tmp_path):
+    make_images(tmp_path / "d" / "cats", (1, 2, 3), 4, seed=0)
+    with pytest.raises(ValueError, match="at least 2 class"):
+        load_image_folder(tmp_path / "d")
+
+
+def test_train_validation_classes_differ(tmp_path):
+    root = make_dataset(tmp_path / "d")
+    make_images(root / "train" / "birds", (0, 200, 0), 3, seed=5)
+    with pytest.raises(ValueError, match=r"only in train: \['birds'\]"):
+        load_image_folder(root)
+
+
+def test_bad_val_split(tmp_path):
+    root = make_dataset(tmp_path / "d", layout="flat")
+    with pytest.raises(ValueError, match="val_split"):
+        load_image_folder(root, val_split=1.5)
+
+
+def test_corrupt_and_non_image_files_are_skipped_and_reported(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=4, n_val=2)
+    (root / "train" / "cats" / "notes.txt").write_text("hello")
+    (root / "train" / "cats" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    good = root / "train" / "dogs" / "img_000.png"
+    (root / "train" / "dogs" / "truncated.png").write_bytes(good.read_bytes()[:60])
+    splits = load_image_folder(root)
+    reasons = {p.split("/")[-1]: r for p, r in ((s["path"], s["reason"]) for s in splits.skipped)}
+    assert set(reasons) == {"notes.txt", "broken.jpg", "truncated.png"}
+    assert "not an image file" in reasons["notes.txt"]
+    assert len(splits.train) == 8
+    assert splits.report()["skipped"] == splits.skipped
+
+
+def _roundtrip(tmp_path, img, name):
+    path = tmp_path / name
+    img.save(path)
+    return load_rgb(path)
+
+
+def test_image_modes_become_rgb(tmp_path):
+    gray = _roundtrip(tmp_path, Image.new("L", (4, 4), 128), "g.png")
+    assert gray.mode == "RGB" and gray.getpixel((0, 0)) == (128, 128, 128)
+    rgba = _roundtrip(tmp_path, Image.new("RGBA", (4, 4), (255, 0, 0, 0)), "a.png")
+    assert rgba.getpixel((0, 0)) == (255, 255, 255)  # fully transparent -> white background
+    pal = Image.new("P", (4, 4), 1)
+    pal.putpalette([0, 0, 0, 10, 20, 30] + [0] * 762)
+    assert _roundtrip(tmp_path, pal, "p.png").getpixel((0, 0)) == (10, 20, 30)
+    cmyk = _roundtrip(tmp_path, Image.new("CMYK", (4, 4), (0, 255, 255, 0)), "c.jpg")
+    r, g, b = cmyk.getpixel((0, 0))
+    assert cmyk.mode == "RGB" and r > 200 and g < 60 and b < 60
+    sixteen = Image.fromarray(np.full((4, 4), 65535 // 2, dtype=np.uint16))
+    assert _roundtrip(tmp_path, sixteen, "s.png").getpixel((0, 0))[0] in (127, 128)
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    path = tmp_path / "r.jpg"
+    img.save(path, exif=exif)
+    assert load_rgb(path).size == (10, 30)
+
+
+def test_eval_transform_follows_preprocessing():
+    pre = Preprocessing(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic", 0.875, "center")
+    x = eval_transform(pre)(Image.new("RGB", (64, 48), (255, 255, 255)))
+    assert x.shape == (3, 32, 32)
+    assert float(x.min()) == pytest.approx(1.0)  # white -> (1 - 0.5) / 0.5
+    assert Preprocessing.from_dict(pre.to_dict()) == pre
+
+
+def test_demo_digits_folder(tmp_path):
+    root = write_digits(tmp_path / "digits")
+    splits = load_image_folder(root)
+    assert splits.classes == [str(d) for d in range(10)]
+    assert len(splits.train) + len(splits.validation) == 1797
+    assert 355 <= len(splits.validation) <= 362
+    # a second call reuses the folder, and the split is fixed
+    assert write_digits(tmp_path / "digits") == root
+    assert load_image_folder(root).counts() == splits.counts()

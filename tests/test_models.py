@@ -1,0 +1,128 @@
+"""The model registry, weight sources and the course CNN."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from transferlab.models import WeightsUnavailableError, create_model, get_model_info, list_models
+from transferlab.models.course_cnn import CourseCNN
+
+from .conftest import TINY_MODEL
+
+
+@pytest.mark.parametrize("info", list_models(), ids=lambda m: m.name)
+def test_every_registered_model_builds_with_a_new_head(info):
+    weights = "imagenet" if info.weights == "bundled" else "none"
+    model = create_model(info.name, num_classes=3, weights=weights).eval()
+    size = model.pretrained_cfg["input_size"][-1]
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2, 3)
+    # the uniform surface fine-tuning relies on
+    assert model.get_classifier() is not None
+    assert "blocks" in model.group_matcher()
+
+
+def test_course_cnn_has_the_course_parameter_count():
+    model = create_model("course_cnn", num_classes=2)
+    assert sum(p.numel() for p in model.parameters()) == 3_453_121
+    assert model.get_classifier().out_features == 1  # Dense(1, sigmoid)
+    assert model(torch.randn(1, 3, 150, 150)).shape == (1, 1)
+
+
+def test_course_cnn_multiclass_head_and_other_sizes():
+    model = create_model("course_cnn", num_classes=10, image_size=64)
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    with pytest.raises(ValueError, match="at least 46"):
+        CourseCNN(img_size=32)
+
+
+def test_course_cnn_has_no_pretrained_weights():
+    with pytest.raises(ValueError, match="--weights none"):
+        create_model("course_cnn", weights="imagenet")
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(ValueError, match=r"transferlab models.*Did you mean 'efficientnet_lite0'"):
+        get_model_info("efficientnet_lite")
+
+
+def test_any_timm_name_resolves():
+    assert get_model_info("resnet50").architecture == "resnet50"
+
+
+def test_offline_download_error_names_both_remedies(monkeypatch):
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise OSError("We couldn't connect to the hub")
+        return real(*args, **kwargs)
+
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(WeightsUnavailableError) as e:
+        create_model(TINY_MODEL, weights="imagenet")
+    assert "--weights FILE" in str(e.value) and "efficientnet_lite0" in str(e.value)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_file_loads_exactly_and_new_head_is_made(tmp_path, tiny_weights, suffix):
+    state = torch.load(tiny_weights, weights_only=True)
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    model = create_model(TINY_MODEL, num_classes=4, weights=str(path))
+    assert torch.equal(model.state_dict()["conv_stem.weight"], state["conv_stem.weight"])
+    assert model.get_classifier().out_features == 4
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        create_model(TINY_MODEL, weights=str(tmp_path / "missing.pth"))
+    wrong = tmp_path / "wrong.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), wrong)
+    with pytest.raises(ValueError, match="another architecture"):
+        create_model(TINY_MODEL, weights=str(wrong))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("x")
+    with pytest.raises(ValueError, match="extension"):
+        create_model(TINY_MODEL, weights=str(bad))
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "obj": CourseCNN}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        create_model(TINY_MODEL, weights=str(path))
+
+
+def test_bundled_lite0_uses_tf_architecture_and_its_own_normalisation():
+    model = create_model("efficientnet_lite0")
+    cfg = model.pretrained_cfg
+    assert cfg["architecture"] == "tf_efficientnet_lite0"
+    assert cfg["mean"] == (0.5, 0.5, 0.5) and cfg["std"] == (0.5, 0.5, 0.5)
+    assert cfg["interpolation"] == "bicubic" and cfg["crop_pct"] == 0.875
+
+
+@pytest.mark.slow
+def test_bundled_lite0_classifies_real_photos():
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+    from timm.data import ImageNetInfo
+
+    from transferlab.data import Preprocessing, eval_transform
+
+    model = create_model("efficientnet_lite0").eval()
+    transform = eval_transform(Preprocessing.from_model(model))
+    info = ImageNetInfo()
+    batch = torch.stack([transform(Image.fromarray(skimage_data.chelsea())),
+                         transform(Image.fromarray(skimage_data.coffee()))])
+    with torch.no_grad():
+        top = model(batch).softmax(-1).argmax(-1).tolist()
+    cat, coffee = (info.index_to_description(i) for i in top)
+    assert "cat" in cat, cat
+    assert coffee in ("espresso", "cup", "coffee mug"), coffee
