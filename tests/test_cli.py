@@ -209,3 +209,17 @@ def test_config_file_sets_defaults_and_flags_override(dataset, tmp_path):
     bad.write_text("epoch: 3\n")
     result = runner.invoke(app, ["train", str(dataset), "--config", str(bad)])
     assert result.exit_code == 2 and "Did you mean 'epochs'" in " ".join(result.output.split())
+
+
+def test_resume_without_epochs_keeps_the_planned_epochs(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert train(dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "2", "--out", out).exit_code == 0
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 2
+
+
+def test_resume_of_a_missing_run_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["train", "--resume", "--out", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "Cannot resume" in result.output

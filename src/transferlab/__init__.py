@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from .config import TrainConfig  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
 from .predict import Predictor, predict  # noqa: E402
-from .train import TrainResult, fit  # noqa: E402
+from .train import TrainResult, fit, resume  # noqa: E402
 
-__all__ = ["TrainConfig", "TrainResult", "Predictor", "create_model", "fit", "list_models", "predict",
+__all__ = ["TrainConfig", "TrainResult", "Predictor", "create_model", "fit", "list_models", "predict", "resume",
            "__version__"]

@@ -38,7 +38,7 @@ from .finetune import apply_strategy, count_parameters, keep_frozen_batchnorm_in
 from .models import create_model, get_model_info
 from .plots import plot_history
 
-__all__ = ["TransferModule", "TrainResult", "fit", "resolve_config", "HISTORY_FIELDS"]
+__all__ = ["TransferModule", "TrainResult", "fit", "resume", "resolve_config", "HISTORY_FIELDS"]
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -272,14 +272,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     _quiet_lightning()
     console = Console(quiet=quiet, stderr=True, soft_wrap=True)
     started = time.perf_counter()
-    if resume:
-        if not config.out:
-            raise ValueError("Resuming needs the run folder: pass --out RUN (the folder of the run to continue).")
-        saved = Path(config.out) / "config.yaml"
-        if saved.is_file():
-            previous = TrainConfig.from_yaml(saved)
-            config = replace(previous, epochs=config.epochs if config.epochs != previous.epochs else previous.epochs,
-                             out=config.out)
+    if resume and not config.out:
+        raise ValueError("Resuming needs the run folder: pass --out RUN (the folder of the run to continue).")
     config = resolve_config(config)
     if not config.data:
         raise ValueError("No data folder given. Pass DATA: a folder of class folders, or train/ and validation/.")
@@ -355,6 +349,27 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     console.print(f"Best val_accuracy {metrics['best_val_accuracy']:.4f} (val_loss {metrics['best_val_loss']:.4f}) "
                   f"at epoch {metrics['best_epoch']}; run folder: {run_dir}")
     return TrainResult(run_dir, metrics, config, data)
+
+
+def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bool = False) -> TrainResult:
+    """Continues an interrupted or finished run from its `last.ckpt`, with the settings in its config.yaml.
+
+    Args:
+        run_dir: The run folder.
+        epochs: A new maximum number of epochs (to train longer than first planned).
+        quiet: No console output.
+
+    Example:
+        >>> resume("runs/cd", epochs=20)  # doctest: +SKIP
+    """
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        raise FileNotFoundError(f"Cannot resume: '{saved}' does not exist. Pass the folder of a run made by "
+                                "`transferlab train`.")
+    config = replace(TrainConfig.from_yaml(saved), out=str(run_dir))
+    if epochs is not None:
+        config = replace(config, epochs=int(epochs))
+    return fit(config, resume=True, quiet=quiet)
 
 
 def _best_row(rows: list[dict[str, Any]], monitor: str) -> dict[str, Any] | None:

@@ -50,15 +50,21 @@ def train(
     Example: transferlab train cats_and_dogs_filtered --epochs 10 --out runs/cd
     """
     from ..train import fit
+    from ..train import resume as resume_run
 
-    settings = TrainConfig.from_yaml(config).to_dict() if config else {}
-    if devices is not None and devices.isdigit():
-        devices = int(devices)
-    flags = dict(data=data, model=model, weights=weights, strategy=strategy, epochs=epochs, batch_size=batch_size,
-                 lr=lr, optimizer=optimizer, weight_decay=weight_decay, image_size=image_size, augment=augment,
-                 val_split=val_split, seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
-                 precision=precision, accelerator=accelerator, devices=devices, out=out)
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    result = fit(TrainConfig.from_dict(settings), overwrite=overwrite, resume=resume, quiet=quiet or json_output)
+    if resume:
+        if not out:
+            raise ValueError("--resume needs --out RUN: the folder of the run to continue.")
+        result = resume_run(out, epochs=epochs, quiet=quiet or json_output)
+    else:
+        settings = TrainConfig.from_yaml(config).to_dict() if config else {}
+        if devices is not None and devices.isdigit():
+            devices = int(devices)
+        flags = dict(data=data, model=model, weights=weights, strategy=strategy, epochs=epochs, batch_size=batch_size,
+                     lr=lr, optimizer=optimizer, weight_decay=weight_decay, image_size=image_size, augment=augment,
+                     val_split=val_split, seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
+                     precision=precision, accelerator=accelerator, devices=devices, out=out)
+        settings.update({k: v for k, v in flags.items() if v is not None})
+        result = fit(TrainConfig.from_dict(settings), overwrite=overwrite, quiet=quiet or json_output)
     if json_output:
         print_json({"run_dir": str(result.run_dir), **result.metrics})
