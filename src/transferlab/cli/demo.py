@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ._common import user_errors
+from ._common import print_json, user_errors
 
 
 def _free_folder(base: Path) -> Path:
@@ -31,6 +31,7 @@ def demo(
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 4,
     image_size: Annotated[int, typer.Option(help="Input size (the digits are 8x8 pixels).")] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the result line.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON.")] = False,
 ) -> None:
     """Fine-tune the bundled ImageNet EfficientNet-Lite0 on scikit-learn's handwritten digits (offline).
 
@@ -45,8 +46,11 @@ def demo(
     run_dir = _free_folder(out)
     config = TrainConfig(data=str(data), out=str(run_dir), model="efficientnet_lite0", strategy="full",
                          epochs=epochs, image_size=image_size, lr=1e-3, batch_size=32, seed=0)
-    result = fit(config, quiet=quiet)
+    result = fit(config, quiet=quiet or json_output)
     m = result.metrics
+    if json_output:
+        print_json({"run_dir": str(result.run_dir), "data": str(data), **m})
+        return
     Console().print(f"[bold green]Demo done:[/] validation accuracy {m['best_val_accuracy']:.4f} (best epoch "
                     f"{m['best_epoch']}) in {m['wall_seconds']:.0f} s. Run folder: {result.run_dir}\n"
                     f"Try: transferlab predict {result.run_dir} {data / 'validation' / '7'} --top-k 3")
