@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_folder(dataset, tmp_path, tiny_weights):
     assert metrics["epochs_run"] == 2
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    assert list(rows[0]) == ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert all(r[k] != "" for r in rows for k in rows[0])
     best = max(rows, key=lambda r: float(r["val_accuracy"]))
@@ -99,7 +99,7 @@ def test_existing_out_is_refused_then_overwritten(dataset, tmp_path):
 def test_resume_continues_from_the_last_epoch(dataset, tmp_path):
     out = tmp_path / "run"
     assert train(dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "1", "--out", out).exit_code == 0
-    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--epochs", "3", "--quiet"])
+    result = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "3", "--quiet"])
     assert result.exit_code == 0, result.output
     with open(out / "history.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
@@ -214,12 +214,12 @@ def test_config_file_sets_defaults_and_flags_override(dataset, tmp_path):
 def test_resume_without_epochs_keeps_the_planned_epochs(dataset, tmp_path):
     out = tmp_path / "run"
     assert train(dataset, "--model", TINY_MODEL, "--weights", "none", "--epochs", "2", "--out", out).exit_code == 0
-    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--quiet"])
+    result = runner.invoke(app, ["train", "--resume", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
     assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 2
 
 
 def test_resume_of_a_missing_run_is_a_clear_error(tmp_path):
-    result = runner.invoke(app, ["train", "--resume", "--out", str(tmp_path / "nope")])
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "Cannot resume" in result.output

@@ -19,6 +19,7 @@ from torch import nn
 from . import __version__
 from ._io import atomic_path, write_json
 from .data.transforms import Preprocessing
+from .models.transfer import HeadConfig
 
 __all__ = ["Bundle", "save_bundle", "load_bundle", "BUNDLE_FILES"]
 
@@ -36,14 +37,15 @@ class Bundle:
 
 
 def save_bundle(folder: str | os.PathLike[str], model: nn.Module, model_name: str, labels: list[str],
-                preprocessing: Preprocessing, model_kwargs: dict[str, Any] | None = None) -> Path:
+                preprocessing: Preprocessing, head: HeadConfig | None = None,
+                model_kwargs: dict[str, Any] | None = None) -> Path:
     """Writes the bundle files into `folder` (each atomically) and returns the folder.
 
     Example:
         >>> save_bundle("runs/x", model, "efficientnet_lite0", ["cat", "dog"], pre)  # doctest: +SKIP
     """
     folder = Path(folder)
-    arch = model.pretrained_cfg.get("architecture", model_name) if hasattr(model, "pretrained_cfg") else model_name
+    arch = getattr(model, "pretrained_cfg", {}).get("architecture", model_name)
     metadata = {
         "format": "transferlab-bundle",
         "format_version": "1",
@@ -52,6 +54,7 @@ def save_bundle(folder: str | os.PathLike[str], model: nn.Module, model_name: st
         "architecture": str(arch),
         "num_classes": str(len(labels)),
         "model_kwargs": json.dumps(model_kwargs or {}),
+        "head": json.dumps((head or HeadConfig()).to_dict()),
     }
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     with atomic_path(folder / "model.safetensors") as tmp:
@@ -82,7 +85,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         >>> bundle.labels
         ['cats', 'dogs']
     """
-    from .models import create_model
+    from .models.transfer import build_classifier
 
     folder = _find(Path(path))
     for name in BUNDLE_FILES:
@@ -96,8 +99,8 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
     pre = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text(encoding="utf-8")))
     kwargs = json.loads(metadata.get("model_kwargs", "{}"))
-    model = create_model(metadata["model"], num_classes=len(labels), weights="none",
-                         image_size=pre.image_size, **kwargs)
+    model = build_classifier(metadata["model"], num_classes=len(labels), weights="none", image_size=pre.image_size,
+                             head=HeadConfig.from_dict(json.loads(metadata.get("head", "{}"))), **kwargs)
     model.load_state_dict(state)
     model.eval().to(device)
     return Bundle(model, labels, pre, metadata)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ __all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS"]
 MONITORS = {"val_accuracy": "max", "val_loss": "min"}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
+CLASS_WEIGHTS = ("none", "balanced")
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
 
@@ -29,12 +31,25 @@ class TrainConfig:
         out: Run folder; default `runs/<model>-<date>-<time>`.
         model: Registered model name or any timm architecture.
         weights: 'imagenet', 'none' or a .safetensors/.pth file; default: 'imagenet' where available.
-        strategy: 'freeze' or 'full'; default 'freeze' with pretrained weights, else 'full'.
+        strategy: 'freeze', 'unfreeze-from=K', 'unfreeze-last=N', 'full' or 'two-phase'; default 'freeze'
+            with pretrained weights, else 'full'.
+        unfreeze_from: For 'two-phase': the layer (index or name) the second phase unfreezes from; None = all.
+        finetune_lr_factor: For 'two-phase': the second phase's learning rate is lr / this factor.
+        finetune_epochs: For 'two-phase': maximum epochs of the second phase (default: `epochs`).
+        backbone_lr_mult: The base trains at lr * this (discriminative learning rates), e.g. 0.1.
+        layer_decay: Per-layer decay of the base's learning rate (timm's layer decay), e.g. 0.75.
         epochs: Maximum number of epochs.
         batch_size: Images per batch.
         lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)).
         optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
         weight_decay: Weight decay (L2) of the optimizer.
+        lr_schedule: Learning-rate decay: 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'plateau'.
+        warmup_epochs: Epochs of linear learning-rate warmup.
+        head_hidden: Hidden Dense(relu) layers of the new head, e.g. [256].
+        head_dropout: Dropout rate in the head.
+        head_batch_norm: BatchNormalization after each hidden head layer.
+        label_smoothing: Label smoothing of the loss (0 to 1).
+        class_weight: 'none' or 'balanced' (weights inversely proportional to class frequency).
         image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
         augment: Augmentation preset: 'none' or 'flip'.
         val_split: Validation fraction when the data has no validation folder.
@@ -42,6 +57,9 @@ class TrainConfig:
         monitor: 'val_accuracy' or 'val_loss': chooses the best checkpoint and drives early stopping.
         patience: Epochs without improvement before stopping; 0 disables early stopping.
         num_workers: Data-loading processes; default picked from the CPU count.
+        feature_cache: With 'freeze' (and the first phase of 'two-phase') and no augmentation, compute the base's
+            features once and train the head on the cache.
+        channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
         devices: Lightning devices: 'auto' or a count.
@@ -56,11 +74,23 @@ class TrainConfig:
     model: str = "efficientnet_lite0"
     weights: str | None = None
     strategy: str | None = None
+    unfreeze_from: str | None = None
+    finetune_lr_factor: float = 10.0
+    finetune_epochs: int | None = None
+    backbone_lr_mult: float = 1.0
+    layer_decay: float | None = None
     epochs: int = 10
     batch_size: int = 32
     lr: float | None = None
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    head_hidden: list[int] = field(default_factory=list)
+    head_dropout: float = 0.0
+    head_batch_norm: bool = False
+    label_smoothing: float = 0.0
+    class_weight: str = "none"
     image_size: int | None = None
     augment: str = "none"
     val_split: float = 0.2
@@ -68,6 +98,8 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     patience: int = 5
     num_workers: int | None = None
+    feature_cache: bool = True
+    channels_last: bool = True
     precision: str = "auto"
     accelerator: str = "auto"
     devices: str | int = "auto"
@@ -75,14 +107,25 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raises ValueError naming the parameter when a setting is out of range; returns self."""
         from .data.transforms import AUGMENT_PRESETS
-        from .finetune import STRATEGIES
+        from .finetune import parse_strategy
 
         check_choice("monitor", self.monitor, MONITORS, where="train")
         check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
         check_choice("precision", self.precision, PRECISIONS, where="train")
         check_choice("augment", self.augment, AUGMENT_PRESETS, where="train")
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
+        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
         if self.strategy is not None:
-            check_choice("strategy", self.strategy, STRATEGIES, where="train")
+            parse_strategy(self.strategy)
+        if self.lr_schedule == "plateau" and self.warmup_epochs:
+            raise ValueError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"The 'label_smoothing' parameter must be in [0, 1), e.g. 0.1; got {self.label_smoothing}.")
+        if self.finetune_lr_factor <= 0 or self.backbone_lr_mult < 0:
+            raise ValueError("finetune_lr_factor must be > 0 and backbone_lr_mult >= 0 (e.g. 10 and 0.1).")
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"The 'layer_decay' parameter must be in (0, 1], e.g. 0.75; got {self.layer_decay}.")
+        self.head_hidden = [int(h) for h in (self.head_hidden or [])]
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")

@@ -1,15 +1,17 @@
-"""Training: the Lightning module, the run folder, and `fit` from a TrainConfig to a trained bundle."""
+"""Training: the Lightning module, the phases of a run, the run folder, and `fit` from a TrainConfig to a bundle."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import platform
 import shutil
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
 from . import __version__
@@ -34,37 +36,52 @@ from .config import MONITORS, TrainConfig
 from .data.datasets import ImageListDataset
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
-from .finetune import apply_strategy, count_parameters, keep_frozen_batchnorm_in_eval
-from .models import create_model, get_model_info
+from .features import cached_features, tune_malloc
+from .finetune import Strategy, apply_strategy, count_parameters, keep_frozen_batchnorm_in_eval, parameter_groups
+from .finetune import parse_strategy
+from .models import get_model_info
+from .models.transfer import HeadConfig, TransferNet, build_classifier
 from .plots import plot_history
 
 __all__ = ["TransferModule", "TrainResult", "fit", "resume", "resolve_config", "HISTORY_FIELDS"]
 
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def class_weights(data: DataSplits, mode: str) -> torch.Tensor | None:
+    """'balanced' class weights n / (k * n_c) from the training counts (scikit-learn's formula), else None."""
+    if mode != "balanced":
+        return None
+    counts = Counter(s.label for s in data.train)
+    n, k = len(data.train), len(data.classes)
+    return torch.tensor([n / (k * max(1, counts.get(i, 0))) for i in range(k)], dtype=torch.float32)
 
 
 class TransferModule(L.LightningModule):
-    """A timm model with a new head, trained with cross-entropy (or binary cross-entropy for one output).
-
-    Logs Keras' metric names: `loss`, `accuracy`, `val_loss`, `val_accuracy`.
+    """Trains a model (or just its head, on cached features) with cross-entropy, or binary cross-entropy
+    for a single output; logs Keras' metric names `loss`, `accuracy`, `val_loss`, `val_accuracy`.
 
     Args:
-        model: A timm model whose classifier was reset for the new classes.
+        model: A `TransferNet`, or any module mapping inputs to logits (a head on cached features).
         num_classes: Number of classes.
-        lr: Learning rate.
-        optimizer: 'adam', 'adamw', 'sgd' or 'rmsprop'.
-        weight_decay: Weight decay.
+        config: The run's settings (optimizer, lr schedule, label smoothing, ...).
+        lr: Learning rate of this phase.
+        weights: Per-class loss weights, or None.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-3, optimizer: str = "adam",
-                 weight_decay: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, num_classes: int, config: TrainConfig, lr: float,
+                 weights: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
         self.model = model
+        self.config = config
+        self.lr = lr
+        self.register_buffer("class_weights", weights if weights is not None else torch.ones(num_classes))
         self.train_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
     def train(self, mode: bool = True) -> TransferModule:
@@ -73,15 +90,19 @@ class TransferModule(L.LightningModule):
             keep_frozen_batchnorm_in_eval(self.model)
         return self
 
-    def _loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        smoothing = self.config.label_smoothing if train else 0.0
         if logits.shape[-1] == 1:  # the course CNN's Dense(1, sigmoid): binary cross-entropy
             logit = logits[:, 0].float()
-            return F.binary_cross_entropy_with_logits(logit, y.float()), (logit > 0).long()
-        return F.cross_entropy(logits.float(), y), logits.argmax(dim=-1)
+            target = y.float() * (1 - smoothing) + 0.5 * smoothing
+            weight = self.class_weights[y]
+            return F.binary_cross_entropy_with_logits(logit, target, weight=weight), (logit > 0).long()
+        loss = F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=smoothing)
+        return loss, logits.argmax(dim=-1)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss, preds = self._loss_and_preds(self(x), y)
+        loss, preds = self._loss_and_preds(self(x), y, train=True)
         self.train_accuracy(preds, y)
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
@@ -89,22 +110,56 @@ class TransferModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        loss, preds = self._loss_and_preds(self(x), y)
+        logits = self(x)
+        loss, preds = self._loss_and_preds(logits, y, train=False)
         self.val_accuracy(preds, y)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log("val_accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(y))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        lr, wd = self.hparams.lr, self.hparams.weight_decay
-        name = self.hparams.optimizer
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
+    def configure_optimizers(self) -> Any:
+        cfg = self.config
+        if isinstance(self.model, TransferNet):
+            groups = parameter_groups(self.model, self.lr, cfg.weight_decay, cfg.backbone_lr_mult, cfg.layer_decay)
+        else:
+            groups = [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": self.lr,
+                       "weight_decay": cfg.weight_decay, "name": "head"}]
+        if cfg.optimizer == "adam":
+            optimizer = torch.optim.Adam(groups, lr=self.lr)
+        elif cfg.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        elif cfg.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=0.9)
+        else:
+            optimizer = torch.optim.RMSprop(groups, lr=self.lr)
+        steps = int(self.trainer.estimated_stepping_batches) if cfg.lr_schedule == "onecycle" else 0
+        return build_scheduler(optimizer, cfg, self.trainer.max_epochs, steps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: int, total_steps: int) -> Any:
+    """Lightning's optimizer config for the course's "learning decay" (`lr_schedule`) with optional warmup."""
+    sched = torch.optim.lr_scheduler
+    warmup = min(cfg.warmup_epochs, max(0, epochs - 1))
+    if cfg.lr_schedule == "onecycle":
+        scheduler = sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                     total_steps=max(1, total_steps),
+                                     pct_start=(warmup / epochs) if warmup else 0.3)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    if cfg.lr_schedule == "plateau":
+        scheduler = sched.ReduceLROnPlateau(optimizer, mode=MONITORS[cfg.monitor], factor=0.2, patience=2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor}}
+    main_epochs = max(1, epochs - warmup)
+    if cfg.lr_schedule == "step":
+        main = sched.StepLR(optimizer, step_size=max(1, main_epochs // 3), gamma=0.1)
+    elif cfg.lr_schedule == "exponential":
+        main = sched.ExponentialLR(optimizer, gamma=0.9)
+    elif cfg.lr_schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=main_epochs, eta_min=0.0)
+    else:
+        main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup:
+        ramp = sched.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
+        main = sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": main, "interval": "epoch"}}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -117,19 +172,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class HistoryCallback(Callback):
-    """Writes `history.csv` (one row per epoch, Keras' `history.history` columns) after every epoch."""
+    """Writes `history.csv` (one row per epoch, Keras' `history.history` columns plus lr, phase, seconds)."""
 
     def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None) -> None:
         self.path = path
         self.rows = list(rows or [])
+        self.phase = 1
+        self.offset = 0
         self._start = 0.0
+
+    def start_phase(self, phase: int) -> None:
+        """Epochs of a later phase continue the numbering after the earlier phases' epochs."""
+        self.phase = phase
+        self.offset = sum(1 for r in self.rows if int(r.get("phase") or 1) < phase)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
+        row: dict[str, Any] = {"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             row[key] = round(float(metrics[key]), 6) if key in metrics else None
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
@@ -142,7 +204,7 @@ class HistoryCallback(Callback):
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     """Writes history rows as CSV, atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
@@ -156,6 +218,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         rows = [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
     for row in rows:
         row["epoch"] = int(row["epoch"])
+        row["phase"] = int(row.get("phase") or 1)
     return rows
 
 
@@ -169,24 +232,46 @@ class TrainResult:
     data: DataSplits
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One `trainer.fit` of a run: its strategy, learning rate, epochs and checkpoint names."""
+
+    index: int
+    strategy: Strategy
+    lr: float
+    epochs: int
+    best_name: str
+    last_name: str
+
+
 def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fills in every `None` setting from the model (weights, strategy, lr, image size, workers, out)."""
+    """Fills in every `None` setting from the model (weights, strategy, lr, workers, out)."""
     config = replace(config).validate()
     info = get_model_info(config.model)
     weights = config.weights or ("imagenet" if info.has_pretrained else "none")
-    strategy = config.strategy or ("freeze" if weights != "none" else "full")
-    if strategy == "freeze" and weights == "none":
+    strategy = parse_strategy(config.strategy or ("freeze" if weights != "none" else "full"))
+    if strategy.kind != "full" and weights == "none":
         raise ValueError(
-            "strategy='freeze' trains only the new head on top of a frozen base, which needs pretrained "
-            "weights, but weights='none'. Use `--strategy full` to train from scratch, or pretrained weights."
+            f"strategy='{strategy}' keeps part of the base frozen, which needs pretrained weights, but "
+            "weights='none'. Use `--strategy full` to train from scratch, or pretrained weights."
         )
-    lr = config.lr if config.lr is not None else (1e-3 if strategy == "freeze" else 1e-4)
+    lr = config.lr if config.lr is not None else (1e-3 if strategy.kind in ("freeze", "two-phase") else 1e-4)
     workers = config.num_workers
     if workers is None:
         workers = min(4, max(0, (os.cpu_count() or 1) // 2))
     out = config.out or str(Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}")
-    return replace(config, weights=str(weights), strategy=strategy, lr=float(lr), num_workers=int(workers),
-                   out=out)
+    return replace(config, weights=str(weights), strategy=str(strategy), lr=float(lr), num_workers=int(workers),
+                   out=out, finetune_epochs=config.finetune_epochs or config.epochs)
+
+
+def _phases(config: TrainConfig) -> list[Phase]:
+    strategy = parse_strategy(config.strategy)
+    if strategy.kind != "two-phase":
+        return [Phase(1, strategy, config.lr, config.epochs, "best", "last")]
+    second = Strategy("unfreeze-from", str(config.unfreeze_from)) if config.unfreeze_from is not None else Strategy("full")
+    return [Phase(1, Strategy("freeze"), config.lr, config.epochs, "best-phase1", "last-phase1"),
+            Phase(2, second, config.lr / config.finetune_lr_factor, config.finetune_epochs or config.epochs,
+                  "best-phase2", "last-phase2")]
 
 
 def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
@@ -196,7 +281,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
         if not overwrite:
             raise FileExistsError(
                 f"Output folder '{run_dir}' already exists and is not empty. Pass --overwrite to replace it, "
-                "--resume to continue that run, or choose another --out."
+                f"--resume {run_dir} to continue that run, or choose another --out."
             )
         shutil.rmtree(run_dir)
     elif resume:
@@ -216,6 +301,11 @@ def _environment() -> dict[str, str]:
     return {"transferlab": __version__, "torch": str(torch.__version__), "lightning": str(L.__version__),
             "python": platform.python_version(), "platform": platform.platform(),
             "cuda": str(torch.cuda.is_available())}
+
+
+def feature_cache_dir() -> Path:
+    """Where cached features live: $TRANSFERLAB_HOME/features (default ~/.cache/transferlab/features)."""
+    return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")) / "features"
 
 
 def print_data_summary(console: Console, data: DataSplits) -> None:
@@ -243,12 +333,95 @@ class _DropTips(logging.Filter):
 
 
 def _quiet_lightning() -> None:
-    """Silences Lightning's advertising and warnings about files we write on purpose."""
+    """Silences Lightning's advertising and warnings about things we do on purpose."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
-    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    for pattern in (r".*Checkpoint directory .* exists and is not empty.*", r".*isinstance\(treespec, LeafSpec\).*",
+                    r".*does not have many workers.*", r".*module\(s\) in eval mode at the start of training.*",
+                    r".*The number of training batches .* is smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+class _Run:
+    """The state shared by the phases of one `fit`."""
+
+    def __init__(self, config: TrainConfig, data: DataSplits, model: TransferNet, pre: Preprocessing,
+                 run_dir: Path, console: Console, quiet: bool) -> None:
+        self.config, self.data, self.model, self.pre = config, data, model, pre
+        self.run_dir, self.console, self.quiet = run_dir, console, quiet
+        self.weights = class_weights(data, config.class_weight)
+        self._features: dict[str, torch.Tensor] | None = None
+
+    def uses_cache(self, phase: Phase) -> bool:
+        return self.config.feature_cache and phase.strategy.kind == "freeze" and self.config.augment == "none"
+
+    def features(self) -> dict[str, torch.Tensor]:
+        if self._features is None:
+            cfg, data, out = self.config, self.data, {}
+            for split, samples in (("train", data.train), ("validation", data.validation)):
+                start = time.perf_counter()
+                feats, hit = cached_features(
+                    self.model.features, samples, eval_transform(self.pre), self.pre.to_dict(), feature_cache_dir(),
+                    batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
+                    description=f"Features ({split})")
+                out[split] = feats
+                self.console.print(f"Features of {len(samples)} {split} images: "
+                                   f"{'from the cache' if hit else 'extracted and cached'} "
+                                   f"({time.perf_counter() - start:.1f} s)")
+            self._features = out
+        return self._features
+
+    def loaders(self, phase: Phase) -> tuple[nn.Module, DataLoader, DataLoader]:
+        cfg, data = self.config, self.data
+        train_y = torch.tensor([s.label for s in data.train])
+        val_y = torch.tensor([s.label for s in data.validation])
+        drop_last = len(data.train) % cfg.batch_size == 1
+        if self.uses_cache(phase):
+            feats = self.features()
+            return (self.model.head,
+                    DataLoader(TensorDataset(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
+                               drop_last=drop_last),
+                    DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size)))
+        args = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+                    persistent_workers=cfg.num_workers > 0)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        return (self.model,
+                DataLoader(ImageListDataset(data.train, train_transform(self.pre, cfg.augment)), shuffle=True,
+                           drop_last=drop_last, **args),
+                DataLoader(ImageListDataset(data.validation, eval_transform(self.pre)), shuffle=False, **args))
+
+    def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
+        cfg = self.config
+        apply_strategy(self.model, phase.strategy)
+        fit_model, train_loader, val_loader = self.loaders(phase)
+        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights)
+        mode = MONITORS[cfg.monitor]
+        checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
+                                     save_top_k=1, save_last=True, auto_insert_metric_name=False,
+                                     enable_version_counter=False)
+        checkpoint.CHECKPOINT_NAME_LAST = phase.last_name
+        history.start_phase(phase.index)
+        callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch")]
+        if cfg.patience > 0:
+            callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
+        params = count_parameters(self.model)
+        self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
+                           f"{params['trainable']:,} of {params['total']:,} parameters trainable"
+                           + (", head on cached features" if self.uses_cache(phase) else ""))
+        trainer = L.Trainer(
+            max_epochs=phase.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=_precision(cfg),
+            callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+            logger=CSVLogger(save_dir=str(self.run_dir), name="logs"), enable_progress_bar=not self.quiet,
+            enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+            default_root_dir=str(self.run_dir),
+        )
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+        best = checkpoint.best_model_path
+        if best:  # the phase ends with its best weights in the model
+            module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        score = checkpoint.best_model_score
+        self.model.to(memory_format=torch.contiguous_format).cpu()
+        return best, (float(score) if score is not None else None)
 
 
 def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> TrainResult:
@@ -256,12 +429,13 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
 
     The run folder holds config.yaml, best.ckpt, last.ckpt, model.safetensors + labels.json +
     preprocessing.json (the inference bundle), history.csv, history.png, metrics.json, data_report.json,
-    split.csv and Lightning's CSV log.
+    split.csv and Lightning's CSV logs. With the feature cache (`freeze`, no augmentation) the checkpoints
+    hold the head only: the base is the unchanged pretrained one.
 
     Args:
         config: The settings; `None` values are resolved from the model and the data.
         overwrite: Replace an existing run folder.
-        resume: Continue the run in `config.out` from its last checkpoint.
+        resume: Continue the run in `config.out` from its last checkpoint (see `resume`).
         quiet: No console output (and no progress bar).
 
     Example:
@@ -270,10 +444,11 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
         0.97
     """
     _quiet_lightning()
+    tune_malloc()
     console = Console(quiet=quiet, stderr=True, soft_wrap=True)
     started = time.perf_counter()
     if resume and not config.out:
-        raise ValueError("Resuming needs the run folder: pass --out RUN (the folder of the run to continue).")
+        raise ValueError("Resuming needs the run folder: pass --resume RUN (the folder of the run to continue).")
     config = resolve_config(config)
     if not config.data:
         raise ValueError("No data folder given. Pass DATA: a folder of class folders, or train/ and validation/.")
@@ -282,77 +457,97 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     _prepare_run_dir(run_dir, overwrite, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
-    model_kwargs: dict[str, Any] = {}
-    model = create_model(config.model, num_classes=len(data.classes), weights=config.weights,
-                         image_size=config.image_size, **model_kwargs)
-    apply_strategy(model, config.strategy)
+    head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
+    model = build_classifier(config.model, len(data.classes), weights=config.weights, image_size=config.image_size,
+                             head=head)
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
-    params = count_parameters(model)
-
     print_data_summary(console, data)
-    write_json(run_dir / "data_report.json", data.report())
-    _write_split(run_dir / "split.csv", data)
-    write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes,
-                                         "preprocessing": pre.to_dict(), "parameters": params,
-                                         "environment": _environment()})
-    console.print(f"Model {config.model} ({params['total']:,} parameters, {params['trainable']:,} trainable), "
-                  f"strategy {config.strategy}, image size {pre.image_size}, lr {config.lr:g}")
+    if not resume:
+        write_json(run_dir / "data_report.json", data.report())
+        _write_split(run_dir / "split.csv", data)
+        write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes,
+                                             "preprocessing": pre.to_dict(),
+                                             "parameters": count_parameters(model), "environment": _environment()})
+    console.print(f"Model {config.model} ({count_parameters(model)['total']:,} parameters), strategy "
+                  f"{config.strategy}, image size {pre.image_size}")
 
-    pin = torch.cuda.is_available()
-    loader_args = dict(batch_size=config.batch_size, num_workers=config.num_workers, pin_memory=pin,
-                       persistent_workers=config.num_workers > 0)
-    train_loader = DataLoader(ImageListDataset(data.train, train_transform(pre, config.augment)), shuffle=True,
-                              drop_last=len(data.train) % config.batch_size == 1, **loader_args)
-    val_loader = DataLoader(ImageListDataset(data.validation, eval_transform(pre)), shuffle=False, **loader_args)
-
-    module = TransferModule(model, len(data.classes), lr=config.lr, optimizer=config.optimizer,
-                            weight_decay=config.weight_decay)
-    mode = MONITORS[config.monitor]
-    checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=config.monitor, mode=mode,
-                                 save_top_k=1, save_last=True, auto_insert_metric_name=False,
-                                 enable_version_counter=False)
+    run = _Run(config, data, model, pre, run_dir, console, quiet)
+    state_path = run_dir / "state.json"
+    state = _read_state(state_path) if resume else {"completed": []}
     history = HistoryCallback(run_dir / "history.csv", read_history(run_dir / "history.csv") if resume else None)
-    callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch")]
-    if config.patience > 0:
-        callbacks.append(EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience))
-    trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
-        precision=_precision(config), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        logger=CSVLogger(save_dir=str(run_dir), name="logs"),
-        enable_progress_bar=not quiet, enable_model_summary=False, log_every_n_steps=10,
-        num_sanity_val_steps=0, deterministic=False, default_root_dir=str(run_dir),
-    )
-    ckpt_path = None
-    if resume:
-        last = run_dir / "last.ckpt"
-        if not last.is_file():
-            raise FileNotFoundError(f"Cannot resume: '{last}' does not exist (the run saved no epoch yet).")
-        ckpt_path = str(last)
+    results: dict[int, tuple[str, float | None]] = {}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+        phases = _phases(config)
+        for phase in phases:
+            if phase.index > 1:  # the weights each later phase starts from, in case it never beats them
+                snapshots[phase.index - 1] = {k: v.clone() for k, v in model.state_dict().items()}
+            best_path = run_dir / f"{phase.best_name}.ckpt"
+            if phase.index in state["completed"] and phase is not phases[-1]:  # the last phase may be extended
+                apply_strategy(model, phase.strategy)
+                fit_model = model.head if run.uses_cache(phase) else model
+                _load_module_weights(fit_model, best_path)
+                results[phase.index] = (str(best_path), state.get("scores", {}).get(str(phase.index)))
+                continue
+            last = run_dir / f"{phase.last_name}.ckpt"
+            ckpt = str(last) if resume and last.is_file() else None
+            if resume and ckpt is None and phase.index == 1:
+                raise FileNotFoundError(f"Cannot resume: '{last}' does not exist (the run saved no epoch yet). "
+                                        "Start it again with --overwrite.")
+            results[phase.index] = run.run_phase(phase, history, ckpt)
+            state["completed"] = sorted(set(state["completed"]) | {phase.index})
+            state.setdefault("scores", {})[str(phase.index)] = results[phase.index][1]
+            write_json(state_path, state)
     finally:
-        if trainer.is_global_zero and history.rows:
-            best_epoch = _best_row(history.rows, config.monitor)
-            plot_history(history.rows, run_dir / "history.png", best_epoch=best_epoch and int(best_epoch["epoch"]),
+        if history.rows:
+            best_row = _best_row(history.rows, config.monitor)
+            plot_history(history.rows, run_dir / "history.png", best_epoch=best_row and int(best_row["epoch"]),
                          title=f"{config.model} ({config.strategy})")
 
-    best_path = checkpoint.best_model_path
-    if best_path:
-        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    module.cpu()
-    metrics = _metrics(history.rows, config, time.perf_counter() - started, trainer)
-    if trainer.is_global_zero:
-        save_bundle(run_dir, module.model, config.model, data.classes, pre, model_kwargs)
-        write_json(run_dir / "metrics.json", metrics)
+    best_phase = _finish_checkpoints(run_dir, results, config)
+    if best_phase in snapshots:
+        model.load_state_dict(snapshots[best_phase])
+    metrics = _metrics(history.rows, config, time.perf_counter() - started)
+    save_bundle(run_dir, model, config.model, data.classes, pre, head=head)
+    write_json(run_dir / "metrics.json", metrics)
     console.print(f"Best val_accuracy {metrics['best_val_accuracy']:.4f} (val_loss {metrics['best_val_loss']:.4f}) "
                   f"at epoch {metrics['best_epoch']}; run folder: {run_dir}")
     return TrainResult(run_dir, metrics, config, data)
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"completed": []}
+
+
+def _load_module_weights(module: nn.Module, ckpt: Path) -> None:
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+
+
+def _finish_checkpoints(run_dir: Path, results: dict[int, tuple[str, float | None]], config: TrainConfig) -> int:
+    """For two-phase runs, makes best.ckpt the overall best and last.ckpt the final phase's last; returns the
+    index of the phase whose best weights are the run's best."""
+    if len(results) < 2:
+        return 1
+    pick = max if MONITORS[config.monitor] == "max" else min
+    scored = {k: v for k, v in results.items() if v[1] is not None and v[0]}
+    if not scored:
+        return max(results)
+    best_phase = pick(scored, key=lambda k: scored[k][1])
+    for source, target in ((scored[best_phase][0], "best.ckpt"), (run_dir / "last-phase2.ckpt", "last.ckpt")):
+        if Path(source).is_file():
+            with atomic_path(run_dir / target) as tmp:
+                shutil.copyfile(source, tmp)
+    return best_phase
+
+
 def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bool = False) -> TrainResult:
-    """Continues an interrupted or finished run from its `last.ckpt`, with the settings in its config.yaml.
+    """Continues an interrupted or finished run from its last checkpoint, with the settings in its config.yaml.
+
+    Optimizer, scheduler, epoch and phase are restored (Lightning checkpoints plus `state.json`).
 
     Args:
         run_dir: The run folder.
@@ -380,19 +575,23 @@ def _best_row(rows: list[dict[str, Any]], monitor: str) -> dict[str, Any] | None
     return pick(scored, key=lambda r: r[monitor])
 
 
-def _metrics(rows: list[dict[str, Any]], config: TrainConfig, wall: float, trainer: L.Trainer) -> dict[str, Any]:
+def _metrics(rows: list[dict[str, Any]], config: TrainConfig, wall: float) -> dict[str, Any]:
     best = _best_row(rows, config.monitor) or {}
     last = rows[-1] if rows else {}
+    planned = config.epochs
+    if str(config.strategy) == "two-phase":
+        planned += config.finetune_epochs or config.epochs
     return {
         "monitor": config.monitor,
         "best_epoch": int(best["epoch"]) if best else None,
+        "best_phase": int(best.get("phase") or 1) if best else None,
         "best_val_accuracy": best.get("val_accuracy"),
         "best_val_loss": best.get("val_loss"),
         "max_val_accuracy": max((r["val_accuracy"] for r in rows if r.get("val_accuracy") is not None), default=None),
         "min_val_loss": min((r["val_loss"] for r in rows if r.get("val_loss") is not None), default=None),
         "final": {k: last.get(k) for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")},
         "epochs_run": len(rows),
-        "stopped_early": bool(rows) and len(rows) < config.epochs and not trainer.interrupted,
+        "stopped_early": bool(rows) and len(rows) < planned,
         "wall_seconds": round(wall, 2),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .demo import demo
+from .layers import layers
 from .models import models
 from .predict import predict
 from .train import train
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command()(train)
 app.command()(predict)
 app.command()(models)
+app.command()(layers)
 app.command()(demo)
 
 

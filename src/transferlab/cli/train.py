@@ -10,6 +10,9 @@ import typer
 from ..config import TrainConfig
 from ._common import print_json, user_errors
 
+_STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
+                  "unfreeze-last=N (stages) | full | two-phase. Default: freeze with pretrained weights, else full.")
+
 
 @user_errors
 def train(
@@ -18,13 +21,30 @@ def train(
     model: Annotated[str | None, typer.Option(help="Model: efficientnet_lite0 (default), course_cnn, or any timm "
                                                    "name. See `transferlab models`.")] = None,
     weights: Annotated[str | None, typer.Option(help="imagenet, none, or a .safetensors/.pth file.")] = None,
-    strategy: Annotated[str | None, typer.Option(help="freeze (train the head only) or full. Default: freeze "
-                                                      "with pretrained weights, else full.")] = None,
+    strategy: Annotated[str | None, typer.Option(help=_STRATEGY_HELP)] = None,
+    unfreeze_from: Annotated[str | None, typer.Option(help="two-phase: unfreeze from this layer in phase 2 "
+                                                           "(default: everything).")] = None,
+    finetune_lr_factor: Annotated[float | None, typer.Option(help="two-phase: phase 2 lr = lr / this "
+                                                                  "[default: 10].")] = None,
+    finetune_epochs: Annotated[int | None, typer.Option(help="two-phase: epochs of phase 2 [default: --epochs].")] = None,
+    backbone_lr_mult: Annotated[float | None, typer.Option(help="Base lr = lr * this, e.g. 0.1 [default: 1].")] = None,
+    layer_decay: Annotated[float | None, typer.Option(help="Per-layer lr decay of the base, e.g. 0.75.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs [default: 10].")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch [default: 32].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 1e-3 freeze, 1e-4 otherwise].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 1e-3 freeze/two-phase, 1e-4 "
+                                                  "otherwise].")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam, adamw, sgd or rmsprop [default: adam].")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay [default: 0].")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay / L2 [default: 0].")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help="Learning decay: constant, step, exponential, cosine, "
+                                                         "onecycle or plateau [default: constant].")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="Linear warmup epochs [default: 0].")] = None,
+    head_hidden: Annotated[list[int] | None, typer.Option(help="Hidden Dense(relu) layer of the head; repeat for "
+                                                               "more, e.g. --head-hidden 256.")] = None,
+    head_dropout: Annotated[float | None, typer.Option(help="Dropout rate in the head, e.g. 0.5.")] = None,
+    head_batch_norm: Annotated[bool | None, typer.Option("--head-batch-norm/--no-head-batch-norm",
+                                                         help="BatchNormalization in the head.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, e.g. 0.1.")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="none or balanced (for imbalanced folders).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].")] = None,
     augment: Annotated[str | None, typer.Option(help="Augmentation preset: none or flip.")] = None,
     val_split: Annotated[float | None, typer.Option(help="Validation fraction without a validation folder "
@@ -35,35 +55,45 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs; 0 disables "
                                                       "[default: 5].")] = None,
     num_workers: Annotated[int | None, typer.Option(help="Data-loading processes [default: from CPU count].")] = None,
+    feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache",
+                                                       help="Train a frozen base's head on cached features "
+                                                            "[default: on].")] = None,
+    channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
+                                                       help="Channels-last memory format [default: on].")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed or 16-mixed.")] = None,
     accelerator: Annotated[str | None, typer.Option(help="auto, cpu, gpu, ...")] = None,
     devices: Annotated[str | None, typer.Option(help="auto or a number of devices.")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder [default: runs/<model>-<date>-<time>].")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings; flags override it.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint "
+                                                     "(optimizer, schedule, epoch and phase restored).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No console output.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON.")] = False,
 ) -> None:
     """Fine-tune a model on a folder of images and write a run folder (checkpoints, bundle, history, plots).
 
-    Example: transferlab train cats_and_dogs_filtered --epochs 10 --out runs/cd
+    Example: transferlab train cats_and_dogs_filtered --strategy two-phase --epochs 10 --out runs/cd
     """
     from ..train import fit
     from ..train import resume as resume_run
 
-    if resume:
-        if not out:
-            raise ValueError("--resume needs --out RUN: the folder of the run to continue.")
-        result = resume_run(out, epochs=epochs, quiet=quiet or json_output)
+    if resume is not None:
+        result = resume_run(resume, epochs=epochs, quiet=quiet or json_output)
     else:
         settings = TrainConfig.from_yaml(config).to_dict() if config else {}
         if devices is not None and devices.isdigit():
             devices = int(devices)
-        flags = dict(data=data, model=model, weights=weights, strategy=strategy, epochs=epochs, batch_size=batch_size,
-                     lr=lr, optimizer=optimizer, weight_decay=weight_decay, image_size=image_size, augment=augment,
-                     val_split=val_split, seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
-                     precision=precision, accelerator=accelerator, devices=devices, out=out)
+        flags = dict(data=data, model=model, weights=weights, strategy=strategy, unfreeze_from=unfreeze_from,
+                     finetune_lr_factor=finetune_lr_factor, finetune_epochs=finetune_epochs,
+                     backbone_lr_mult=backbone_lr_mult, layer_decay=layer_decay, epochs=epochs,
+                     batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                     lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, head_hidden=head_hidden or None,
+                     head_dropout=head_dropout, head_batch_norm=head_batch_norm, label_smoothing=label_smoothing,
+                     class_weight=class_weight, image_size=image_size, augment=augment, val_split=val_split,
+                     seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
+                     feature_cache=feature_cache, channels_last=channels_last, precision=precision,
+                     accelerator=accelerator, devices=devices, out=out)
         settings.update({k: v for k, v in flags.items() if v is not None})
         result = fit(TrainConfig.from_dict(settings), overwrite=overwrite, quiet=quiet or json_output)
     if json_output:

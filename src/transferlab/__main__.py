@@ -1,0 +1,5 @@
+"""`python -m transferlab` runs the command line."""
+
+from .cli import main
+
+main()
