@@ -13,7 +13,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -36,8 +36,8 @@ def main() -> None:
         result = fit(TrainConfig(data=str(data), out=str(work / f"run{size}"), model="efficientnet_lite0",
                                  strategy="full", epochs=args.epochs, image_size=size, lr=1e-3, seed=0), quiet=True)
         wall = time.perf_counter() - start
-        rows.append({"image_size": size, "epochs": args.epochs, "best_val_accuracy": result.metrics["best_val_accuracy"],
-                     "wall_seconds": round(wall, 1)})
+        rows.append({"image_size": size, "epochs": args.epochs,
+                     "best_val_accuracy": result.metrics["best_val_accuracy"], "wall_seconds": round(wall, 1)})
     base = rows[0]["wall_seconds"]
     print(f"{'size':>5} {'epochs':>6} {'val_acc':>8} {'wall_s':>7} {'time vs first':>13}")
     for r in rows:
@@ -46,7 +46,7 @@ def main() -> None:
               f"{r['time_ratio_vs_first']:>13.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "benchmark": "demo_digits", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "demo_digits", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__)},
         "rows": rows}, indent=2) + "\n")

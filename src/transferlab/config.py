@@ -120,7 +120,8 @@ class TrainConfig:
         if self.lr_schedule == "plateau" and self.warmup_epochs:
             raise ValueError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"The 'label_smoothing' parameter must be in [0, 1), e.g. 0.1; got {self.label_smoothing}.")
+            raise ValueError(
+                f"The 'label_smoothing' parameter must be in [0, 1), e.g. 0.1; got {self.label_smoothing}.")
         if self.finetune_lr_factor <= 0 or self.backbone_lr_mult < 0:
             raise ValueError("finetune_lr_factor must be > 0 and backbone_lr_mult >= 0 (e.g. 10 and 0.1).")
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:

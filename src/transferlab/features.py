@@ -88,7 +88,6 @@ def _progress(quiet: bool) -> Progress:
                     disable=quiet, transient=True)
 
 
-@torch.inference_mode()
 def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Callable, batch_size: int = 64,
                      num_workers: int = 0, engine: Engine | None = None, quiet: bool = True,
                      description: str = "Extracting features") -> torch.Tensor:
@@ -115,13 +114,13 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
                 x = x.to(device)
                 if engine.get("channels_last"):
                     x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
+                with torch.inference_mode(), autocast:
                     out.append(base(x).float().cpu())
                 progress.advance(task, len(x))
     finally:
         base.to(memory_format=torch.contiguous_format)
         base.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out).clone() if out else torch.empty(0)
 
 
 def weights_digest(module: nn.Module) -> str:

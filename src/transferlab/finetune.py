@@ -38,8 +38,9 @@ class Strategy:
 
 def _strategy_error(value: str, extra: str = "") -> ValueError:
     listed = ", ".join(repr(s) for s in STRATEGY_NAMES)
+    choices = ["freeze", "full", "two-phase", "unfreeze-from=", "unfreeze-last="]
     return ValueError(f"The 'strategy' parameter of train must be one of {listed}. Got {value!r} instead."
-                      + extra + did_you_mean(value, ["freeze", "full", "two-phase", "unfreeze-from=", "unfreeze-last="]))
+                      + extra + did_you_mean(value, choices))
 
 
 def parse_strategy(value: str | Strategy) -> Strategy:
@@ -59,7 +60,7 @@ def parse_strategy(value: str | Strategy) -> Strategy:
         return Strategy(kind, arg)
     if kind == "unfreeze-last" and arg:
         if not arg.isdigit() or int(arg) < 1:
-            raise _strategy_error(text, f" unfreeze-last needs a positive number of stages, e.g. 'unfreeze-last=2'.")
+            raise _strategy_error(text, " unfreeze-last needs a positive number of stages, e.g. 'unfreeze-last=2'.")
         return Strategy(kind, arg)
     raise _strategy_error(text)
 

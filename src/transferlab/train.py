@@ -37,8 +37,14 @@ from .data.datasets import ImageListDataset
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
 from .features import cached_features, tune_malloc
-from .finetune import Strategy, apply_strategy, count_parameters, keep_frozen_batchnorm_in_eval, parameter_groups
-from .finetune import parse_strategy
+from .finetune import (
+    Strategy,
+    apply_strategy,
+    count_parameters,
+    keep_frozen_batchnorm_in_eval,
+    parameter_groups,
+    parse_strategy,
+)
 from .models import get_model_info
 from .models.transfer import HeadConfig, TransferNet, build_classifier
 from .plots import plot_history
@@ -75,7 +81,8 @@ class TransferModule(L.LightningModule):
         self.model = model
         self.config = config
         self.lr = lr
-        self.register_buffer("class_weights", weights if weights is not None else torch.ones(num_classes))
+        self.register_buffer("class_weights", weights if weights is not None else torch.ones(num_classes),
+                             persistent=False)
         self.train_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
@@ -268,7 +275,9 @@ def _phases(config: TrainConfig) -> list[Phase]:
     strategy = parse_strategy(config.strategy)
     if strategy.kind != "two-phase":
         return [Phase(1, strategy, config.lr, config.epochs, "best", "last")]
-    second = Strategy("unfreeze-from", str(config.unfreeze_from)) if config.unfreeze_from is not None else Strategy("full")
+    second = Strategy("full")
+    if config.unfreeze_from is not None:
+        second = Strategy("unfreeze-from", str(config.unfreeze_from))
     return [Phase(1, Strategy("freeze"), config.lr, config.epochs, "best-phase1", "last-phase1"),
             Phase(2, second, config.lr / config.finetune_lr_factor, config.finetune_epochs or config.epochs,
                   "best-phase2", "last-phase2")]

@@ -26,7 +26,8 @@ def train(
                                                            "(default: everything).")] = None,
     finetune_lr_factor: Annotated[float | None, typer.Option(help="two-phase: phase 2 lr = lr / this "
                                                                   "[default: 10].")] = None,
-    finetune_epochs: Annotated[int | None, typer.Option(help="two-phase: epochs of phase 2 [default: --epochs].")] = None,
+    finetune_epochs: Annotated[int | None, typer.Option(help="two-phase: epochs of phase 2 "
+                                                             "[default: --epochs].")] = None,
     backbone_lr_mult: Annotated[float | None, typer.Option(help="Base lr = lr * this, e.g. 0.1 [default: 1].")] = None,
     layer_decay: Annotated[float | None, typer.Option(help="Per-layer lr decay of the base, e.g. 0.75.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs [default: 10].")] = None,

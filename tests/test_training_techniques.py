@@ -1,0 +1,205 @@
+"""Two-phase runs, the feature cache, learning-rate schedules, head options, class weights, kill -9 + resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from transferlab import TrainConfig, fit
+from transferlab.cli import app
+from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.features import Engine, best_engine, cached_features, extract_features
+from transferlab.models import build_classifier
+from transferlab.predict import Predictor
+
+from .conftest import TINY_MODEL, make_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+
+
+def _config(data: Path, out: Path, weights: Path, **kwargs) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), model=TINY_MODEL, weights=str(weights), image_size=32, batch_size=8,
+                num_workers=0, epochs=2)
+    return TrainConfig(**{**base, **kwargs})
+
+
+def _history(run: Path) -> list[dict[str, str]]:
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_phase_runs_both_phases_into_one_history(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    result = fit(_config(dataset, out, tiny_weights, strategy="two-phase", epochs=2, finetune_epochs=2, lr=1e-2,
+                         finetune_lr_factor=10, patience=0), quiet=True)
+    rows = _history(out)
+    assert [(r["epoch"], r["phase"]) for r in rows] == [("1", "1"), ("2", "1"), ("3", "2"), ("4", "2")]
+    assert float(rows[0]["lr"]) == pytest.approx(1e-2) and float(rows[2]["lr"]) == pytest.approx(1e-3)
+    for name in ("best-phase1.ckpt", "best-phase2.ckpt", "best.ckpt", "last.ckpt", "state.json"):
+        assert (out / name).is_file(), name
+    assert result.metrics["epochs_run"] == 4
+    # the bundle holds the overall best weights and predicts
+    preds = Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"], top_k=2)
+    assert {t["label"] for t in preds[0]["top"]} == {"cats", "dogs"}
+
+
+def test_two_phase_second_phase_changes_the_base(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, strategy="two-phase", epochs=1, finetune_epochs=1, patience=0,
+                unfreeze_from="blocks.1"), quiet=True)
+    phase2 = torch.load(out / "best-phase2.ckpt", weights_only=True)["state_dict"]
+    original = torch.load(tiny_weights, weights_only=True)
+    assert not torch.equal(phase2["model.features.conv_head.weight"], original["conv_head.weight"])
+    assert torch.equal(phase2["model.features.conv_stem.weight"], original["conv_stem.weight"])  # before K: frozen
+
+
+def test_feature_cache_is_reused_and_invalidated(dataset, tmp_path, tiny_weights):
+    fit(_config(dataset, tmp_path / "a", tiny_weights), quiet=True)
+    cache = Path(os.environ["TRANSFERLAB_HOME"]) / "features"
+    first = sorted(p.name for p in cache.iterdir())
+    assert len(first) == 2  # train and validation
+    fit(_config(dataset, tmp_path / "b", tiny_weights), quiet=True)
+    assert sorted(p.name for p in cache.iterdir()) == first  # reused, nothing new
+    img = dataset / "train" / "cats" / "img_000.png"
+    img.write_bytes((dataset / "train" / "dogs" / "img_000.png").read_bytes())  # same name, new content
+    fit(_config(dataset, tmp_path / "c", tiny_weights), quiet=True)
+    assert len(list(cache.iterdir())) == 3  # the train features were recomputed
+    fit(_config(dataset, tmp_path / "d", tiny_weights, image_size=40), quiet=True)
+    assert len(list(cache.iterdir())) == 5  # new preprocessing: new keys for both splits
+
+
+def test_cached_and_uncached_freeze_agree(dataset, tmp_path, tiny_weights):
+    a = fit(_config(dataset, tmp_path / "a", tiny_weights, seed=3, epochs=3, lr=1e-2), quiet=True)
+    b = fit(_config(dataset, tmp_path / "b", tiny_weights, seed=3, epochs=3, lr=1e-2, feature_cache=False),
+            quiet=True)
+    assert a.metrics["best_val_accuracy"] == pytest.approx(b.metrics["best_val_accuracy"], abs=0.13)
+    # checkpoints of a cached run hold the head only; the bundle holds the whole model
+    assert all(k.startswith("model.0.") for k in torch.load(a.run_dir / "best.ckpt", weights_only=True)["state_dict"])
+    for run in (a, b):
+        assert Predictor(run.run_dir).predict([dataset / "validation" / "dogs" / "img_000.png"])[0]["top"]
+
+
+def test_engine_features_match_eager_fp32(dataset):
+    model = build_classifier("efficientnet_lite0", num_classes=2)
+    pre = Preprocessing.from_model(model, 64)
+    samples = load_image_folder(dataset).validation
+    fast = extract_features(model.features, samples, eval_transform(pre), engine=best_engine())
+    eager = extract_features(model.features, samples, eval_transform(pre),
+                             engine=Engine(dtype="float32", channels_last=False, device="cpu"))
+    cos = torch.nn.functional.cosine_similarity(fast, eager, dim=1)
+    assert fast.shape == eager.shape == (len(samples), 1280)
+    assert float(cos.min()) > 0.99
+
+
+def test_cached_features_function_reports_hits(dataset, tmp_path):
+    model = build_classifier(TINY_MODEL, num_classes=2, weights="none")
+    pre = Preprocessing.from_model(model, 32)
+    samples = load_image_folder(dataset).train
+    args = (model.features, samples, eval_transform(pre), pre.to_dict(), tmp_path / "cache")
+    feats, hit = cached_features(*args)
+    again, hit2 = cached_features(*args)
+    assert (hit, hit2) == (False, True) and torch.equal(feats, again)
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "cosine", "onecycle", "plateau"])
+def test_lr_schedules_change_the_rate(dataset, tmp_path, tiny_weights, schedule):
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, epochs=4, lr=1e-2, lr_schedule=schedule, patience=0,
+                warmup_epochs=0), quiet=True)
+    lrs = [float(r["lr"]) for r in _history(out)]
+    if schedule == "plateau":
+        assert lrs[0] == pytest.approx(1e-2)
+    else:
+        assert lrs[-1] < lrs[0] or schedule == "onecycle" and len(set(lrs)) > 1
+    assert yaml.safe_load((out / "config.yaml").read_text())["lr_schedule"] == schedule
+
+
+def test_warmup_ramps_up(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, epochs=4, lr=1e-2, warmup_epochs=2, lr_schedule="cosine", patience=0),
+        quiet=True)
+    lrs = [float(r["lr"]) for r in _history(out)]
+    assert lrs[0] < lrs[1] and lrs[1] <= 1e-2
+
+
+def test_head_options_are_trained_saved_and_reloaded(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, head_hidden=[16], head_dropout=0.5, head_batch_norm=True,
+                label_smoothing=0.1, class_weight="balanced"), quiet=True)
+    predictor = Predictor(out)
+    head = predictor.bundle.model.head
+    assert [type(m).__name__ for m in head] == ["Dropout", "Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear"]
+    assert head[1].out_features == 16
+    assert predictor.predict([dataset / "validation" / "cats" / "img_001.png"])[0]["top"]
+
+
+def test_class_weights_balanced(tmp_path):
+    from transferlab.train import class_weights
+
+    data = make_dataset(tmp_path / "d", n_train=4, n_val=2)
+    for i in range(4, 12):
+        (data / "train" / "cats" / f"x{i}.png").write_bytes((data / "train" / "cats" / "img_000.png").read_bytes())
+    weights = class_weights(load_image_folder(data), "balanced")
+    assert weights.tolist() == pytest.approx([16 / (2 * 12), 16 / (2 * 4)])
+
+
+def test_layers_command_and_the_course_layer_143():
+    """The course's Keras `base_model.layers[143:]` on ResNet50 starts at conv5_block1_1_conv, the first layer of
+    the conv5 stage. In transferlab's layer list that layer is timm's `layer4.0.conv1`, index 127; both
+    `unfreeze-from=127` and `unfreeze-from=layer4` select it (docs/finetuning.md)."""
+    result = runner.invoke(app, ["layers", "resnet50", "--json", "--strategy", "unfreeze-from=layer4"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    first = next(r for r in doc["layers"] if r["name"].startswith("layer4"))
+    assert (first["index"], first["name"], first["type"]) == (127, "layer4.0.conv1", "Conv2d")
+    assert first["output_shape"] == [512, 14, 14]
+    assert all(r["trainable"] in (False, None) for r in doc["layers"][:127])
+    assert doc["total"] == doc["trainable"] + doc["non_trainable"]
+    table = runner.invoke(app, ["layers", "course_cnn"])
+    assert table.exit_code == 0 and "3,453,121" in table.output
+
+
+def test_kill_9_mid_run_then_resume_finishes(tmp_path, tiny_weights):
+    data = make_dataset(tmp_path / "data", n_train=40, n_val=8)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "transferlab", "train", str(data), "--model", TINY_MODEL, "--weights", "none",
+           "--strategy", "full", "--epochs", "500", "--patience", "0", "--image-size", "32", "--batch-size", "4",
+           "--num-workers", "0", "--out", str(out), "--quiet", "--lr-schedule", "cosine"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "last.ckpt").is_file():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = len(_history(out))
+    assert 1 <= done < 500
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    assert ckpt["optimizer_states"] and ckpt["lr_schedulers"]
+    result = runner.invoke(app, ["train", "--resume", str(out), "--epochs", str(done + 2), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = _history(out)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, done + 3))
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == done + 2
