@@ -144,3 +144,14 @@ def test_demo_digits_folder(tmp_path):
     # a second call reuses the folder, and the split is fixed
     assert write_digits(tmp_path / "digits") == root
     assert load_image_folder(root).counts() == splits.counts()
+
+
+def test_large_jpegs_decode_at_reduced_scale_but_cover_the_resize(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (2000, 1000), (200, 100, 50)).save(path, quality=90)
+    assert load_rgb(path).size == (2000, 1000)
+    assert load_rgb(path, min_size=256).size == (1000, 500)  # 1/4 would make the short side 250 < 256
+    assert load_rgb(path, min_size=100).size == (250, 125)  # 1/8
+    png = tmp_path / "big.png"
+    Image.new("RGB", (600, 300)).save(png)
+    assert load_rgb(png, min_size=100).size == (600, 300)  # only JPEG has reduced-scale decoding

@@ -203,3 +203,56 @@ def test_kill_9_mid_run_then_resume_finishes(tmp_path, tiny_weights):
     rows = _history(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, done + 3))
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == done + 2
+
+
+def test_augmented_feature_copies(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, augment="flip", feature_cache_copies=2, epochs=3), quiet=True)
+    cache = Path(os.environ["TRANSFERLAB_HOME"]) / "features"
+    assert len(list(cache.iterdir())) == 3  # two augmented train copies + validation
+    assert len(_history(out)) == 3
+    # with augmentation and no copies the base runs every epoch: nothing new is cached
+    fit(_config(dataset, tmp_path / "b", tiny_weights, augment="flip", epochs=1), quiet=True)
+    assert len(list(cache.iterdir())) == 3
+
+
+def test_feature_copies_dataset_switches_copy_per_epoch():
+    from transferlab.train import FeatureCopies
+
+    ds = FeatureCopies([torch.zeros(3, 2), torch.ones(3, 2)], torch.tensor([0, 1, 0]))
+    assert float(ds[1][0].sum()) == 0
+    ds.epoch = 1
+    assert float(ds[1][0].sum()) == 2
+    ds.epoch = 2
+    assert float(ds[1][0].sum()) == 0
+
+
+@pytest.mark.parametrize("name", [TINY_MODEL, "test_resnet"])
+def test_boundary_split_reproduces_the_full_forward(name):
+    from transferlab.boundary import BoundaryNet, Prefix, boundary_stage
+
+    from transferlab.finetune import apply_strategy
+
+    model = apply_strategy(build_classifier(name, num_classes=3, weights="none"), "unfreeze-last=1").eval()
+    k = boundary_stage(model.features)
+    assert k is not None and k > 0
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(BoundaryNet(model.features, model.head, k)(Prefix(model.features, k)(x)), model(x),
+                              atol=1e-5)
+    assert boundary_stage(apply_strategy(model, "full").features) is None
+
+
+def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, tiny_weights):
+    out = tmp_path / "run"
+    result = fit(_config(dataset, out, tiny_weights, strategy="unfreeze-last=1", epochs=2, lr=1e-2), quiet=True)
+    cache = Path(os.environ["TRANSFERLAB_HOME"]) / "features"
+    assert len(list(cache.iterdir())) == 2  # train and validation activations at the boundary
+    state = torch.load(out / "best.ckpt", weights_only=True)["state_dict"]
+    original = torch.load(tiny_weights, weights_only=True)
+    assert torch.equal(state["model.features.conv_stem.weight"], original["conv_stem.weight"])  # frozen prefix
+    assert not torch.equal(state["model.features.conv_head.weight"], original["conv_head.weight"])  # trained
+    slow = fit(_config(dataset, tmp_path / "slow", tiny_weights, strategy="unfreeze-last=1", epochs=2, lr=1e-2,
+                       feature_cache=False), quiet=True)
+    assert result.metrics["best_val_accuracy"] == pytest.approx(slow.metrics["best_val_accuracy"], abs=0.13)
+    assert Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"])[0]["top"]

@@ -51,7 +51,8 @@ class TrainConfig:
         label_smoothing: Label smoothing of the loss (0 to 1).
         class_weight: 'none' or 'balanced' (weights inversely proportional to class frequency).
         image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
-        augment: Augmentation preset: 'none' or 'flip'.
+        augment: Augmentation: a preset ('none', 'course', 'flip', 'light', 'strong') or a mapping of Keras
+            ImageDataGenerator parameters, optionally with 'preset' (see `transferlab.data.augment`).
         val_split: Validation fraction when the data has no validation folder.
         seed: Seed of the split, the initialisation and the data order.
         monitor: 'val_accuracy' or 'val_loss': chooses the best checkpoint and drives early stopping.
@@ -59,6 +60,8 @@ class TrainConfig:
         num_workers: Data-loading processes; default picked from the CPU count.
         feature_cache: With 'freeze' (and the first phase of 'two-phase') and no augmentation, compute the base's
             features once and train the head on the cache.
+        feature_cache_copies: With augmentation and 'freeze': compute N augmented copies of every training image's
+            features once and train on copy (epoch mod N); 0 runs the base every epoch instead.
         channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
@@ -92,13 +95,14 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weight: str = "none"
     image_size: int | None = None
-    augment: str = "none"
+    augment: str | dict[str, Any] = "none"
     val_split: float = 0.2
     seed: int = 42
     monitor: str = "val_accuracy"
     patience: int = 5
     num_workers: int | None = None
     feature_cache: bool = True
+    feature_cache_copies: int = 0
     channels_last: bool = True
     precision: str = "auto"
     accelerator: str = "auto"
@@ -106,13 +110,13 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raises ValueError naming the parameter when a setting is out of range; returns self."""
-        from .data.transforms import AUGMENT_PRESETS
+        from .data.augment import resolve_augment
         from .finetune import parse_strategy
 
         check_choice("monitor", self.monitor, MONITORS, where="train")
         check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
         check_choice("precision", self.precision, PRECISIONS, where="train")
-        check_choice("augment", self.augment, AUGMENT_PRESETS, where="train")
+        resolve_augment(self.augment)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
         if self.strategy is not None:
@@ -130,6 +134,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")
+        if self.feature_cache_copies < 0:
+            raise ValueError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
         if self.patience < 0:
             raise ValueError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got {self.patience}.")
         if self.lr is not None and not self.lr > 0:

@@ -90,8 +90,9 @@ def _progress(quiet: bool) -> Progress:
 
 def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Callable, batch_size: int = 64,
                      num_workers: int = 0, engine: Engine | None = None, quiet: bool = True,
-                     description: str = "Extracting features") -> torch.Tensor:
-    """Runs `base` (in eval mode) over the images and returns float32 features [N, F].
+                     description: str = "Extracting features", min_size: int | None = None,
+                     store_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Runs `base` (in eval mode) over the images and returns its outputs [N, ...] as `store_dtype`.
 
     Example:
         >>> feats = extract_features(model.features, splits.train, eval_transform(pre))  # doctest: +SKIP
@@ -104,8 +105,8 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
         base.to(memory_format=torch.channels_last)
     dtype = getattr(torch, engine.get("dtype", "float32"))
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
-    loader = DataLoader(ImageListDataset(samples, transform), batch_size=batch_size, num_workers=num_workers,
-                        shuffle=False, persistent_workers=False)
+    loader = DataLoader(ImageListDataset(samples, transform, min_size), batch_size=batch_size,
+                        num_workers=num_workers, shuffle=False, persistent_workers=False)
     out = []
     try:
         with _progress(quiet) as progress:
@@ -115,7 +116,7 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
                 if engine.get("channels_last"):
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), autocast:
-                    out.append(base(x).float().cpu())
+                    out.append(base(x).to(store_dtype).cpu())
                 progress.advance(task, len(x))
     finally:
         base.to(memory_format=torch.contiguous_format)
@@ -155,17 +156,21 @@ def cache_key(weights: str, preprocessing: dict[str, Any], engine: Engine, sampl
 def cached_features(base: nn.Module, samples: Sequence[Sample], transform: Callable, preprocessing: dict[str, Any],
                     cache_dir: str | os.PathLike[str], batch_size: int = 64, num_workers: int = 0,
                     engine: Engine | None = None, quiet: bool = True, description: str = "Extracting features",
-                    weights: str | None = None, extra: dict[str, Any] | None = None) -> tuple[torch.Tensor, bool]:
+                    weights: str | None = None, extra: dict[str, Any] | None = None,
+                    min_size: int | None = None, store_dtype: torch.dtype = torch.float32,
+                    digest_of: nn.Module | None = None) -> tuple[torch.Tensor, bool]:
     """Features of `samples` from the cache, or extracted and cached. Returns (features, was_cached)."""
     engine = engine or best_engine()
-    key = cache_key(weights or weights_digest(base), preprocessing, engine, samples, extra)
+    extra = {**(extra or {}), "min_size": min_size, "store_dtype": str(store_dtype)}
+    key = cache_key(weights or weights_digest(digest_of or base), preprocessing, engine, samples, extra)
     path = Path(cache_dir) / f"{key}.safetensors"
     if path.is_file():
         try:
             return load_file(str(path))["features"], True
         except Exception:  # noqa: BLE001 - a damaged cache file is recomputed
             path.unlink(missing_ok=True)
-    feats = extract_features(base, samples, transform, batch_size, num_workers, engine, quiet, description)
+    feats = extract_features(base, samples, transform, batch_size, num_workers, engine, quiet, description,
+                             min_size, store_dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file({"features": feats.contiguous()}, str(tmp), metadata={"count": str(len(samples))})

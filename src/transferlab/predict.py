@@ -86,7 +86,7 @@ class Predictor:
         for path in paths:
             results.append({"path": str(path)})
             try:
-                tensor = self.transform(load_rgb(path))
+                tensor = self.transform(load_rgb(path, min_size=self.bundle.preprocessing.resize_size))
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
                 results[-1]["error"] = f"cannot read image: {e}"
                 continue

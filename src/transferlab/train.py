@@ -33,9 +33,11 @@ from . import __version__
 from ._io import atomic_path, write_json, write_text, write_yaml
 from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
+from .data.augment import resolve_augment
 from .data.datasets import ImageListDataset
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
+from .boundary import BoundaryNet, Prefix, boundary_stage
 from .features import cached_features, tune_malloc
 from .finetune import (
     Strategy,
@@ -350,6 +352,31 @@ def _quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
+def _no_augment(cfg: TrainConfig) -> bool:
+    return resolve_augment(cfg.augment).is_identity
+
+
+class FeatureCopies(torch.utils.data.Dataset):
+    """Cached training features with N augmented copies; epoch e reads copy e mod N."""
+
+    def __init__(self, copies: list[torch.Tensor], labels: torch.Tensor) -> None:
+        self.copies, self.labels, self.epoch = copies, labels, 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.copies[self.epoch % len(self.copies)][index], self.labels[index]
+
+
+class _CopyPerEpoch(Callback):
+    def __init__(self, dataset: FeatureCopies) -> None:
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.dataset.epoch = trainer.current_epoch
+
+
 class _Run:
     """The state shared by the phases of one `fit`."""
 
@@ -361,22 +388,47 @@ class _Run:
         self._features: dict[str, torch.Tensor] | None = None
 
     def uses_cache(self, phase: Phase) -> bool:
-        return self.config.feature_cache and phase.strategy.kind == "freeze" and self.config.augment == "none"
+        cfg = self.config
+        augmented_ok = _no_augment(cfg) or cfg.feature_cache_copies > 0
+        return cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok
 
-    def features(self) -> dict[str, torch.Tensor]:
+    def boundary(self, phase: Phase) -> int | None:
+        """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
+        cfg = self.config
+        if not (cfg.feature_cache and _no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
+                                                                                  "unfreeze-last")):
+            return None
+        return boundary_stage(self.model.features)
+
+    def _extract(self, samples: list, transform: Any, label: str, extra: dict[str, Any],
+                 base: nn.Module | None = None) -> torch.Tensor:
+        cfg = self.config
+        start = time.perf_counter()
+        feats, hit = cached_features(
+            base or self.model.features, samples, transform, self.pre.to_dict(), feature_cache_dir(),
+            batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
+            description=f"Features ({label})", min_size=self.pre.resize_size, extra=extra,
+            store_dtype=torch.bfloat16 if base is not None else torch.float32, digest_of=self.model.features)
+        self.console.print(f"Features of {len(samples)} {label} images: "
+                           f"{'from the cache' if hit else 'extracted and cached'} ({time.perf_counter() - start:.1f} s)")
+        return feats
+
+    def features(self) -> dict[str, Any]:
+        """{'train': [copies of train features], 'validation': features}; one copy without augmentation."""
         if self._features is None:
-            cfg, data, out = self.config, self.data, {}
-            for split, samples in (("train", data.train), ("validation", data.validation)):
-                start = time.perf_counter()
-                feats, hit = cached_features(
-                    self.model.features, samples, eval_transform(self.pre), self.pre.to_dict(), feature_cache_dir(),
-                    batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
-                    description=f"Features ({split})")
-                out[split] = feats
-                self.console.print(f"Features of {len(samples)} {split} images: "
-                                   f"{'from the cache' if hit else 'extracted and cached'} "
-                                   f"({time.perf_counter() - start:.1f} s)")
-            self._features = out
+            cfg, data = self.config, self.data
+            if _no_augment(cfg):
+                train = [self._extract(data.train, eval_transform(self.pre), "train", {})]
+            else:
+                train = []
+                for k in range(cfg.feature_cache_copies):
+                    torch.manual_seed(cfg.seed * 1000 + k)  # each augmented copy is reproducible
+                    train.append(self._extract(data.train, train_transform(self.pre, cfg.augment),
+                                               f"train, augmented copy {k + 1}/{cfg.feature_cache_copies}",
+                                               {"augment": resolve_augment(cfg.augment).to_dict(), "copy": k,
+                                                "seed": cfg.seed}))
+            val = self._extract(data.validation, eval_transform(self.pre), "validation", {})
+            self._features = {"train": train, "validation": val}
         return self._features
 
     def loaders(self, phase: Phase) -> tuple[nn.Module, DataLoader, DataLoader]:
@@ -384,10 +436,21 @@ class _Run:
         train_y = torch.tensor([s.label for s in data.train])
         val_y = torch.tensor([s.label for s in data.validation])
         drop_last = len(data.train) % cfg.batch_size == 1
+        k = self.boundary(phase)
+        if k is not None:
+            prefix = Prefix(self.model.features, k)
+            extra = {"boundary_stage": k}
+            z_train = self._extract(data.train, eval_transform(self.pre), f"train, stage-{k} boundary", extra, prefix)
+            z_val = self._extract(data.validation, eval_transform(self.pre), f"validation, stage-{k} boundary",
+                                  extra, prefix)
+            return (BoundaryNet(self.model.features, self.model.head, k),
+                    DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
+                               drop_last=drop_last),
+                    DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size)))
         if self.uses_cache(phase):
             feats = self.features()
             return (self.model.head,
-                    DataLoader(TensorDataset(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
+                    DataLoader(FeatureCopies(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
                     DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size)))
         args = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
@@ -395,9 +458,10 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return (self.model,
-                DataLoader(ImageListDataset(data.train, train_transform(self.pre, cfg.augment)), shuffle=True,
-                           drop_last=drop_last, **args),
-                DataLoader(ImageListDataset(data.validation, eval_transform(self.pre)), shuffle=False, **args))
+                DataLoader(ImageListDataset(data.train, train_transform(self.pre, cfg.augment), self.pre.resize_size),
+                           shuffle=True, drop_last=drop_last, **args),
+                DataLoader(ImageListDataset(data.validation, eval_transform(self.pre), self.pre.resize_size),
+                           shuffle=False, **args))
 
     def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
         cfg = self.config
@@ -411,12 +475,16 @@ class _Run:
         checkpoint.CHECKPOINT_NAME_LAST = phase.last_name
         history.start_phase(phase.index)
         callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch")]
+        if isinstance(train_loader.dataset, FeatureCopies):
+            callbacks.append(_CopyPerEpoch(train_loader.dataset))
         if cfg.patience > 0:
             callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
         params = count_parameters(self.model)
         self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
                            f"{params['trainable']:,} of {params['total']:,} parameters trainable"
-                           + (", head on cached features" if self.uses_cache(phase) else ""))
+                           + (", head on cached features" if self.uses_cache(phase) else "")
+                           + (f", suffix from stage {self.boundary(phase)} on cached boundary activations"
+                              if self.boundary(phase) is not None else ""))
         trainer = L.Trainer(
             max_epochs=phase.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],

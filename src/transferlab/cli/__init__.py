@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .augment import augment
 from .demo import demo
 from .layers import layers
 from .models import models
@@ -21,9 +22,14 @@ app.command()(train)
 app.command()(predict)
 app.command()(models)
 app.command()(layers)
+app.command()(augment)
 app.command()(demo)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (tunes glibc's allocator first: 2-3x faster CPU inference, see
+    docs/benchmarks.md)."""
+    from ..features import tune_malloc
+
+    tune_malloc()
     app()

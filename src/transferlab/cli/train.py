@@ -6,12 +6,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from ..config import TrainConfig
 from ._common import print_json, user_errors
 
 _STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
                   "unfreeze-last=N (stages) | full | two-phase. Default: freeze with pretrained weights, else full.")
+
+
+def _number_or_pair(value: object) -> object:
+    """'40' -> 40, '0.2' -> 0.2, '0.8,1.2' -> [0.8, 1.2], '1/255' -> 1/255; booleans and words pass through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "," in text:
+        return [float(v) for v in text.split(",")]
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    parsed = yaml.safe_load(text)
+    return parsed
 
 
 @user_errors
@@ -47,7 +62,32 @@ def train(
     label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, e.g. 0.1.")] = None,
     class_weight: Annotated[str | None, typer.Option(help="none or balanced (for imbalanced folders).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].")] = None,
-    augment: Annotated[str | None, typer.Option(help="Augmentation preset: none or flip.")] = None,
+    augment: Annotated[str | None, typer.Option(help="Augmentation preset: none, course, flip, light or strong; "
+                                                     "the Keras options below adjust it.")] = None,
+    rotation_range: Annotated[str | None, typer.Option(help="Keras: random rotation in [-r, r] degrees.",
+                                                       rich_help_panel="Augmentation (Keras names)")] = None,
+    width_shift_range: Annotated[str | None, typer.Option(help="Keras: < 1 fraction of the width, >= 1 pixels.",
+                                                          rich_help_panel="Augmentation (Keras names)")] = None,
+    height_shift_range: Annotated[str | None, typer.Option(help="Keras: < 1 fraction of the height, >= 1 pixels.",
+                                                           rich_help_panel="Augmentation (Keras names)")] = None,
+    shear_range: Annotated[str | None, typer.Option(help="Keras: shear angle in degrees.",
+                                                    rich_help_panel="Augmentation (Keras names)")] = None,
+    zoom_range: Annotated[str | None, typer.Option(help="Keras: z means [1-z, 1+z]; or 'low,high'.",
+                                                   rich_help_panel="Augmentation (Keras names)")] = None,
+    horizontal_flip: Annotated[bool | None, typer.Option("--horizontal-flip/--no-horizontal-flip",
+                                                         rich_help_panel="Augmentation (Keras names)")] = None,
+    vertical_flip: Annotated[bool | None, typer.Option("--vertical-flip/--no-vertical-flip",
+                                                       rich_help_panel="Augmentation (Keras names)")] = None,
+    brightness_range: Annotated[str | None, typer.Option(help="Keras: 'low,high' brightness factors.",
+                                                         rich_help_panel="Augmentation (Keras names)")] = None,
+    contrast_range: Annotated[str | None, typer.Option(help="'low,high' contrast factors.",
+                                                       rich_help_panel="Augmentation (Keras names)")] = None,
+    noise_std: Annotated[str | None, typer.Option(help="Gaussian noise std, in units of the [0, 1] pixel range.",
+                                                  rich_help_panel="Augmentation (Keras names)")] = None,
+    fill_mode: Annotated[str | None, typer.Option(help="Keras: nearest, constant, reflect or wrap.",
+                                                  rich_help_panel="Augmentation (Keras names)")] = None,
+    rescale: Annotated[str | None, typer.Option(help="Keras: 1/255 accepted (the model's normalisation applies).",
+                                                rich_help_panel="Augmentation (Keras names)")] = None,
     val_split: Annotated[float | None, typer.Option(help="Validation fraction without a validation folder "
                                                          "[default: 0.2].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [default: 42].")] = None,
@@ -59,6 +99,9 @@ def train(
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache",
                                                        help="Train a frozen base's head on cached features "
                                                             "[default: on].")] = None,
+    feature_cache_copies: Annotated[int | None, typer.Option(help="With --augment and freeze: N augmented feature "
+                                                                  "copies per image, computed once [default: 0]."
+                                                             )] = None,
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
                                                        help="Channels-last memory format [default: on].")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed or 16-mixed.")] = None,
@@ -93,9 +136,18 @@ def train(
                      head_dropout=head_dropout, head_batch_norm=head_batch_norm, label_smoothing=label_smoothing,
                      class_weight=class_weight, image_size=image_size, augment=augment, val_split=val_split,
                      seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
-                     feature_cache=feature_cache, channels_last=channels_last, precision=precision,
+                     feature_cache=feature_cache, feature_cache_copies=feature_cache_copies,
+                     channels_last=channels_last, precision=precision,
                      accelerator=accelerator, devices=devices, out=out)
         settings.update({k: v for k, v in flags.items() if v is not None})
+        keras = dict(rotation_range=rotation_range, width_shift_range=width_shift_range,
+                     height_shift_range=height_shift_range, shear_range=shear_range, zoom_range=zoom_range,
+                     horizontal_flip=horizontal_flip, vertical_flip=vertical_flip, brightness_range=brightness_range,
+                     contrast_range=contrast_range, noise_std=noise_std, fill_mode=fill_mode, rescale=rescale)
+        keras = {k: _number_or_pair(v) for k, v in keras.items() if v is not None}
+        if keras:
+            base = settings.get("augment", "none")
+            settings["augment"] = {**(base if isinstance(base, dict) else {"preset": base}), **keras}
         result = fit(TrainConfig.from_dict(settings), overwrite=overwrite, quiet=quiet or json_output)
     if json_output:
         print_json({"run_dir": str(result.run_dir), **result.metrics})

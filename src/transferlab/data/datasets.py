@@ -17,13 +17,17 @@ __all__ = ["ImageListDataset"]
 class ImageListDataset(Dataset):
     """Loads `samples` as RGB images and applies `transform`.
 
+    `min_size` lets large JPEGs decode at a reduced scale that still covers the transform's resize.
+
     Example:
         >>> ds = ImageListDataset([Sample("a.png", 0)], transform=None)  # doctest: +SKIP
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor]) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor],
+                 min_size: int | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.min_size = min_size
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -31,7 +35,7 @@ class ImageListDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
         try:
-            image = load_rgb(sample.path)
+            image = load_rgb(sample.path, min_size=self.min_size)
         except Exception as e:  # noqa: BLE001
             raise RuntimeError(f"Could not read image '{sample.path}' (it was readable when scanned): {e}") from e
         return self.transform(image), sample.label

@@ -30,17 +30,22 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(arr.round().astype(np.uint8), mode="L")
 
 
-def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (255, 255, 255),
+             min_size: int | None = None) -> Image.Image:
     """Opens an image file as an upright 8-bit RGB PIL image.
 
     EXIF orientation is applied; transparent pixels are composed over `background`; grayscale, palette,
-    CMYK and 16-bit images are converted.
+    CMYK and 16-bit images are converted. With `min_size`, a large JPEG is decoded at a reduced scale
+    (1/2, 1/4 or 1/8) that keeps both sides at least `min_size` pixels: a phone photo decodes many times
+    faster when the model only needs 256 pixels.
 
     Example:
         >>> load_rgb("cat.png").mode  # doctest: +SKIP
         'RGB'
     """
     with Image.open(path) as img:
+        if min_size and img.format == "JPEG":
+            img.draft("RGB", (min_size, min_size))
         img = ImageOps.exif_transpose(img)
         img.load()
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):

@@ -13,7 +13,8 @@ from timm.data import resolve_data_config
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
-from .._errors import check_choice
+from .augment import PRESETS as AUGMENT_PRESETS
+from .augment import AugmentConfig, augment_transforms, resolve_augment
 
 __all__ = ["Preprocessing", "AUGMENT_PRESETS", "eval_transform", "train_transform"]
 
@@ -64,6 +65,11 @@ class Preprocessing:
                    data.get("interpolation", "bicubic"), float(data.get("crop_pct", 1.0)),
                    data.get("crop_mode", "center"))
 
+    @property
+    def resize_size(self) -> int:
+        """The size images are resized to before the centre crop."""
+        return math.floor(self.image_size / self.crop_pct) if self.crop_pct < 1.0 else self.image_size
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
@@ -72,7 +78,7 @@ class Preprocessing:
 
 def _resize_crop(pre: Preprocessing) -> list[nn.Module]:
     interp = _INTERPOLATIONS[pre.interpolation]
-    scale = math.floor(pre.image_size / pre.crop_pct) if pre.crop_pct < 1.0 else pre.image_size
+    scale = pre.resize_size
     if pre.crop_mode == "squash":
         resize = v2.Resize((scale, scale), interpolation=interp, antialias=True)
     else:
@@ -95,16 +101,17 @@ def eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
     return v2.Compose([*_resize_crop(pre), *_to_tensor(pre)])
 
 
-# Augmentation presets: name -> transforms applied to the resized PIL image before tensor conversion.
-AUGMENT_PRESETS: dict[str, Callable[[], list[nn.Module]]] = {
-    "none": lambda: [],
-    "flip": lambda: [v2.RandomHorizontalFlip()],
-}
+def train_transform(pre: Preprocessing, augment: str | Mapping[str, Any] | AugmentConfig | None = "none"
+                    ) -> Callable[[Image.Image], torch.Tensor]:
+    """Training transform: the evaluation geometry, then the augmentation (Keras' order: random transforms
+    on the resized image), then normalisation.
 
-
-def train_transform(pre: Preprocessing, augment: str = "none") -> Callable[[Image.Image], torch.Tensor]:
-    """Training transform: the evaluation geometry plus the augmentation preset `augment`."""
-    check_choice("augment", augment, AUGMENT_PRESETS, where="train")
-    return v2.Compose([*_resize_crop(pre), *AUGMENT_PRESETS[augment](), *_to_tensor(pre)])
-
-
+    Example:
+        >>> pre = Preprocessing(150, (0.0,) * 3, (1.0,) * 3, "bilinear", 1.0, "squash")
+        >>> train_transform(pre, "course")(Image.new("RGB", (300, 200))).shape
+        torch.Size([3, 150, 150])
+    """
+    config = resolve_augment(augment)
+    pil, floats, normalised = augment_transforms(config)
+    return v2.Compose([*_resize_crop(pre), *pil, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), *floats,
+                       v2.Normalize(list(pre.mean), list(pre.std)), *normalised])

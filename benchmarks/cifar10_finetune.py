@@ -1,0 +1,80 @@
+"""Benchmark: fine-tune the bundled Lite0 on CIFAR-10 JPEGs (all 10 classes or cat/dog), wall time included.
+
+Data: ../shared/data/cifar10-jpg.tar.gz unpacked beside the project (train 50,000 / test 10,000; the test
+split is used as validation). Any `transferlab train` setting can be passed as KEY=VALUE. Run:
+
+    .venv/bin/python benchmarks/cifar10_finetune.py --cifar ../cifar10-jpg strategy=unfreeze-last=2 epochs=4
+    .venv/bin/python benchmarks/cifar10_finetune.py --classes cat dog strategy=two-phase unfreeze_from=blocks.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+
+def cifar_folder(cifar: Path, root: Path, classes: list[str] | None) -> Path:
+    """train/ + validation/ (= CIFAR's test split) class folders, as links into the unpacked data."""
+    names = classes or sorted(p.name for p in (cifar / "train").iterdir() if p.is_dir())
+    for split, source in (("train", "train"), ("validation", "test")):
+        for cls in names:
+            target = root / split / cls
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to((cifar / source / cls).resolve(), target_is_directory=True)
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cifar", type=Path, default=Path("../cifar10-jpg"))
+    parser.add_argument("--classes", nargs="*", help="Subset of classes (default: all 10).")
+    parser.add_argument("--name", default="cifar10")
+    parser.add_argument("--cold-cache", action="store_true", help="Start with an empty feature cache.")
+    parser.add_argument("settings", nargs="*", help="KEY=VALUE training settings (YAML values).")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix=f"tl-{args.name}-"))
+    if args.cold_cache:
+        os.environ["TRANSFERLAB_HOME"] = str(work / "home")
+    from transferlab import TrainConfig, fit
+
+    settings = {"model": "efficientnet_lite0", "image_size": 224, "seed": 0, "patience": 0}
+    for item in args.settings:
+        key, _, value = item.partition("=")
+        settings[key] = yaml.safe_load(value) if key != "strategy" else value
+    data = cifar_folder(args.cifar, work / "data", args.classes)
+    start = time.perf_counter()
+    result = fit(TrainConfig(data=str(data), out=str(work / "run"), **settings))
+    wall = time.perf_counter() - start
+    rows = [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
+            for r in _history(result.run_dir)]
+    summary = {"benchmark": f"cifar10_finetune:{args.name}", "date": datetime.now(timezone.utc).isoformat(
+               timespec="seconds"), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+               "classes": args.classes or "all", "settings": settings, "wall_seconds": round(wall, 1),
+               "best_val_accuracy": result.metrics["best_val_accuracy"], "best_epoch": result.metrics["best_epoch"],
+               "history": rows, "run_dir": str(result.run_dir)}
+    print(f"\n{'epoch':>5} {'phase':>5} {'val_acc':>8} {'seconds':>8}")
+    for r in rows:
+        print(f"{r['epoch']:>5} {r['phase']:>5} {r['val_accuracy']:>8.4f} {r['seconds']:>8.1f}")
+    print(f"best val accuracy {summary['best_val_accuracy']:.4f}, wall {wall / 60:.1f} min (extraction included)")
+    out = Path("benchmarks/results") / f"{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _history(run: Path) -> list[dict]:
+    from transferlab.train import read_history
+
+    return read_history(run / "history.csv")
+
+
+if __name__ == "__main__":
+    main()

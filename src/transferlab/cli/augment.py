@@ -1,0 +1,61 @@
+"""`transferlab augment`: look at augmented images before training on them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ._common import user_errors
+
+
+@user_errors
+def augment(
+    source: Annotated[Path, typer.Argument(help="An image, or a data folder (with --samples).")],
+    preset: Annotated[str, typer.Option(help="none, course, flip, light or strong.")] = "course",
+    config: Annotated[Path | None, typer.Option(help="YAML with an 'augment' block of Keras parameters.")] = None,
+    samples: Annotated[bool, typer.Option("--samples", help="A grid of training images with their labels "
+                                                            "(the course's training-data preview).")] = False,
+    model: Annotated[str, typer.Option(help="Model whose preprocessing to use.")] = "efficientnet_lite0",
+    image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].")] = None,
+    count: Annotated[int, typer.Option(help="Images in the grid.")] = 9,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("augment.png"),
+) -> None:
+    """Draw a 3x3 grid of augmented versions of one image (or, with --samples, of training images).
+
+    Example: transferlab augment cat.jpg --preset course --out aug.png
+    """
+    import random
+
+    import torch
+    import yaml
+
+    from ..data import Preprocessing, load_image_folder, load_rgb, train_transform
+    from ..models import create_model
+    from ..plots import image_grid
+
+    settings: object = preset
+    if config:
+        block = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("augment", {})
+        settings = block if isinstance(block, (str, dict)) else preset
+    pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
+    transform = train_transform(pre, settings)
+    torch.manual_seed(seed)
+    if samples:
+        data = load_image_folder(source)
+        picks = random.Random(seed).sample(data.train, min(count, len(data.train)))
+        images = [transform(load_rgb(s.path)) for s in picks]
+        titles = [data.classes[s.label] for s in picks]
+        title = f"Training images ({preset})"
+    else:
+        if not source.is_file():
+            raise FileNotFoundError(f"Image '{source}' does not exist (use --samples for a data folder).")
+        image = load_rgb(source)
+        images = [transform(image) for _ in range(count)]
+        titles = [f"#{i + 1}" for i in range(count)]
+        title = f"{source.name}: {preset} augmentation"
+    image_grid(images, titles, out, pre.mean, pre.std, title=title)
+    Console().print(f"Wrote {out}")
