@@ -155,3 +155,28 @@ def test_large_jpegs_decode_at_reduced_scale_but_cover_the_resize(tmp_path):
     png = tmp_path / "big.png"
     Image.new("RGB", (600, 300)).save(png)
     assert load_rgb(png, min_size=100).size == (600, 300)  # only JPEG has reduced-scale decoding
+
+
+def test_hostile_folder_contents(tmp_path):
+    root = make_dataset(tmp_path / "d", n_train=3, n_val=2)
+    cats = root / "train" / "cats"
+    (cats / "empty.jpg").write_bytes(b"")
+    (cats / ".DS_Store").write_bytes(b"\x00\x01")
+    (cats / "._img_000.png").write_bytes(b"resource fork")
+    (root / "train" / "__MACOSX" / "cats").mkdir(parents=True)
+    (root / "train" / "__MACOSX" / "cats" / "._x.png").write_bytes(b"junk")
+    (cats / "Thumbs.db").write_bytes(b"junk")
+    korean = root / "train" / "고양이"
+    korean.mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(korean / "001.jpg")
+    (root / "validation" / "고양이").mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(root / "validation" / "고양이" / "002.jpg")
+    (cats / "loop").symlink_to(cats, target_is_directory=True)  # a symlink loop
+    bomb = cats / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(bomb)  # 144 Mpx: over PIL's decompression-bomb threshold
+    splits = load_image_folder(root)
+    assert splits.classes == ["cats", "dogs", "고양이"]
+    reasons = {s["path"].split("/")[-1]: s["reason"] for s in splits.skipped}
+    assert set(reasons) == {"empty.jpg", "bomb.png"}
+    assert "0 bytes" in reasons["empty.jpg"] and "too large" in reasons["bomb.png"]
+    assert len([s for s in splits.train if s.label == 0]) == 3  # the loop is not followed twice

@@ -82,15 +82,31 @@ class DataSplits:
         return rows
 
 
+IGNORED_DIRS = frozenset({"__MACOSX", "__pycache__", "@eaDir", "$RECYCLE.BIN"})
+IGNORED_FILES = frozenset({"Thumbs.db", "desktop.ini"})
+
+
+def _ignored(name: str) -> bool:
+    """Hidden files and folders, macOS/Windows/NAS metadata: never data, never reported."""
+    return name.startswith(".") or name in IGNORED_DIRS or name in IGNORED_FILES
+
+
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _ignored(p.name))
 
 
 def _files(folder: Path) -> list[Path]:
+    """Every file below `folder`, following links but never the same real folder twice (no symlink loops)."""
     out = []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not _ignored(f)]
     return out
 
 
@@ -180,13 +196,21 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
         ['cats', 'dogs']
     """
     root = Path(data)
+    if root.is_file() and root.suffix.lower() in (".csv", ".tsv"):
+        return load_csv(root, val_split=val_split, seed=seed)
+    if root.is_file():
+        from .archive import extracted_root, is_archive
+
+        if is_archive(root):
+            return load_image_folder(extracted_root(root), val_split=val_split, seed=seed)
     if not root.exists():
         raise FileNotFoundError(
             f"Data folder '{root}' does not exist. Pass a folder with one sub-folder per class, or with "
             "train/ and validation/ folders organised that way."
         )
     if not root.is_dir():
-        raise ValueError(f"Data path '{root}' is a file; pass the folder that holds the class folders.")
+        raise ValueError(f"Data path '{root}' is a file that is neither a CSV/TSV of path,label rows nor a "
+                         ".zip/.tar archive; pass the folder that holds the class folders.")
     if not 0.0 < val_split < 1.0:
         raise ValueError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
     test = root / "test"
@@ -221,3 +245,68 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
     classes = sorted(train_images)
     return DataSplits(str(root), classes, _samples(train_images, classes), _samples(val_images, classes),
                       layout, skipped, test_dir, used_split, used_seed)
+
+
+def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 42) -> DataSplits:
+    """Reads a CSV/TSV of `path,label` rows (paths relative to the file; an optional `split` column with
+    train/validation). Missing or unreadable files are skipped and reported.
+
+    Example:
+        >>> load_csv("labels.csv").classes  # doctest: +SKIP
+        ['cat', 'dog']
+    """
+    import csv
+
+    path = Path(path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f, delimiter=delimiter))
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        header = [c.strip().lower() for c in rows[0]]
+        rows = rows[1:]
+    else:
+        header = ["path", "label", "split"][: max((len(r) for r in rows), default=2)]
+    if "path" not in header or "label" not in header:
+        raise ValueError(f"CSV '{path}' needs the columns path,label (and optionally split); got {header}.")
+    ip, il = header.index("path"), header.index("label")
+    isplit = header.index("split") if "split" in header else None
+    candidates: list[tuple[Path, str, str | None]] = []
+    skipped: list[dict[str, str]] = []
+    for n, row in enumerate(rows, start=2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(ip, il):
+            raise ValueError(f"CSV '{path}' line {n}: expected path{delimiter}label, got {row}.")
+        file = (path.parent / row[ip].strip()).resolve()
+        split = row[isplit].strip().lower() if isplit is not None and len(row) > isplit else None
+        if split and split not in ("train", *VALIDATION_NAMES):
+            raise ValueError(f"CSV '{path}' line {n}: split must be train or validation, got {split!r}.")
+        candidates.append((file, row[il].strip(), split))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        checks = list(pool.map(lambda c: check_image(c[0]) if c[0].is_file() else ("file not found", None),
+                               candidates))
+    train: dict[str, list[str]] = {}
+    val: dict[str, list[str]] = {}
+    unsplit: dict[str, list[str]] = {}
+    for (file, label, split), (err, _) in zip(candidates, checks):
+        if err:
+            skipped.append({"path": str(file), "reason": err})
+            continue
+        target = unsplit if split is None else (train if split == "train" else val)
+        target.setdefault(label, []).append(str(file))
+    if unsplit:
+        _check_classes(unsplit, path)
+        more_train, more_val = stratified_split(unsplit, val_split, seed)
+        for k, v in more_train.items():
+            train.setdefault(k, []).extend(v)
+        for k, v in more_val.items():
+            val.setdefault(k, []).extend(v)
+    _check_classes(train, path)
+    missing = sorted(set(train) - set(val))
+    if missing:
+        raise ValueError(f"CSV '{path}': classes {missing} have no validation images; add rows or drop the split "
+                         "column so the split is made for you.")
+    classes = sorted(train)
+    layout = "csv" if not unsplit else "csv+split"
+    return DataSplits(str(path), classes, _samples(train, classes), _samples(val, classes), layout, skipped, None,
+                      val_split if unsplit else None, seed if unsplit else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +66,17 @@ def check_image(path: str | os.PathLike[str]) -> tuple[str | None, tuple[int, in
     The error is None for a readable image, else a short reason for the data report.
     """
     try:
-        with Image.open(path) as img:
-            size = img.size
-            img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-            img.load()
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)", None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                size = img.size
+                img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+                img.load()
         return None, size
+    except Image.DecompressionBombWarning as e:
+        return f"too large (possible decompression bomb): {e}", None
     except UnidentifiedImageError:
         return "not an image PIL can identify", None
     except (OSError, SyntaxError, ValueError) as e:

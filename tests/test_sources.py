@@ -1,0 +1,107 @@
+"""Data sources beyond folders: CSV/TSV lists and archives, with safe extraction."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+from transferlab.data import load_image_folder
+from transferlab.data.archive import ArchiveError, safe_extract
+
+from .conftest import make_dataset
+
+
+def test_csv_of_paths_and_labels(tmp_path):
+    root = make_dataset(tmp_path / "imgs", n_train=5, n_val=0, layout="flat")
+    lines = ["path,label"] + [f"imgs/{c}/img_{i:03d}.png,{c}" for c in ("cats", "dogs") for i in range(5)]
+    lines.append("imgs/cats/missing.png,cats")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    splits = load_image_folder(tmp_path / "labels.csv", val_split=0.4)
+    assert splits.classes == ["cats", "dogs"] and splits.layout == "csv+split"
+    assert len(splits.train) == 6 and len(splits.validation) == 4
+    assert splits.skipped[0]["reason"] == "file not found"
+    assert root.exists()
+
+
+def test_tsv_with_a_split_column(tmp_path):
+    make_dataset(tmp_path / "imgs", n_train=3, n_val=0, layout="flat")
+    rows = [f"imgs/{c}/img_{i:03d}.png\t{c}\t{'validation' if i == 0 else 'train'}"
+            for c in ("cats", "dogs") for i in range(3)]
+    (tmp_path / "l.tsv").write_text("path\tlabel\tsplit\n" + "\n".join(rows))
+    splits = load_image_folder(tmp_path / "l.tsv")
+    assert splits.layout == "csv" and len(splits.validation) == 2
+
+
+def test_zip_as_data_is_extracted_once(tmp_path):
+    src = make_dataset(tmp_path / "cats_and_dogs_filtered", n_train=3, n_val=2)
+    archive = tmp_path / "cats_and_dogs_filtered.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in src.rglob("*.png"):
+            zf.write(f, f.relative_to(tmp_path))
+    a = load_image_folder(archive)
+    b = load_image_folder(archive)
+    assert a.classes == ["cats", "dogs"] and a.layout == "train/validation"
+    assert a.root == b.root and ".transferlab-extracted" in a.root
+
+
+def _zip(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(("name", "message"), [("../evil.txt", "outside"), ("/etc/evil", "absolute"),
+                                               ("a/../../evil", "outside")])
+def test_zip_slip_is_refused(tmp_path, name, message):
+    archive = _zip(tmp_path / "bad.zip", {name: b"x"})
+    with pytest.raises(ArchiveError, match=message):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_zip_bomb_is_refused(tmp_path):
+    archive = _zip(tmp_path / "bomb.zip", {"zeros.bin": b"\0" * 20_000_000})
+    with pytest.raises(ArchiveError, match="zip bomb"):
+        safe_extract(archive, tmp_path / "out")
+    with pytest.raises(ArchiveError, match="over the limit"):
+        safe_extract(archive, tmp_path / "out", max_bytes=1000, max_ratio=1e9)
+
+
+def _tar(path, build):
+    with tarfile.open(path, "w:gz") as tf:
+        build(tf)
+    return path
+
+
+def test_tar_links_outside_are_refused(tmp_path):
+    def add_link(tf):
+        info = tarfile.TarInfo("data/link")
+        info.type, info.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        tf.addfile(info)
+
+    with pytest.raises(ArchiveError, match="outside"):
+        safe_extract(_tar(tmp_path / "a.tar.gz", add_link), tmp_path / "out")
+
+    def add_abs(tf):
+        info = tarfile.TarInfo("data/link")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+
+    with pytest.raises(ArchiveError, match="absolute"):
+        safe_extract(_tar(tmp_path / "b.tar.gz", add_abs), tmp_path / "out")
+
+    def add_file(tf):
+        data = b"hello"
+        info = tarfile.TarInfo("data/ok.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("data/inside")
+        link.type, link.linkname = tarfile.SYMTYPE, "ok.txt"
+        tf.addfile(link)
+
+    out = safe_extract(_tar(tmp_path / "c.tar.gz", add_file), tmp_path / "good")
+    assert (out / "data" / "inside").read_text() == "hello"
