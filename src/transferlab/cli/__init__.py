@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .augment import augment
+from .data import app as data_app
 from .demo import demo
 from .layers import layers
 from .models import models
@@ -23,6 +24,7 @@ app.command()(predict)
 app.command()(models)
 app.command()(layers)
 app.command()(augment)
+app.add_typer(data_app, name="data")
 app.command()(demo)
 
 

@@ -1,0 +1,67 @@
+"""`transferlab data get|info`: download named data sets; describe a data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._common import print_json, user_errors
+
+app = typer.Typer(help="Get named data sets and inspect data folders.", no_args_is_help=True)
+
+
+@app.command("get")
+@user_errors
+def get(
+    name: Annotated[str, typer.Argument(help="cats_and_dogs_filtered or cifar10.")],
+    dir: Annotated[Path, typer.Option("--dir", help="Folder to download into.")] = Path("data"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Download a named data set (resumable, checksum-verified) and print its folder.
+
+    Example: transferlab data get cats_and_dogs_filtered --dir data
+    """
+    from ..data.download import DownloadError, get_dataset
+
+    try:
+        folder = get_dataset(name, dir, quiet=quiet)
+    except DownloadError as e:
+        raise FileNotFoundError(str(e)) from e
+    Console(soft_wrap=True).print(f"{name}: {folder}", highlight=False)
+
+
+@app.command("info")
+@user_errors
+def info(
+    data: Annotated[str, typer.Argument(help="Data folder, CSV or archive.")],
+    val_split: Annotated[float, typer.Option(help="Validation fraction without a validation folder.")] = 0.2,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Images per class and split, image sizes, unreadable files, duplicates and train/validation leakage."""
+    from ..data.info import data_info
+
+    report = data_info(data, val_split=val_split)
+    if json_output:
+        print_json(report)
+        return
+    console = Console()
+    table = Table(title=f"{report['root']} ({report['layout']})")
+    for col in ("class", "train", "validation"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name in report["classes"]:
+        table.add_row(name, str(report["counts"]["train"][name]), str(report["counts"]["validation"][name]))
+    table.add_row("[bold]total", str(report["num_train"]), str(report["num_validation"]))
+    console.print(table)
+    w, h = report["image_size"]["width"], report["image_size"]["height"]
+    if w:
+        console.print(f"Image width {w['min']}-{w['max']} (median {w['median']}), height {h['min']}-{h['max']} "
+                      f"(median {h['median']})")
+    console.print(f"Skipped files: {len(report['skipped'])}; duplicate groups: {len(report['duplicates'])}")
+    for item in report["skipped"][:10]:
+        console.print(f"  [yellow]{item['path']}[/]: {item['reason']}")
+    for warning in report["warnings"]:
+        console.print(f"[bold yellow]Warning:[/] {warning}")
