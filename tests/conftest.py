@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,13 @@ def make_dataset(root: Path, classes: tuple[str, ...] = ("cats", "dogs"), n_trai
             make_images(root / "train" / name, COLORS[name], n_train, seed=k)
             make_images(root / val_name / name, COLORS[name], n_val, seed=100 + k)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches (features, decoded images) go to a temporary TRANSFERLAB_HOME, never the user's."""
+    if "TRANSFERLAB_HOME" not in os.environ or "pytest" not in os.environ["TRANSFERLAB_HOME"]:
+        monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture

@@ -180,3 +180,27 @@ def test_hostile_folder_contents(tmp_path):
     assert set(reasons) == {"empty.jpg", "bomb.png"}
     assert "0 bytes" in reasons["empty.jpg"] and "too large" in reasons["bomb.png"]
     assert len([s for s in splits.train if s.label == 0]) == 3  # the loop is not followed twice
+
+
+def test_decoded_cache_gives_the_same_tensors_and_is_shared(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from transferlab.data.datasets import ImageListDataset
+    from transferlab.data.decoded import DecodedCache
+
+    root = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    Image.new("RGB", (90, 40), (10, 120, 200)).save(root / "train" / "cats" / "wide.jpg")
+    samples = load_image_folder(root).train
+    for pre in (Preprocessing(32, (0.5,) * 3, (0.5,) * 3, "bicubic", 0.875, "center"),
+                Preprocessing(32, (0.0,) * 3, (1.0,) * 3, "bilinear", 1.0, "squash")):
+        plain = ImageListDataset(samples, eval_transform(pre))
+        cache = DecodedCache(samples, pre, tmp_path / "cache")
+        cached = ImageListDataset(samples, eval_transform(pre, resized=True), cache=cache)
+        loader = DataLoader(cached, batch_size=4, num_workers=2)  # workers fill the shared file
+        first = torch.cat([x for x, _ in loader])
+        assert cache.filled == len(samples)
+        second = torch.cat([x for x, _ in loader])
+        expected = torch.stack([plain[i][0] for i in range(len(samples))])
+        assert torch.equal(first, second)
+        assert torch.allclose(first, expected, atol=1e-6)

@@ -62,6 +62,8 @@ class TrainConfig:
             features once and train the head on the cache.
         feature_cache_copies: With augmentation and 'freeze': compute N augmented copies of every training image's
             features once and train on copy (epoch mod N); 0 runs the base every epoch instead.
+        decoded_cache: Keep decoded, resized images in a shared memory-mapped file (up to 8 GiB), so epochs
+            after the first never decode JPEGs again.
         channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
@@ -103,6 +105,7 @@ class TrainConfig:
     num_workers: int | None = None
     feature_cache: bool = True
     feature_cache_copies: int = 0
+    decoded_cache: bool = True
     channels_last: bool = True
     precision: str = "auto"
     accelerator: str = "auto"

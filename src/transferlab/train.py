@@ -35,6 +35,7 @@ from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
 from .data.augment import resolve_augment
 from .data.datasets import ImageListDataset
+from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
 from .boundary import BoundaryNet, Prefix, boundary_stage
@@ -53,6 +54,7 @@ from .plots import plot_history
 
 __all__ = ["TransferModule", "TrainResult", "fit", "resume", "resolve_config", "HISTORY_FIELDS"]
 
+DECODED_CACHE_LIMIT = 8 * 1024**3  # bytes of decoded images kept per split
 HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
@@ -458,10 +460,19 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return (self.model,
-                DataLoader(ImageListDataset(data.train, train_transform(self.pre, cfg.augment), self.pre.resize_size),
-                           shuffle=True, drop_last=drop_last, **args),
-                DataLoader(ImageListDataset(data.validation, eval_transform(self.pre), self.pre.resize_size),
-                           shuffle=False, **args))
+                DataLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last, **args),
+                DataLoader(self._images(data.validation, "validation"), shuffle=False, **args))
+
+    def _images(self, samples: list, split: str) -> ImageListDataset:
+        """Images of a split with their transform, through the decoded-image cache where it fits."""
+        cfg, pre = self.config, self.pre
+        cached = cfg.decoded_cache and DecodedCache.nbytes(len(samples), pre) <= DECODED_CACHE_LIMIT
+        if split == "train":
+            transform = train_transform(pre, cfg.augment, resized=cached)
+        else:
+            transform = eval_transform(pre, resized=cached)
+        cache = DecodedCache(samples, pre) if cached else None
+        return ImageListDataset(samples, transform, pre.resize_size, cache=cache)
 
     def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
         cfg = self.config

@@ -102,6 +102,9 @@ def train(
     feature_cache_copies: Annotated[int | None, typer.Option(help="With --augment and freeze: N augmented feature "
                                                                   "copies per image, computed once [default: 0]."
                                                              )] = None,
+    decoded_cache: Annotated[bool | None, typer.Option("--decoded-cache/--no-decoded-cache",
+                                                       help="Decode and resize each image once [default: on]."
+                                                       )] = None,
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
                                                        help="Channels-last memory format [default: on].")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed or 16-mixed.")] = None,
@@ -137,6 +140,7 @@ def train(
                      class_weight=class_weight, image_size=image_size, augment=augment, val_split=val_split,
                      seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
                      feature_cache=feature_cache, feature_cache_copies=feature_cache_copies,
+                     decoded_cache=decoded_cache,
                      channels_last=channels_last, precision=precision,
                      accelerator=accelerator, devices=devices, out=out)
         settings.update({k: v for k, v in flags.items() if v is not None})

@@ -76,7 +76,9 @@ class Preprocessing:
         return d
 
 
-def _resize_crop(pre: Preprocessing) -> list[nn.Module]:
+def _resize_crop(pre: Preprocessing, resized: bool = False) -> list[nn.Module]:
+    if resized:  # the image is already resize_size x resize_size (decoded cache): only the centre crop remains
+        return [v2.CenterCrop(pre.image_size)]
     interp = _INTERPOLATIONS[pre.interpolation]
     scale = pre.resize_size
     if pre.crop_mode == "squash":
@@ -90,7 +92,7 @@ def _to_tensor(pre: Preprocessing) -> list[nn.Module]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
 
 
-def eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
+def eval_transform(pre: Preprocessing, resized: bool = False) -> Callable[[Image.Image], torch.Tensor]:
     """Validation/inference transform: resize, centre crop, scale to [0, 1], normalise.
 
     Example:
@@ -98,11 +100,11 @@ def eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
         >>> eval_transform(pre)(Image.new("RGB", (300, 200))).shape
         torch.Size([3, 224, 224])
     """
-    return v2.Compose([*_resize_crop(pre), *_to_tensor(pre)])
+    return v2.Compose([*_resize_crop(pre, resized), *_to_tensor(pre)])
 
 
-def train_transform(pre: Preprocessing, augment: str | Mapping[str, Any] | AugmentConfig | None = "none"
-                    ) -> Callable[[Image.Image], torch.Tensor]:
+def train_transform(pre: Preprocessing, augment: str | Mapping[str, Any] | AugmentConfig | None = "none",
+                    resized: bool = False) -> Callable[[Image.Image], torch.Tensor]:
     """Training transform: the evaluation geometry, then the augmentation (Keras' order: random transforms
     on the resized image), then normalisation.
 
@@ -113,5 +115,5 @@ def train_transform(pre: Preprocessing, augment: str | Mapping[str, Any] | Augme
     """
     config = resolve_augment(augment)
     pil, floats, normalised = augment_transforms(config)
-    return v2.Compose([*_resize_crop(pre), *pil, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), *floats,
+    return v2.Compose([*_resize_crop(pre, resized), *pil, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), *floats,
                        v2.Normalize(list(pre.mean), list(pre.std)), *normalised])

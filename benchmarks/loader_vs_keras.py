@@ -1,0 +1,122 @@
+"""Benchmark: transferlab's training loader vs Keras ImageDataGenerator.flow_from_directory, side by side.
+
+150x150, the course's augmentation preset, batch 32, on one folder of photo-sized JPEGs. By default the
+folder is made from scikit-image's sample photos (random crops, rescaled to about 500x375, saved as JPEG);
+pass --data for a folder of your own photos (class folders). Keras 3 runs with the torch backend (no
+TensorFlow needed; its ImageDataGenerator needs scipy). Run:
+
+    .venv/bin/python benchmarks/loader_vs_keras.py --images 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+
+def make_photos(root: Path, count: int, seed: int = 0) -> Path:
+    from PIL import Image
+    from skimage import data as skdata
+
+    names = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
+             "cat"]
+    photos = []
+    for name in names:
+        try:
+            arr = getattr(skdata, name)()
+        except Exception:  # noqa: BLE001 - a sample that needs a download
+            continue
+        if arr.ndim == 3 and arr.shape[2] >= 3:
+            photos.append(Image.fromarray(arr[..., :3]))
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        img = photos[i % len(photos)]
+        w, h = img.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        out = img.crop((x, y, x + cw, y + ch)).resize((500, 375))
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        out.save(folder / f"{i:05d}.jpg", quality=90)
+    return root
+
+
+def keras_rate(data: Path, batch: int, batches: int) -> float:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+    gen = ImageDataGenerator(rescale=1 / 255, rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
+                             shear_range=0.2, zoom_range=0.2, horizontal_flip=True)
+    flow = gen.flow_from_directory(str(data), target_size=(150, 150), batch_size=batch, class_mode="binary")
+    start, n = time.perf_counter(), 0
+    for _ in range(batches):
+        x, _ = next(flow)
+        n += len(x)
+    return n / (time.perf_counter() - start)
+
+
+def ours_rate(data: Path, batch: int, workers: int, epochs: int, cache_dir: Path) -> list[float]:
+    from torch.utils.data import DataLoader
+
+    from transferlab.data import load_image_folder, train_transform
+    from transferlab.data.datasets import ImageListDataset
+    from transferlab.data.decoded import DecodedCache
+    from transferlab.models import create_model
+    from transferlab.data import Preprocessing
+
+    pre = Preprocessing.from_model(create_model("course_cnn", weights="none"))
+    samples = load_image_folder(data).train + load_image_folder(data).validation
+    cache = DecodedCache(samples, pre, cache_dir)
+    ds = ImageListDataset(samples, train_transform(pre, "course", resized=True), pre.resize_size, cache=cache)
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    rates = []
+    for _ in range(epochs):
+        start, n = time.perf_counter(), 0
+        for x, _ in loader:
+            n += len(x)
+        rates.append(n / (time.perf_counter() - start))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/loader_vs_keras.json"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tl-loader-"))
+    data = args.data or make_photos(work / "photos", args.images)
+    count = sum(1 for _ in data.rglob("*.jpg"))
+    keras = keras_rate(data, args.batch, max(1, count // args.batch))
+    rows = [{"loader": "Keras ImageDataGenerator.flow_from_directory", "workers": 0, "epoch": 1,
+             "images_per_s": round(keras, 1)}]
+    for workers in (0, 2):
+        rates = ours_rate(data, args.batch, workers, 2, work / f"cache{workers}")
+        for epoch, rate in enumerate(rates, start=1):
+            rows.append({"loader": "transferlab (decoded cache)", "workers": workers, "epoch": epoch,
+                         "images_per_s": round(rate, 1)})
+    print(f"{count} photos, 150x150, course augmentation, batch {args.batch}")
+    print(f"{'loader':48} {'workers':>7} {'epoch':>5} {'img/s':>8} {'vs Keras':>9}")
+    for r in rows:
+        r["ratio_vs_keras"] = round(r["images_per_s"] / keras, 2)
+        print(f"{r['loader']:48} {r['workers']:>7} {r['epoch']:>5} {r['images_per_s']:>8.1f} {r['ratio_vs_keras']:>9.2f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "benchmark": "loader_vs_keras", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "images": count,
+        "data": "given" if args.data else "generated from scikit-image sample photos, 500x375 JPEG",
+        "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
