@@ -15,7 +15,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"wall-time ratio (Keras way / cache): {ratio:.1f}x")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "benchmark": "cache_vs_keras", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "cache_vs_keras", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "data": str(data),
         "image_size": args.image_size, "rows": rows, "ratio_keras_over_cache": round(ratio, 2)}, indent=2) + "\n")
 

@@ -15,7 +15,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -56,7 +56,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     rows = [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
             for r in _history(result.run_dir)]
-    summary = {"benchmark": f"cifar10_finetune:{args.name}", "date": datetime.now(timezone.utc).isoformat(
+    summary = {"benchmark": f"cifar10_finetune:{args.name}", "date": datetime.now(UTC).isoformat(
                timespec="seconds"), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "classes": args.classes or "all", "settings": settings, "wall_seconds": round(wall, 1),
                "best_val_accuracy": result.metrics["best_val_accuracy"], "best_epoch": result.metrics["best_epoch"],

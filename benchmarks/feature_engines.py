@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ENGINES = {
@@ -78,10 +78,11 @@ def main() -> None:
     print(f"{'engine':32} {'malloc tuned':>12} {'img/s':>8} {'vs eager fp32':>14}")
     for r in rows:
         r["ratio_vs_eager_fp32"] = round(r["images_per_s"] / base, 2)
-        print(f"{r['engine']:32} {str(r['malloc_tuning']):>12} {r['images_per_s']:>8.1f} {r['ratio_vs_eager_fp32']:>14.2f}")
+        print(f"{r['engine']:32} {str(r['malloc_tuning']):>12} {r['images_per_s']:>8.1f} "
+              f"{r['ratio_vs_eager_fp32']:>14.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "benchmark": "feature_engines", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "feature_engines", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "model": args.model, "image_size": args.size, "batch": args.batch, "rows": rows}, indent=2) + "\n")
 

@@ -16,7 +16,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +66,10 @@ def keras_rate(data: Path, batch: int, batches: int) -> float:
 def ours_rate(data: Path, batch: int, workers: int, epochs: int, cache_dir: Path) -> list[float]:
     from torch.utils.data import DataLoader
 
-    from transferlab.data import load_image_folder, train_transform
+    from transferlab.data import Preprocessing, load_image_folder, train_transform
     from transferlab.data.datasets import ImageListDataset
     from transferlab.data.decoded import DecodedCache
     from transferlab.models import create_model
-    from transferlab.data import Preprocessing
 
     pre = Preprocessing.from_model(create_model("course_cnn", weights="none"))
     samples = load_image_folder(data).train + load_image_folder(data).validation
@@ -109,10 +108,11 @@ def main() -> None:
     print(f"{'loader':48} {'workers':>7} {'epoch':>5} {'img/s':>8} {'vs Keras':>9}")
     for r in rows:
         r["ratio_vs_keras"] = round(r["images_per_s"] / keras, 2)
-        print(f"{r['loader']:48} {r['workers']:>7} {r['epoch']:>5} {r['images_per_s']:>8.1f} {r['ratio_vs_keras']:>9.2f}")
+        print(f"{r['loader']:48} {r['workers']:>7} {r['epoch']:>5} {r['images_per_s']:>8.1f} "
+              f"{r['ratio_vs_keras']:>9.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "benchmark": "loader_vs_keras", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "loader_vs_keras", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "images": count,
         "data": "given" if args.data else "generated from scikit-image sample photos, 500x375 JPEG",
         "rows": rows}, indent=2) + "\n")

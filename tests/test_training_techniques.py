@@ -230,7 +230,6 @@ def test_feature_copies_dataset_switches_copy_per_epoch():
 @pytest.mark.parametrize("name", [TINY_MODEL, "test_resnet"])
 def test_boundary_split_reproduces_the_full_forward(name):
     from transferlab.boundary import BoundaryNet, Prefix, boundary_stage
-
     from transferlab.finetune import apply_strategy
 
     model = apply_strategy(build_classifier(name, num_classes=3, weights="none"), "unfreeze-last=1").eval()

@@ -10,8 +10,6 @@ ResNet family (`layer1`..`layer4`). Other bases train the ordinary way.
 
 from __future__ import annotations
 
-
-
 import torch
 from torch import nn
 

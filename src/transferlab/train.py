@@ -31,6 +31,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from . import __version__
 from ._io import atomic_path, write_json, write_text, write_yaml
+from .boundary import BoundaryNet, Prefix, boundary_stage
 from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
 from .data.augment import resolve_augment
@@ -38,7 +39,6 @@ from .data.datasets import ImageListDataset
 from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
-from .boundary import BoundaryNet, Prefix, boundary_stage
 from .features import cached_features, tune_malloc
 from .finetune import (
     Strategy,
@@ -411,8 +411,8 @@ class _Run:
             batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
             description=f"Features ({label})", min_size=self.pre.resize_size, extra=extra,
             store_dtype=torch.bfloat16 if base is not None else torch.float32, digest_of=self.model.features)
-        self.console.print(f"Features of {len(samples)} {label} images: "
-                           f"{'from the cache' if hit else 'extracted and cached'} ({time.perf_counter() - start:.1f} s)")
+        source = "from the cache" if hit else "extracted and cached"
+        self.console.print(f"Features of {len(samples)} {label} images: {source} ({time.perf_counter() - start:.1f} s)")
         return feats
 
     def features(self) -> dict[str, Any]:

@@ -6,5 +6,6 @@ from .folder import DataSplits, Sample, load_image_folder
 from .images import is_image_file, load_rgb
 from .transforms import AUGMENT_PRESETS, Preprocessing, eval_transform, train_transform
 
-__all__ = ["AUGMENT_PRESETS", "PRESETS", "AugmentConfig", "KerasAffine", "resolve_augment", "DataSplits", "ImageListDataset", "Preprocessing", "Sample", "eval_transform",
-           "is_image_file", "load_image_folder", "load_rgb", "train_transform"]
+__all__ = ["AUGMENT_PRESETS", "PRESETS", "AugmentConfig", "DataSplits", "ImageListDataset", "KerasAffine",
+           "Preprocessing", "Sample", "eval_transform", "is_image_file", "load_image_folder", "load_rgb",
+           "resolve_augment", "train_transform"]

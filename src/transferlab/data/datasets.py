@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .folder import Sample
 from .decoded import DecodedCache
+from .folder import Sample
 from .images import load_rgb
 
 __all__ = ["ImageListDataset"]
