@@ -18,16 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-
-def catdog_folder(cifar: Path, root: Path) -> Path:
-    """A train/validation folder of CIFAR-10's cat and dog images (links, no copies): 10,000 / 2,000."""
-    for split, source in (("train", "train"), ("validation", "test")):
-        for cls in ("cat", "dog"):
-            target = root / split / cls
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                target.symlink_to((cifar / source / cls).resolve(), target_is_directory=True)
-    return root
+from cifar10_finetune import cifar_folder
 
 
 def main() -> None:
@@ -42,7 +33,7 @@ def main() -> None:
     os.environ["TRANSFERLAB_HOME"] = str(work / "home")  # a cold cache
     from transferlab import TrainConfig, fit
 
-    data = args.data or catdog_folder(args.cifar, work / "catdog")
+    data = args.data or cifar_folder(args.cifar, work / "catdog", ["cat", "dog"])
     rows = []
     for name, cache in (("transferlab freeze + feature cache", True), ("Keras way (base run every epoch)", False)):
         config = TrainConfig(data=str(data), out=str(work / ("cache" if cache else "keras")), epochs=args.epochs,

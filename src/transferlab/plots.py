@@ -62,6 +62,11 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
         axes[2].plot(*zip(*pts), "o-", color="tab:green", markersize=4)
         axes[2].set_yscale("log")
         _decorate(axes[2], rows, "Learning rate", best_epoch)
+    return _finish(fig, path, title)
+
+
+def _finish(fig: plt.Figure, path: str | os.PathLike[str] | None, title: str | None) -> plt.Figure:
+    """Titles and lays out the figure; writes it to `path` (atomically) and closes it when a path is given."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -93,11 +98,4 @@ def image_grid(images: Sequence[Any], titles: Sequence[str], path: str | os.Path
     for ax, img, name in zip(axes.flat, images, titles):
         ax.imshow(_denormalize(img, mean, std).numpy())
         ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, title)
