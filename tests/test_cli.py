@@ -104,6 +104,7 @@ def test_resume_continues_from_the_last_epoch(dataset, tmp_path):
     with open(out / "history.csv") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 3
+    assert yaml.safe_load((out / "config.yaml").read_text())["epochs"] == 3  # the extended plan is recorded
 
 
 def test_flat_folder_with_val_split_writes_the_split(tmp_path):

@@ -105,3 +105,51 @@ def test_tar_links_outside_are_refused(tmp_path):
 
     out = safe_extract(_tar(tmp_path / "c.tar.gz", add_file), tmp_path / "good")
     assert (out / "data" / "inside").read_text() == "hello"
+
+
+def _fake_cifar(folder, per_batch: int = 6):
+    import pickle
+
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"cat", b"dog"], b"num_cases_per_batch": per_batch}, f, protocol=2)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [i % 2 for i in range(per_batch)]
+        data = np.stack([np.full(3072, 40 if y == 0 else 220, dtype=np.uint8) for y in labels])
+        data = np.clip(data + rng.integers(0, 20, data.shape), 0, 255).astype(np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                         b"filenames": [b"x.png"] * per_batch}, f, protocol=2)
+    return folder
+
+
+def test_cifar_python_batches_are_read_in_place(tmp_path):
+    from transferlab import TrainConfig, fit
+    from transferlab.data import load_rgb
+
+    folder = _fake_cifar(tmp_path / "cifar-10-batches-py")
+    splits = load_image_folder(folder)
+    assert splits.classes == ["cat", "dog"] and len(splits.train) == 30 and len(splits.validation) == 6
+    image = load_rgb(splits.train[0].path)
+    assert image.size == (32, 32) and image.mode == "RGB"
+    result = fit(TrainConfig(data=str(folder), out=str(tmp_path / "run"), model="test_efficientnet", weights="none",
+                             image_size=32, epochs=1, num_workers=0), quiet=True)
+    assert result.metrics["epochs_run"] == 1
+
+
+def test_cifar_batches_never_unpickle_objects(tmp_path):
+    import pickle
+
+    from transferlab.data.cifar import _unpickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
+        _unpickle(path)

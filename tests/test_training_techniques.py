@@ -255,3 +255,16 @@ def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, t
                        feature_cache=False), quiet=True)
     assert result.metrics["best_val_accuracy"] == pytest.approx(slow.metrics["best_val_accuracy"], abs=0.13)
     assert Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"])[0]["top"]
+
+
+@pytest.mark.parametrize("mix", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0}])
+def test_mixup_and_cutmix_train_with_soft_labels(dataset, tmp_path, tiny_weights, mix):
+    from transferlab.train import MixCollate
+
+    collate = MixCollate(2, mix.get("mixup", 0.0), mix.get("cutmix", 0.0))
+    x, y = collate([(torch.rand(3, 8, 8), 0), (torch.rand(3, 8, 8), 1)])
+    assert y.shape == (2, 2) and torch.allclose(y.sum(dim=1), torch.ones(2))
+    out = tmp_path / "run"
+    fit(_config(dataset, out, tiny_weights, epochs=1, **mix), quiet=True)
+    assert not (Path(os.environ["TRANSFERLAB_HOME"]) / "features").exists()  # mixed images: no feature cache
+    assert len(_history(out)) == 1

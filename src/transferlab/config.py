@@ -50,6 +50,8 @@ class TrainConfig:
         head_batch_norm: BatchNormalization after each hidden head layer.
         label_smoothing: Label smoothing of the loss (0 to 1).
         class_weight: 'none' or 'balanced' (weights inversely proportional to class frequency).
+        mixup: MixUp alpha (e.g. 0.2); 0 turns it off. Batches of mixed images with soft labels.
+        cutmix: CutMix alpha (e.g. 1.0); 0 turns it off. With both, each batch uses one of the two.
         image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
         augment: Augmentation: a preset ('none', 'course', 'flip', 'light', 'strong') or a mapping of Keras
             ImageDataGenerator parameters, optionally with 'preset' (see `transferlab.data.augment`).
@@ -95,6 +97,8 @@ class TrainConfig:
     head_dropout: float = 0.0
     head_batch_norm: bool = False
     label_smoothing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
     class_weight: str = "none"
     image_size: int | None = None
     augment: str | dict[str, Any] = "none"
@@ -137,6 +141,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise ValueError(f"mixup and cutmix are alpha values >= 0 (e.g. 0.2 and 1.0); got {self.mixup}, "
+                             f"{self.cutmix}.")
         if self.feature_cache_copies < 0:
             raise ValueError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
         if self.patience < 0:

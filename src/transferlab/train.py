@@ -102,6 +102,12 @@ class TransferModule(L.LightningModule):
         return self
 
     def _loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if y.dim() == 2:  # soft labels from MixUp/CutMix
+            if logits.shape[-1] == 1:
+                logit = logits[:, 0].float()
+                return F.binary_cross_entropy_with_logits(logit, y[:, 1].float()), (logit > 0).long()
+            loss = -(y * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+            return loss, logits.argmax(dim=-1)
         smoothing = self.config.label_smoothing if train else 0.0
         if logits.shape[-1] == 1:  # the course CNN's Dense(1, sigmoid): binary cross-entropy
             logit = logits[:, 0].float()
@@ -114,6 +120,7 @@ class TransferModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss, preds = self._loss_and_preds(self(x), y, train=True)
+        y = y.argmax(dim=-1) if y.dim() == 2 else y  # MixUp/CutMix: accuracy against the dominant label
         self.train_accuracy(preds, y)
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
@@ -355,7 +362,26 @@ def _quiet_lightning() -> None:
 
 
 def _no_augment(cfg: TrainConfig) -> bool:
-    return resolve_augment(cfg.augment).is_identity
+    return resolve_augment(cfg.augment).is_identity and not (cfg.mixup or cfg.cutmix)
+
+
+class MixCollate:
+    """Collates a batch and applies MixUp and/or CutMix (torchvision.transforms.v2), giving soft labels."""
+
+    def __init__(self, num_classes: int, mixup: float, cutmix: float) -> None:
+        from torchvision.transforms import v2
+
+        choices = []
+        if mixup:
+            choices.append(v2.MixUp(alpha=mixup, num_classes=num_classes))
+        if cutmix:
+            choices.append(v2.CutMix(alpha=cutmix, num_classes=num_classes))
+        self.mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
+
+    def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch.utils.data import default_collate
+
+        return self.mix(*default_collate(batch))
 
 
 class FeatureCopies(torch.utils.data.Dataset):
@@ -391,7 +417,7 @@ class _Run:
 
     def uses_cache(self, phase: Phase) -> bool:
         cfg = self.config
-        augmented_ok = _no_augment(cfg) or cfg.feature_cache_copies > 0
+        augmented_ok = _no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
         return cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok
 
     def boundary(self, phase: Phase) -> int | None:
@@ -460,7 +486,9 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return (self.model,
-                DataLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last, **args),
+                DataLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
+                           collate_fn=MixCollate(len(data.classes), cfg.mixup, cfg.cutmix)
+                           if cfg.mixup or cfg.cutmix else None, **args),
                 DataLoader(self._images(data.validation, "validation"), shuffle=False, **args))
 
     def _images(self, samples: list, split: str) -> ImageListDataset:
@@ -554,9 +582,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     if not resume:
         write_json(run_dir / "data_report.json", data.report())
         _write_split(run_dir / "split.csv", data)
-        write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes,
-                                             "preprocessing": pre.to_dict(),
-                                             "parameters": count_parameters(model), "environment": _environment()})
+    write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes, "preprocessing": pre.to_dict(),
+                                         "parameters": count_parameters(model), "environment": _environment()})
     console.print(f"Model {config.model} ({count_parameters(model)['total']:,} parameters), strategy "
                   f"{config.strategy}, image size {pre.image_size}")
 

@@ -60,6 +60,8 @@ def train(
     head_batch_norm: Annotated[bool | None, typer.Option("--head-batch-norm/--no-head-batch-norm",
                                                          help="BatchNormalization in the head.")] = None,
     label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, e.g. 0.1.")] = None,
+    mixup: Annotated[float | None, typer.Option(help="MixUp alpha, e.g. 0.2 [default: off].")] = None,
+    cutmix: Annotated[float | None, typer.Option(help="CutMix alpha, e.g. 1.0 [default: off].")] = None,
     class_weight: Annotated[str | None, typer.Option(help="none or balanced (for imbalanced folders).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].")] = None,
     augment: Annotated[str | None, typer.Option(help="Augmentation preset: none, course, flip, light or strong; "
@@ -136,7 +138,7 @@ def train(
                      backbone_lr_mult=backbone_lr_mult, layer_decay=layer_decay, epochs=epochs,
                      batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                      lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, head_hidden=head_hidden or None,
-                     head_dropout=head_dropout, head_batch_norm=head_batch_norm, label_smoothing=label_smoothing,
+                     head_dropout=head_dropout, head_batch_norm=head_batch_norm, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
                      class_weight=class_weight, image_size=image_size, augment=augment, val_split=val_split,
                      seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
                      feature_cache=feature_cache, feature_cache_copies=feature_cache_copies,

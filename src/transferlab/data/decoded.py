@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .folder import Sample
-from .images import load_rgb
+from .images import file_identity, load_rgb
 from .transforms import _INTERPOLATIONS, Preprocessing
 
 __all__ = ["DecodedCache", "decoded_cache_dir"]
@@ -53,8 +53,7 @@ class DecodedCache:
         self.size = pre.resize_size
         h = hashlib.sha256(json.dumps({"pre": pre.to_dict(), "v": 1}, sort_keys=True).encode())
         for s in self.samples:
-            st = os.stat(s.path)
-            h.update(f"{s.path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            h.update(f"{file_identity(s.path)}\n".encode())
         key = h.hexdigest()[:24]
         folder = Path(folder or decoded_cache_dir())
         folder.mkdir(parents=True, exist_ok=True)

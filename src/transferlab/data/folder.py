@@ -213,6 +213,12 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
                          ".zip/.tar archive; pass the folder that holds the class folders.")
     if not 0.0 < val_split < 1.0:
         raise ValueError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
+    from .cifar import is_cifar_folder, load_cifar
+
+    if is_cifar_folder(root):  # the official CIFAR-10 python batches, read in place
+        classes, train_images, val_images = load_cifar(root)
+        return DataSplits(str(root), classes, _samples(train_images, classes), _samples(val_images, classes),
+                          "cifar-batches (train / test)")
     test = root / "test"
     test_dir = str(test) if test.is_dir() else None
     train_dir = root / "train"

@@ -44,6 +44,10 @@ def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (2
         >>> load_rgb("cat.png").mode  # doctest: +SKIP
         'RGB'
     """
+    if str(path).startswith("cifar://"):
+        from .cifar import cifar_image
+
+        return cifar_image(path)
     with Image.open(path) as img:
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
@@ -83,3 +87,13 @@ def check_image(path: str | os.PathLike[str]) -> tuple[str | None, tuple[int, in
         return f"cannot decode: {e}", None
     except Image.DecompressionBombError as e:
         return f"too large: {e}", None
+
+
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """A string that changes when the image's content may have changed (size and modification time), for caches."""
+    if str(path).startswith("cifar://"):
+        from .cifar import cifar_identity
+
+        return cifar_identity(path)
+    st = os.stat(path)
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"

@@ -17,6 +17,11 @@ __all__ = ["data_info"]
 
 
 def _hash_and_size(path: str) -> tuple[str, tuple[int, int] | None]:
+    if path.startswith("cifar://"):
+        from .images import load_rgb
+
+        image = load_rgb(path)
+        return hashlib.sha1(image.tobytes()).hexdigest(), image.size
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

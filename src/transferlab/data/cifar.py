@@ -1,0 +1,106 @@
+"""CIFAR-10 read directly from the official python archive's pickle batches — no conversion to image files.
+
+The batches are unpickled with a restricted unpickler that only rebuilds numpy arrays (never arbitrary
+objects), after the archive's checksum was verified by `transferlab data get cifar10`. Images are addressed
+as `cifar://<folder>/<batch>#<index>` samples, which `load_rgb` understands.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["is_cifar_folder", "load_cifar", "cifar_image", "is_cifar_path", "cifar_identity"]
+
+SCHEME = "cifar://"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+
+class _NumpyOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch (only numpy arrays "
+                                         "are allowed)")
+        if module.startswith("numpy.core"):
+            module = module.replace("numpy.core", "numpy._core", 1) if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        obj = _NumpyOnly(io.BytesIO(f.read()), encoding="bytes").load()
+    if not isinstance(obj, dict):
+        raise ValueError(f"'{path}' is not a CIFAR batch (expected a dict, got {type(obj).__name__}).")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def is_cifar_folder(folder: str | os.PathLike[str]) -> bool:
+    folder = Path(folder)
+    return (folder / "batches.meta").is_file() and (folder / TRAIN_BATCHES[0]).is_file()
+
+
+@functools.lru_cache(maxsize=8)
+def _batch(path: str) -> tuple[np.ndarray, list[int]]:
+    data = _unpickle(Path(path))
+    images = np.asarray(data["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), [int(v) for v in data["labels"]]
+
+
+def is_cifar_path(path: str | os.PathLike[str]) -> bool:
+    return str(path).startswith(SCHEME)
+
+
+def _split_path(path: str) -> tuple[str, int]:
+    file, _, index = str(path)[len(SCHEME):].rpartition("#")
+    return file, int(index)
+
+
+def cifar_image(path: str | os.PathLike[str]) -> Image.Image:
+    """The RGB image a `cifar://` sample path names."""
+    file, index = _split_path(str(path))
+    return Image.fromarray(_batch(file)[0][index])
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_digest(file: str) -> str:
+    h = hashlib.sha1()
+    with open(file, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cifar_identity(path: str | os.PathLike[str]) -> str:
+    """A content identity for caches: the batch file's digest and the index."""
+    file, index = _split_path(str(path))
+    return f"{_batch_digest(file)}#{index}"
+
+
+def load_cifar(folder: str | os.PathLike[str]) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """(classes, train paths per class, test paths per class) of a `cifar-10-batches-py` folder."""
+    folder = Path(folder).resolve()
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(folder / "batches.meta")["label_names"]]
+    splits: list[dict[str, list[str]]] = []
+    for names in (TRAIN_BATCHES, (TEST_BATCH,)):
+        per_class: dict[str, list[str]] = {c: [] for c in classes}
+        for name in names:
+            file = folder / name
+            if not file.is_file():
+                raise FileNotFoundError(f"CIFAR folder '{folder}' lacks {name}; the archive is incomplete.")
+            _, labels = _batch(str(file))
+            for i, label in enumerate(labels):
+                per_class[classes[label]].append(f"{SCHEME}{file}#{i}")
+        splits.append(per_class)
+    return classes, splits[0], splits[1]
