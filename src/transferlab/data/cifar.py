@@ -91,7 +91,8 @@ def cifar_identity(path: str | os.PathLike[str]) -> str:
 def load_cifar(folder: str | os.PathLike[str]) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
     """(classes, train paths per class, test paths per class) of a `cifar-10-batches-py` folder."""
     folder = Path(folder).resolve()
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(folder / "batches.meta")["label_names"]]
+    names = _unpickle(folder / "batches.meta")["label_names"]
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in names]
     splits: list[dict[str, list[str]]] = []
     for names in (TRAIN_BATCHES, (TEST_BATCH,)):
         per_class: dict[str, list[str]] = {c: [] for c in classes}
