@@ -204,3 +204,25 @@ def test_decoded_cache_gives_the_same_tensors_and_is_shared(tmp_path):
         expected = torch.stack([plain[i][0] for i in range(len(samples))])
         assert torch.equal(first, second)
         assert torch.allclose(first, expected, atol=1e-6)
+
+
+def test_palette_with_transparency(tmp_path):
+    pal = Image.new("P", (4, 4), 0)
+    pal.putpalette([0, 255, 0, 10, 20, 30] + [0] * 762)
+    pal.info["transparency"] = 0
+    path = tmp_path / "t.png"
+    pal.save(path, transparency=0)
+    assert load_rgb(path).getpixel((0, 0)) == (255, 255, 255)  # the transparent index shows the white background
+
+
+def test_a_file_that_breaks_mid_run_is_skipped_not_fatal(tmp_path):
+    from transferlab.data.datasets import ImageListDataset
+
+    root = make_dataset(tmp_path / "d", n_train=3, n_val=1)
+    samples = load_image_folder(root).train
+    pre = Preprocessing(16, (0.0,) * 3, (1.0,) * 3, "bilinear", 1.0, "squash")
+    ds = ImageListDataset(samples, eval_transform(pre))
+    open(samples[0].path, "wb").write(b"broken after the scan")
+    with pytest.warns(UserWarning, match="Skipping image"):
+        x, label = ds[0]
+    assert x.shape == (3, 16, 16) and label == samples[1].label

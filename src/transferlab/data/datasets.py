@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -31,14 +32,23 @@ class ImageListDataset(Dataset):
         self.transform = transform
         self.min_size = min_size
         self.cache = cache
+        self.failed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        sample = self.samples[index]
-        try:
-            image = self.cache.get(index) if self.cache is not None else load_rgb(sample.path, min_size=self.min_size)
-        except Exception as e:  # noqa: BLE001
-            raise RuntimeError(f"Could not read image '{sample.path}' (it was readable when scanned): {e}") from e
-        return self.transform(image), sample.label
+        for attempt in range(min(len(self.samples), 16)):
+            sample = self.samples[(index + attempt) % len(self.samples)]
+            try:
+                if self.cache is not None:
+                    image = self.cache.get((index + attempt) % len(self.samples))
+                else:
+                    image = load_rgb(sample.path, min_size=self.min_size)
+            except Exception as e:  # noqa: BLE001 - a file that broke after the scan must not kill a long run
+                if sample.path not in self.failed:
+                    self.failed.add(sample.path)
+                    warnings.warn(f"Skipping image '{sample.path}' (it was readable when scanned): {e}", stacklevel=2)
+                continue
+            return self.transform(image), sample.label
+        raise RuntimeError(f"No readable image found around index {index}; the data folder changed during training.")
