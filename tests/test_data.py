@@ -172,12 +172,16 @@ def test_hostile_folder_contents(tmp_path):
     (root / "validation" / "고양이").mkdir()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(root / "validation" / "고양이" / "002.jpg")
     (cats / "loop").symlink_to(cats, target_is_directory=True)  # a symlink loop
+    full = tmp_path / "full.jpg"
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(full, quality=95)
+    (cats / "truncated.jpg").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     bomb = cats / "bomb.png"
     Image.new("1", (12_000, 12_000)).save(bomb)  # 144 Mpx: over PIL's decompression-bomb threshold
     splits = load_image_folder(root)
     assert splits.classes == ["cats", "dogs", "고양이"]
     reasons = {s["path"].split("/")[-1]: s["reason"] for s in splits.skipped}
-    assert set(reasons) == {"empty.jpg", "bomb.png"}
+    assert set(reasons) == {"empty.jpg", "bomb.png", "truncated.jpg"}
+    assert "truncated" in reasons["truncated.jpg"]
     assert "0 bytes" in reasons["empty.jpg"] and "too large" in reasons["bomb.png"]
     assert len([s for s in splits.train if s.label == 0]) == 3  # the loop is not followed twice
 
