@@ -199,7 +199,12 @@ class KerasAffine(v2.Transform):
                                     indexing="ij")
         src_r = m[0, 0] * rows + m[0, 1] * cols + m[0, 2]
         src_c = m[1, 0] * rows + m[1, 1] * cols + m[1, 2]
-        out = _bilinear(image.float(), src_r, src_c, self.config.fill_mode, float(self.config.cval))
+        if self.config.fill_mode == "nearest":  # Keras' default: one fused grid_sample (edge replication)
+            grid = torch.stack([src_c / max(w - 1, 1) * 2 - 1, src_r / max(h - 1, 1) * 2 - 1], dim=-1)[None]
+            out = torch.nn.functional.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="border",
+                                                  align_corners=True)[0]
+        else:
+            out = _bilinear(image.float(), src_r, src_c, self.config.fill_mode, float(self.config.cval))
         return out.to(image.dtype)
 
     def forward(self, *inputs: Any) -> Any:
