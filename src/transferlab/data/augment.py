@@ -176,34 +176,31 @@ class KerasAffine(v2.Transform):
     @staticmethod
     def matrix(theta: float, tx: float, ty: float, shear: float, zx: float, zy: float, h: int, w: int) -> torch.Tensor:
         """Keras' `apply_affine_transform` matrix: output (row, col, 1) -> input (row, col, 1)."""
-        m = torch.eye(3, dtype=torch.float64)
-        t = math.radians(theta)
-        m = m @ torch.tensor([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]],
-                             dtype=torch.float64)
-        m = m @ torch.tensor([[1, 0, tx], [0, 1, ty], [0, 0, 1]], dtype=torch.float64)
-        s = math.radians(shear)
-        m = m @ torch.tensor([[1, -math.sin(s), 0], [0, math.cos(s), 0], [0, 0, 1]], dtype=torch.float64)
-        m = m @ torch.tensor([[zx, 0, 0], [0, zy, 0], [0, 0, 1]], dtype=torch.float64)
+        import numpy as np
+
+        t, s = math.radians(theta), math.radians(shear)
+        m = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]])
+        m = m @ np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
+        m = m @ np.array([[1, -math.sin(s), 0], [0, math.cos(s), 0], [0, 0, 1]])
+        m = m @ np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
         ox, oy = h / 2 - 0.5, w / 2 - 0.5  # Keras' transform_matrix_offset_center(matrix, h, w)
-        offset = torch.tensor([[1, 0, ox], [0, 1, oy], [0, 0, 1]], dtype=torch.float64)
-        reset = torch.tensor([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]], dtype=torch.float64)
-        m = offset @ m @ reset
+        m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ m @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]])
         # Keras builds the matrix in (x, y) order and swaps axes for (row, col) arrays: M' = P M P
-        return m[[1, 0, 2]][:, [1, 0, 2]]
+        return torch.from_numpy(m[[1, 0, 2]][:, [1, 0, 2]].copy())
 
     def apply(self, image: torch.Tensor, params: dict[str, float]) -> torch.Tensor:
         """Resamples a [C, H, W] float image with the transform `params`."""
         h, w = image.shape[-2:]
-        m = self.matrix(**params, h=h, w=w).to(torch.float32)
-        rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                    indexing="ij")
-        src_r = m[0, 0] * rows + m[0, 1] * cols + m[0, 2]
-        src_c = m[1, 0] * rows + m[1, 1] * cols + m[1, 2]
-        if self.config.fill_mode == "nearest":  # Keras' default: one fused grid_sample (edge replication)
-            grid = torch.stack([src_c / max(w - 1, 1) * 2 - 1, src_r / max(h - 1, 1) * 2 - 1], dim=-1)[None]
-            out = torch.nn.functional.grid_sample(image[None].float(), grid, mode="bilinear", padding_mode="border",
-                                                  align_corners=True)[0]
+        m = self.matrix(**params, h=h, w=w)
+        if self.config.fill_mode == "nearest":  # Keras' default: affine_grid + grid_sample (edge replication)
+            out = torch.nn.functional.grid_sample(image[None].float(), _normalized_grid(m, h, w), mode="bilinear",
+                                                  padding_mode="border", align_corners=True)[0]
         else:
+            m32 = m.to(torch.float32)
+            rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                                        indexing="ij")
+            src_r = m32[0, 0] * rows + m32[0, 1] * cols + m32[0, 2]
+            src_c = m32[1, 0] * rows + m32[1, 1] * cols + m32[1, 2]
             out = _bilinear(image.float(), src_r, src_c, self.config.fill_mode, float(self.config.cval))
         return out.to(image.dtype)
 
@@ -212,6 +209,16 @@ class KerasAffine(v2.Transform):
         image = sample[0] if isinstance(sample, tuple) else sample
         out = self.apply(image, self.sample(*image.shape[-2:]))
         return (out, *sample[1:]) if isinstance(sample, tuple) else out
+
+
+def _normalized_grid(m: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """grid_sample's grid for the pixel-space (row, col) matrix `m`, built by affine_grid in normalized (x, y)."""
+    sx, sy = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    # normalized (x, y, 1) -> pixel (row, col, 1), then m, then pixel (row, col) -> normalized (x, y)
+    to_pixel = torch.tensor([[0, 1 / sy, 1 / sy], [1 / sx, 0, 1 / sx], [0, 0, 1]], dtype=torch.float64)
+    to_norm = torch.tensor([[0, sx, -1], [sy, 0, -1]], dtype=torch.float64)
+    theta = (to_norm @ m @ to_pixel).to(torch.float32)
+    return torch.nn.functional.affine_grid(theta[None], [1, 1, h, w], align_corners=True)
 
 
 def _fold(index: torch.Tensor, n: int, mode: str) -> torch.Tensor:
