@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -34,6 +35,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha1") -> str:
+    """Hex digest of a file's content, read in 1 MiB chunks (cache keys, duplicates, download checks).
+
+    Example:
+        >>> file_digest("cats.zip", "sha256")  # doctest: +SKIP
+        '3f1c...'
+    """
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._io import atomic_path
+from ._io import atomic_path, file_digest
 from .data.datasets import ImageListDataset
 from .data.folder import Sample
 
@@ -139,11 +139,7 @@ def _file_digest(path: str) -> str:
         from .data.cifar import cifar_identity
 
         return cifar_identity(path)
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path)
 
 
 def cache_key(weights: str, preprocessing: dict[str, Any], engine: Engine, samples: Sequence[Sample],

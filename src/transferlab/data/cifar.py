@@ -8,7 +8,6 @@ as `cifar://<folder>/<batch>#<index>` samples, which `load_rgb` understands.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import os
 import pickle
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from .._io import file_digest
 
 __all__ = ["is_cifar_folder", "load_cifar", "cifar_image", "is_cifar_path", "cifar_identity"]
 
@@ -75,11 +76,7 @@ def cifar_image(path: str | os.PathLike[str]) -> Image.Image:
 
 @functools.lru_cache(maxsize=16)
 def _batch_digest(file: str) -> str:
-    h = hashlib.sha1()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(file)
 
 
 def cifar_identity(path: str | os.PathLike[str]) -> str:

@@ -5,7 +5,6 @@ Offline, the error says where to put the file by hand. Tests serve archives from
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from .._errors import did_you_mean
+from .._io import file_digest
 
 __all__ = ["DatasetInfo", "DATASETS", "download", "get_dataset", "DownloadError"]
 
@@ -59,14 +59,6 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verify(info: DatasetInfo, path: Path) -> None:
     size = path.stat().st_size
     if info.size is not None and size != info.size:
@@ -74,11 +66,11 @@ def _verify(info: DatasetInfo, path: Path) -> None:
                             "incomplete or another file. Delete it and run `transferlab data get` again.")
     for algorithm in ("md5", "sha256"):
         expected = getattr(info, algorithm)
-        if expected and _digest(path, algorithm) != expected:
+        if expected and file_digest(path, algorithm) != expected:
             raise DownloadError(f"'{path}' does not match the published {algorithm} of {info.name} ({expected}). "
                                 "Delete it and download again.")
     record = path.with_name(path.name + ".sha256")
-    actual = _digest(path, "sha256")
+    actual = file_digest(path, "sha256")
     if record.is_file() and record.read_text().split()[0] != actual:
         raise DownloadError(f"'{path}' changed since it was first downloaded (SHA-256 differs from {record}). "
                             "Delete both files and download again.")

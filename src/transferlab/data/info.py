@@ -11,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from .._io import file_digest
 from .folder import load_image_folder
 
 __all__ = ["data_info"]
@@ -22,16 +23,13 @@ def _hash_and_size(path: str) -> tuple[str, tuple[int, int] | None]:
 
         image = load_rgb(path)
         return hashlib.sha1(image.tobytes()).hexdigest(), image.size
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    digest = file_digest(path)
     try:
         with Image.open(path) as img:
             size = img.size
     except Exception:  # noqa: BLE001 - the scan already reported unreadable files
         size = None
-    return h.hexdigest(), size
+    return digest, size
 
 
 def data_info(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 42,
