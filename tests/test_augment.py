@@ -112,7 +112,7 @@ def test_validation_data_is_never_augmented(dataset, tmp_path):
     model = build_classifier("test_efficientnet", 2, weights="none")
     pre = Preprocessing.from_model(model, 32)
     run = _Run(config, data, model, pre, tmp_path, console=None, quiet=True)  # type: ignore[arg-type]
-    _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1, "best", "last"))
+    _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1, "best", "last"), None)
     val = val_loader.dataset
     reference = eval_transform(pre)(Image.open(val.samples[0].path).convert("RGB"))
     assert torch.equal(val[0][0], val[0][0]) and torch.allclose(val[0][0], reference)

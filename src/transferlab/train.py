@@ -39,7 +39,7 @@ from .data.datasets import ImageListDataset
 from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
 from .data.transforms import Preprocessing, eval_transform, train_transform
-from .features import cached_features, tune_malloc
+from .features import cached_features, tune_malloc, weights_digest
 from .finetune import (
     Strategy,
     apply_strategy,
@@ -413,6 +413,7 @@ class _Run:
         self.config, self.data, self.model, self.pre = config, data, model, pre
         self.run_dir, self.console, self.quiet = run_dir, console, quiet
         self.weights = class_weights(data, config.class_weight)
+        self._digest: str | None = None
         self._features: dict[str, torch.Tensor] | None = None
 
     def uses_cache(self, phase: Phase) -> bool:
@@ -428,6 +429,12 @@ class _Run:
             return None
         return boundary_stage(self.model.features)
 
+    def _weights_digest(self) -> str:
+        """Digest of the base's weights, computed once: every cache of a run is made before the base trains."""
+        if self._digest is None:
+            self._digest = weights_digest(self.model.features)
+        return self._digest
+
     def _extract(self, samples: list, transform: Any, label: str, extra: dict[str, Any],
                  base: nn.Module | None = None) -> torch.Tensor:
         cfg = self.config
@@ -436,7 +443,7 @@ class _Run:
             base or self.model.features, samples, transform, self.pre.to_dict(), feature_cache_dir(),
             batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
             description=f"Features ({label})", min_size=self.pre.resize_size, extra=extra,
-            store_dtype=torch.bfloat16 if base is not None else torch.float32, digest_of=self.model.features)
+            store_dtype=torch.bfloat16 if base is not None else torch.float32, weights=self._weights_digest())
         source = "from the cache" if hit else "extracted and cached"
         self.console.print(f"Features of {len(samples)} {label} images: {source} ({time.perf_counter() - start:.1f} s)")
         return feats
@@ -459,12 +466,12 @@ class _Run:
             self._features = {"train": train, "validation": val}
         return self._features
 
-    def loaders(self, phase: Phase) -> tuple[nn.Module, DataLoader, DataLoader]:
+    def loaders(self, phase: Phase, k: int | None) -> tuple[nn.Module, DataLoader, DataLoader]:
+        """(module to train, train loader, validation loader); `k` is the boundary stage (see `boundary`)."""
         cfg, data = self.config, self.data
         train_y = torch.tensor([s.label for s in data.train])
         val_y = torch.tensor([s.label for s in data.validation])
         drop_last = len(data.train) % cfg.batch_size == 1
-        k = self.boundary(phase)
         if k is not None:
             prefix = Prefix(self.model.features, k)
             extra = {"boundary_stage": k}
@@ -505,7 +512,8 @@ class _Run:
     def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
         cfg = self.config
         apply_strategy(self.model, phase.strategy)
-        fit_model, train_loader, val_loader = self.loaders(phase)
+        k = self.boundary(phase)
+        fit_model, train_loader, val_loader = self.loaders(phase, k)
         module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights)
         mode = MONITORS[cfg.monitor]
         checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
@@ -522,8 +530,7 @@ class _Run:
         self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
                            f"{params['trainable']:,} of {params['total']:,} parameters trainable"
                            + (", head on cached features" if self.uses_cache(phase) else "")
-                           + (f", suffix from stage {self.boundary(phase)} on cached boundary activations"
-                              if self.boundary(phase) is not None else ""))
+                           + (f", suffix from stage {k} on cached boundary activations" if k is not None else ""))
         trainer = L.Trainer(
             max_epochs=phase.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],
@@ -578,13 +585,14 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
                              head=head)
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
+    params = count_parameters(model)
     print_data_summary(console, data)
     if not resume:
         write_json(run_dir / "data_report.json", data.report())
         _write_split(run_dir / "split.csv", data)
     write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes, "preprocessing": pre.to_dict(),
-                                         "parameters": count_parameters(model), "environment": _environment()})
-    console.print(f"Model {config.model} ({count_parameters(model)['total']:,} parameters), strategy "
+                                         "parameters": params, "environment": _environment()})
+    console.print(f"Model {config.model} ({params['total']:,} parameters), strategy "
                   f"{config.strategy}, image size {pre.image_size}")
 
     run = _Run(config, data, model, pre, run_dir, console, quiet)
