@@ -157,12 +157,11 @@ def cached_features(base: nn.Module, samples: Sequence[Sample], transform: Calla
                     cache_dir: str | os.PathLike[str], batch_size: int = 64, num_workers: int = 0,
                     engine: Engine | None = None, quiet: bool = True, description: str = "Extracting features",
                     weights: str | None = None, extra: dict[str, Any] | None = None,
-                    min_size: int | None = None, store_dtype: torch.dtype = torch.float32,
-                    digest_of: nn.Module | None = None) -> tuple[torch.Tensor, bool]:
+                    min_size: int | None = None, store_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, bool]:
     """Features of `samples` from the cache, or extracted and cached. Returns (features, was_cached)."""
     engine = engine or best_engine()
     extra = {**(extra or {}), "min_size": min_size, "store_dtype": str(store_dtype)}
-    key = cache_key(weights or weights_digest(digest_of or base), preprocessing, engine, samples, extra)
+    key = cache_key(weights or weights_digest(base), preprocessing, engine, samples, extra)
     path = Path(cache_dir) / f"{key}.safetensors"
     if path.is_file():
         try:
