@@ -13,10 +13,9 @@ from timm.data import resolve_data_config
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
-from .augment import PRESETS as AUGMENT_PRESETS
 from .augment import AugmentConfig, augment_transforms, resolve_augment
 
-__all__ = ["Preprocessing", "AUGMENT_PRESETS", "eval_transform", "train_transform"]
+__all__ = ["Preprocessing", "eval_transform", "train_transform"]
 
 _INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
                    "nearest": InterpolationMode.NEAREST}
