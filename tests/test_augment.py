@@ -114,10 +114,18 @@ def test_validation_data_is_never_augmented(dataset, tmp_path):
     run = _Run(config, data, model, pre, tmp_path, console=None, quiet=True)  # type: ignore[arg-type]
     _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1, "best", "last"), None)
     val = val_loader.dataset
-    reference = eval_transform(pre)(Image.open(val.samples[0].path).convert("RGB"))
-    assert torch.equal(val[0][0], val[0][0]) and torch.allclose(val[0][0], reference)
+    reference = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in val.samples])
+    for _ in range(2):  # every pass over the validation loader gives exactly the un-augmented images
+        assert torch.allclose(torch.cat([x for x, _ in val_loader]), reference, atol=1e-6)
+    from transferlab.data.transforms import BatchTransform
+
     torch.manual_seed(0)
-    assert not torch.equal(train_loader.dataset[0][0], train_loader.dataset[0][0])  # training data is augmented
+    raw, labels = next(iter(train_loader))
+    assert raw.dtype == torch.uint8  # training images reach the device raw and are augmented there
+    augment = BatchTransform(pre, "course")
+    first = augment(raw, labels)[0]
+    assert not torch.equal(first, augment(raw, labels)[0])  # training data is augmented
+    assert first.shape[1:] == reference.shape[1:] and first.dtype == torch.float32
 
 
 def test_augment_command_draws_grids(dataset, tmp_path):
@@ -152,3 +160,35 @@ def test_train_flags_use_keras_names(dataset, tmp_path):
     augment = yaml.safe_load((out / "config.yaml").read_text())["augment"]
     assert augment == {"preset": "course", "rotation_range": 10, "zoom_range": [0.9, 1.1], "width_shift_range": 3,
                        "rescale": 1 / 255}
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "reflect"])
+def test_batched_affine_with_flips_equals_one_image_at_a_time(fill_mode):
+    affine = KerasAffine(AugmentConfig(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
+                                       shear_range=20, zoom_range=0.2, fill_mode=fill_mode))
+    images = torch.stack([_image(18, 22) for _ in range(6)]) * torch.arange(1, 7).view(6, 1, 1, 1) / 6
+    params = affine.sample_batch(6, 18, 22, torch.Generator().manual_seed(3))
+    hflip = torch.tensor([True, False, True, False, True, False])
+    vflip = torch.tensor([False, False, True, True, False, True])
+    batch = affine.apply_batch(images, params, hflip, vflip)
+    for i in range(6):  # Keras: the affine transform first, then the flips
+        one = affine.apply(images[i], {k: float(v[i]) for k, v in params.items()})
+        one = one.flip(-1) if hflip[i] else one
+        one = one.flip(-2) if vflip[i] else one
+        assert torch.allclose(batch[i], one, atol=1e-5), i
+
+
+def test_batch_augment_normalises_like_the_eval_path():
+    from transferlab.data.augment import BatchAugment
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    mean, std = (0.2, 0.4, 0.6), (0.5, 0.25, 0.125)
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(BatchAugment(AugmentConfig(), mean, std)(images), expected, atol=1e-5)
+    flipped = BatchAugment(AugmentConfig(horizontal_flip=True), mean, std)(images)
+    for i in range(4):  # every image is either itself or its mirror image
+        assert (torch.allclose(flipped[i], expected[i], atol=1e-5)
+                or torch.allclose(flipped[i], expected[i].flip(-1), atol=1e-5))
+    bright = BatchAugment(AugmentConfig(brightness_range=(0.5, 0.5)), mean, std)(images)
+    dim = ((images.float() / 255 * 0.5) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(bright, dim, atol=1e-5)

@@ -210,6 +210,30 @@ def test_decoded_cache_gives_the_same_tensors_and_is_shared(tmp_path):
         assert torch.allclose(first, expected, atol=1e-6)
 
 
+def test_image_loader_uses_workers_only_while_decoding(tmp_path):
+    import torch
+
+    from transferlab.data.datasets import ImageListDataset, ImageLoader
+    from transferlab.data.decoded import DecodedCache
+    from transferlab.data.transforms import BatchTransform, train_uint8_transform
+
+    root = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    (root / "train" / "cats" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"0" * 100)  # unreadable
+    samples = load_image_folder(root).train
+    samples.append(type(samples[0])(str(root / "train" / "cats" / "broken.jpg"), 0))
+    pre = Preprocessing(32, (0.5,) * 3, (0.5,) * 3, "bilinear", 1.0, "squash")
+    cache = DecodedCache(samples, pre, tmp_path / "cache")
+    dataset = ImageListDataset(samples, train_uint8_transform(pre, "course", resized=True), cache=cache)
+    loader = ImageLoader(dataset, batch_size=4, shuffle=True, num_workers=2,
+                         worker_transform=BatchTransform(pre, "course"))
+    assert not loader.in_process
+    first = [x for x, _ in loader]  # (the skip warning is printed by the worker that met the file)
+    assert all(x.dtype == torch.float32 for x in first)  # the decoding epoch: workers augmented the batches
+    assert cache.complete and loader.in_process  # the broken file is remembered, not retried every epoch
+    second = [x for x, _ in loader]
+    assert all(x.dtype == torch.uint8 for x in second) and sum(len(x) for x in second) == len(samples)
+
+
 def test_palette_with_transparency(tmp_path):
     pal = Image.new("P", (4, 4), 0)
     pal.putpalette([0, 255, 0, 10, 20, 30] + [0] * 762)

@@ -259,10 +259,12 @@ def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, t
 
 @pytest.mark.parametrize("mix", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0}])
 def test_mixup_and_cutmix_train_with_soft_labels(dataset, tmp_path, tiny_weights, mix):
-    from transferlab.train import MixCollate
+    from transferlab.data import Preprocessing
+    from transferlab.data.transforms import BatchTransform
 
-    collate = MixCollate(2, mix.get("mixup", 0.0), mix.get("cutmix", 0.0))
-    x, y = collate([(torch.rand(3, 8, 8), 0), (torch.rand(3, 8, 8), 1)])
+    transform = BatchTransform(Preprocessing(8, (0.5,) * 3, (0.5,) * 3), "none", 2, mix.get("mixup", 0.0),
+                               mix.get("cutmix", 0.0))
+    x, y = transform(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8), torch.tensor([0, 1]))
     assert y.shape == (2, 2) and torch.allclose(y.sum(dim=1), torch.ones(2))
     out = tmp_path / "run"
     fit(_config(dataset, out, tiny_weights, epochs=1, **mix), quiet=True)

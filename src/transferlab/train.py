@@ -35,10 +35,10 @@ from .boundary import BoundaryNet, Prefix, boundary_stage
 from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
 from .data.augment import resolve_augment
-from .data.datasets import ImageListDataset
+from .data.datasets import ImageListDataset, ImageLoader
 from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
-from .data.transforms import Preprocessing, eval_transform, train_transform
+from .data.transforms import Preprocessing, BatchTransform, eval_transform, train_transform, train_uint8_transform
 from .features import cached_features, tune_malloc, weights_digest
 from .finetune import (
     Strategy,
@@ -77,12 +77,15 @@ class TransferModule(L.LightningModule):
         config: The run's settings (optimizer, lr schedule, label smoothing, ...).
         lr: Learning rate of this phase.
         weights: Per-class loss weights, or None.
+        batch_transform: Applied to uint8 training batches once they are on the device (augmentation,
+            normalisation, MixUp/CutMix); see `BatchTransform`.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, config: TrainConfig, lr: float,
-                 weights: torch.Tensor | None = None) -> None:
+                 weights: torch.Tensor | None = None, batch_transform: BatchTransform | None = None) -> None:
         super().__init__()
         self.model = model
+        self.batch_transform = batch_transform
         self.config = config
         self.lr = lr
         self.register_buffer("class_weights", weights if weights is not None else torch.ones(num_classes),
@@ -94,6 +97,14 @@ class TransferModule(L.LightningModule):
         if self.config.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        x, y = batch
+        if x.dtype == torch.uint8:  # raw training images: augment and normalise on the device
+            if self.batch_transform is None:
+                raise RuntimeError("A uint8 image batch reached the model without a batch_transform.")
+            return self.batch_transform(x, y)
+        return batch
 
     def train(self, mode: bool = True) -> TransferModule:
         super().train(mode)
@@ -365,25 +376,6 @@ def _no_augment(cfg: TrainConfig) -> bool:
     return resolve_augment(cfg.augment).is_identity and not (cfg.mixup or cfg.cutmix)
 
 
-class MixCollate:
-    """Collates a batch and applies MixUp and/or CutMix (torchvision.transforms.v2), giving soft labels."""
-
-    def __init__(self, num_classes: int, mixup: float, cutmix: float) -> None:
-        from torchvision.transforms import v2
-
-        choices = []
-        if mixup:
-            choices.append(v2.MixUp(alpha=mixup, num_classes=num_classes))
-        if cutmix:
-            choices.append(v2.CutMix(alpha=cutmix, num_classes=num_classes))
-        self.mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
-
-    def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
-        from torch.utils.data import default_collate
-
-        return self.mix(*default_collate(batch))
-
-
 class FeatureCopies(torch.utils.data.Dataset):
     """Cached training features with N augmented copies; epoch e reads copy e mod N."""
 
@@ -493,17 +485,23 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return (self.model,
-                DataLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
-                           collate_fn=MixCollate(len(data.classes), cfg.mixup, cfg.cutmix)
-                           if cfg.mixup or cfg.cutmix else None, **args),
-                DataLoader(self._images(data.validation, "validation"), shuffle=False, **args))
+                ImageLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
+                            worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
+                ImageLoader(self._images(data.validation, "validation"), shuffle=False, **args))
+
+    def _batch_transform(self) -> BatchTransform:
+        cfg = self.config
+        return BatchTransform(self.pre, cfg.augment, len(self.data.classes), cfg.mixup, cfg.cutmix)
+
+    def _cpu_only(self) -> bool:
+        return self.config.accelerator == "cpu" or not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
     def _images(self, samples: list, split: str) -> ImageListDataset:
         """Images of a split with their transform, through the decoded-image cache where it fits."""
         cfg, pre = self.config, self.pre
         cached = cfg.decoded_cache and DecodedCache.nbytes(len(samples), pre) <= DECODED_CACHE_LIMIT
         if split == "train":
-            transform = train_transform(pre, cfg.augment, resized=cached)
+            transform = train_uint8_transform(pre, cfg.augment, resized=cached)
         else:
             transform = eval_transform(pre, resized=cached)
         cache = DecodedCache(samples, pre) if cached else None
@@ -514,7 +512,7 @@ class _Run:
         apply_strategy(self.model, phase.strategy)
         k = self.boundary(phase)
         fit_model, train_loader, val_loader = self.loaders(phase, k)
-        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights)
+        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform())
         mode = MONITORS[cfg.monitor]
         checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
                                      save_top_k=1, save_last=True, auto_insert_metric_name=False,

@@ -14,44 +14,52 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .folder import Sample
 from .images import file_identity, load_rgb
-from .transforms import _INTERPOLATIONS, Preprocessing
+from .transforms import Preprocessing
 
 __all__ = ["DecodedCache", "decoded_cache_dir"]
+
+_UNREADABLE = 2  # flag value of an image that failed to decode (1: decoded, 0: not yet)
+
 
 def decoded_cache_dir() -> Path:
     return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")) / "decoded"
 
 
-def resize_square(image: Image.Image, pre: Preprocessing) -> Image.Image:
-    """The transform's own resize followed by a centre crop to resize_size x resize_size (what the cache stores);
-    a later centre crop to image_size gives exactly what the uncached transform gives."""
+def resize_square(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
+    """The transforms' own resize followed by a centre crop to resize_size x resize_size, as a uint8 [3, S, S]
+    tensor (what the cache stores); a later centre crop to image_size gives exactly what the uncached
+    transform gives."""
     from torchvision.transforms import v2
 
+    from .transforms import _INTERPOLATIONS
+
     size = pre.resize_size
-    interp = _INTERPOLATIONS[pre.interpolation]
-    target = (size, size) if pre.crop_mode == "squash" else size
-    return v2.functional.center_crop(v2.functional.resize(image, target, interpolation=interp, antialias=True),
-                                     [size, size])
+    target = [size, size] if pre.crop_mode == "squash" else [size]
+    tensor = v2.functional.pil_to_tensor(image)
+    resized = v2.functional.resize_image(tensor, target, interpolation=_INTERPOLATIONS[pre.interpolation],
+                                         antialias=True)
+    return v2.functional.center_crop_image(resized, [size, size]).contiguous()
 
 
 class DecodedCache:
-    """uint8 [N, S, S, 3] images in a shared memory-mapped file, with a filled flag per image.
+    """uint8 [N, 3, S, S] images in a shared memory-mapped file, with a filled flag per image.
 
     Example:
         >>> cache = DecodedCache(samples, pre)  # doctest: +SKIP
-        >>> cache.get(0).size
-        (256, 256)
+        >>> cache.get(0).shape
+        torch.Size([3, 256, 256])
     """
 
     def __init__(self, samples: Sequence[Sample], pre: Preprocessing, folder: str | os.PathLike[str] | None = None):
         self.samples = list(samples)
         self.pre = pre
         self.size = pre.resize_size
-        h = hashlib.sha256(json.dumps({"pre": pre.to_dict(), "v": 1}, sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps({"pre": pre.to_dict(), "v": 2}, sort_keys=True).encode())
         for s in self.samples:
             h.update(f"{file_identity(s.path)}\n".encode())
         key = h.hexdigest()[:24]
@@ -59,7 +67,7 @@ class DecodedCache:
         folder.mkdir(parents=True, exist_ok=True)
         self.images_path = folder / f"{key}.u8"
         self.flags_path = folder / f"{key}.flags"
-        shape = (len(self.samples), self.size, self.size, 3)
+        shape = (len(self.samples), 3, self.size, self.size)  # CHW: batches stack by memcpy
         if not self.images_path.exists():
             np.lib.format.open_memmap(self.flags_path, mode="w+", dtype=np.uint8, shape=(len(self.samples),))
             np.lib.format.open_memmap(self.images_path, mode="w+", dtype=np.uint8, shape=shape)
@@ -80,15 +88,27 @@ class DecodedCache:
         self._open()
         return int(self._flags.sum())
 
-    def get(self, index: int) -> Image.Image:
-        """The cached resized image, decoding and storing it on first use."""
+    @property
+    def complete(self) -> bool:
+        """Whether every image is decoded or known unreadable (from then on, reading needs no workers)."""
         self._open()
+        return bool(self._flags.all())
+
+    def get(self, index: int) -> torch.Tensor:
+        """The cached resized image as a uint8 [3, S, S] tensor, decoding and storing it on first use."""
+        self._open()
+        if self._flags[index] == _UNREADABLE:
+            raise OSError(f"'{self.samples[index].path}' could not be read when it was first decoded.")
         if not self._flags[index]:
-            image = resize_square(load_rgb(self.samples[index].path, min_size=self.size), self.pre)
-            self._images[index] = np.asarray(image, dtype=np.uint8)
+            try:
+                image = resize_square(load_rgb(self.samples[index].path, min_size=self.size), self.pre)
+            except Exception:
+                self._flags[index] = _UNREADABLE
+                raise
+            self._images[index] = image.numpy()
             self._flags[index] = 1
             return image
-        return Image.fromarray(np.asarray(self._images[index]))
+        return torch.from_numpy(np.array(self._images[index]))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -51,7 +51,8 @@ def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (2
     with Image.open(path) as img:
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
-        img = ImageOps.exif_transpose(img)
+        if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright
+            img = ImageOps.exif_transpose(img)
         img.load()
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         img = _to_8bit(img)
