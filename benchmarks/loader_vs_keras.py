@@ -66,9 +66,9 @@ def keras_rate(data: Path, batch: int, batches: int) -> float:
 
 def ours_rate(data: Path, batch: int, workers: int, epochs: int, cache_dir: Path) -> list[float]:
     from transferlab.data import Preprocessing, load_image_folder
-    from transferlab.data.transforms import BatchTransform, train_uint8_transform
     from transferlab.data.datasets import ImageListDataset, ImageLoader
     from transferlab.data.decoded import DecodedCache
+    from transferlab.data.transforms import BatchTransform, train_uint8_transform
     from transferlab.models import create_model
 
     pre = Preprocessing.from_model(create_model("course_cnn", weights="none"))

@@ -193,8 +193,9 @@ def test_clear_errors(dataset, tmp_path, args, message):
 def test_models_lists_the_registry():
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 0
-    names = [m["name"] for m in json.loads(result.stdout)]
-    assert names[:2] == ["efficientnet_lite0", "course_cnn"]
+    rows = {m["name"]: m for m in json.loads(result.stdout)}
+    assert {"course_cnn", "efficientnet_lite0", "resnet50", "vgg16", "efficientnet_b7", "vit_b16"} <= set(rows)
+    assert rows["resnet50"]["keras"] == "ResNet50" and rows["course_cnn"]["parameters"] == 3_453_121
 
 
 def test_config_file_sets_defaults_and_flags_override(dataset, tmp_path):

@@ -99,3 +99,30 @@ def image_grid(images: Sequence[Any], titles: Sequence[str], path: str | os.Path
         ax.imshow(_denormalize(img, mean, std).numpy())
         ax.set_title(name, fontsize=9)
     return _finish(fig, path, title)
+
+
+def prediction_grid(results: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None = None,
+                    columns: int = 3, title: str | None = None, size: int = 224) -> plt.Figure:
+    """The images of `predict`/`classify` results with their top-1 label and probability as titles (the
+    course's `plt.title(decode_predictions(...))`); unreadable images are left out.
+
+    Example:
+        >>> fig = prediction_grid(classify(["cat.jpg"]), "grid.png")  # doctest: +SKIP
+    """
+    from .data.images import load_rgb
+
+    shown = [r for r in results if r.get("top")]
+    if not shown:
+        raise ValueError("No readable images to draw: every image failed to load.")
+    columns = max(1, min(columns, len(shown)))
+    rows = -(-len(shown) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, shown):
+        image = load_rgb(r["path"], min_size=size)
+        image.thumbnail((size, size))
+        ax.imshow(image)
+        best = r["top"][0]
+        ax.set_title(f"{best['label']} ({best['probability']:.1%})", fontsize=9)
+    return _finish(fig, path, title)

@@ -38,7 +38,7 @@ from .data.augment import resolve_augment
 from .data.datasets import ImageListDataset, ImageLoader
 from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
-from .data.transforms import Preprocessing, BatchTransform, eval_transform, train_transform, train_uint8_transform
+from .data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
 from .features import cached_features, tune_malloc, weights_digest
 from .finetune import (
     Strategy,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .augment import augment
+from .classify import classify
 from .data import app as data_app
 from .demo import demo
 from .layers import layers
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command()(train)
 app.command()(predict)
+app.command()(classify)
 app.command()(models)
 app.command()(layers)
 app.command()(augment)

@@ -1,4 +1,4 @@
-"""`transferlab models`: the model registry."""
+"""`transferlab models`: the course's catalog of pretrained families and the registry."""
 
 from __future__ import annotations
 
@@ -10,25 +10,48 @@ from rich.table import Table
 
 from ._common import print_json, user_errors
 
+COLUMNS = ("name", "keras", "source_name", "parameters", "depth", "size_mb", "top1", "top5", "input_size", "weights")
+
 
 @user_errors
 def models(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the registered models (any timm architecture name works too)."""
-    from ..models import list_models
+    """List the model catalog: size, depth, ImageNet accuracy, input size and weight availability.
 
-    rows = [{"name": m.name, "architecture": m.architecture, "weights": m.weights, "description": m.description}
-            for m in list_models()]
+    Keras spellings work wherever a model name is asked for (`--model ResNet50`), and so does any timm
+    architecture or `hf-hub:org/name`.
+    """
+    from ..models import get_model_info
+    from ..models.catalog import catalog_rows
+
+    rows = catalog_rows()
+    course = get_model_info("course_cnn")
+    from ..models import create_model
+
+    cnn = create_model("course_cnn", num_classes=2, weights="none")
+    params = sum(p.numel() for p in cnn.parameters())
+    rows.insert(0, {"name": course.name, "keras": "", "family": "course", "source": "transferlab",
+                    "source_name": course.architecture, "parameters": params, "depth": 6,
+                    "size_mb": round(params * 4 / 2**20, 1), "input_size": 150, "top1": None, "top5": None,
+                    "accuracy_source": "", "weights": "none", "note": course.description})
     if json_output:
         print_json(rows)
         return
-    table = Table(title="transferlab models")
-    for col in ("name", "architecture", "weights", "description"):
-        table.add_column(col)
+    table = Table(title="transferlab models (the course's catalog)")
+    for col in COLUMNS:
+        table.add_column(col, justify="right" if col in ("parameters", "depth", "size_mb", "top1", "top5",
+                                                            "input_size") else "left")
     for r in rows:
-        table.add_row(*(r[c] for c in ("name", "architecture", "weights", "description")))
+        cells = []
+        for c in COLUMNS:
+            v = r[c]
+            cells.append("" if v is None else f"{v:,}" if c == "parameters" else f"{v:.3f}" if c in ("top1", "top5")
+                         else str(v))
+        table.add_row(*cells)
     console = Console()
     console.print(table)
-    console.print("Any timm architecture works too (`--model resnet50`): weights download when online, or pass "
-                  "`--weights FILE`.")
+    console.print("top1/top5: the course's Keras Applications table (Keras' own weights), or torchvision's weights "
+                  "metadata for AlexNet/GoogLeNet. depth: layers with weights (conv + dense). weights: bundled = "
+                  "works offline; cached = downloaded before; download = needs internet once (or `--weights FILE`).")
+    console.print("Keras spellings work (`--model ResNet50`), and so does any timm architecture or `hf-hub:org/name`.")

@@ -21,6 +21,8 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
     output: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
+    engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
 ) -> None:
     """Print each image's top-k labels with probabilities.
@@ -31,13 +33,17 @@ def predict(
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
-    predictor = Predictor(run)
+    predictor = Predictor(run, engine=engine)
     paths = expand_image_paths(images)
     if not paths:
         raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
     results = predictor.predict(paths, top_k=top_k)
     if output:
         _write_csv(output, results, top_k)
+    if plot:
+        from ..plots import prediction_grid
+
+        prediction_grid(results, plot)
     if json_output:
         print_json(results)
     else:

@@ -10,7 +10,9 @@ import timm
 from torch import nn
 
 from .._errors import did_you_mean
+from . import classic as _classic  # noqa: F401  (registers `lenet5` with timm)
 from . import course_cnn as _course_cnn  # noqa: F401  (registers `course_cnn` with timm)
+from .catalog import CATALOG, resolve_name
 from .weights import BUNDLED, WeightsUnavailableError, bundled_state_dict, load_into, load_state_dict_file
 
 __all__ = ["ModelInfo", "register", "list_models", "get_model_info", "create_model"]
@@ -23,7 +25,8 @@ class ModelInfo:
     Attributes:
         name: The name users type (`efficientnet_lite0`).
         architecture: The timm architecture it builds (`tf_efficientnet_lite0`).
-        weights: Where ImageNet weights come from: 'bundled', 'timm' (hub download) or 'none'.
+        weights: Where ImageNet weights come from: 'bundled', 'timm' (hub download), 'torchvision' (torch.hub
+            download) or 'none'.
         description: One line for `transferlab models`.
     """
 
@@ -50,6 +53,13 @@ register(ModelInfo("efficientnet_lite0", "tf_efficientnet_lite0", "bundled",
                    "EfficientNet-Lite0, ImageNet weights bundled (works offline)"))
 register(ModelInfo("course_cnn", "course_cnn", "none",
                    "The course's 4-conv baseline CNN, trained from scratch (150x150)"))
+for _entry in CATALOG:
+    if _entry.name not in _REGISTRY:
+        _kind = ("torchvision" if _entry.architecture.startswith("tv:") else "none"
+                 if _entry.architecture == "lenet5" else "bundled" if _entry.name in BUNDLED else "timm")
+        register(ModelInfo(_entry.name, _entry.architecture, _kind,
+                           f"{_entry.family}" + (f" = Keras {_entry.keras}" if _entry.keras else "")
+                           + (f"; {_entry.note}" if _entry.note else "")))
 
 
 def list_models() -> list[ModelInfo]:
@@ -65,13 +75,17 @@ def list_models() -> list[ModelInfo]:
 def get_model_info(name: str) -> ModelInfo:
     """Returns the registry entry for `name`, or a timm entry for any timm architecture.
 
+    Keras spellings (`ResNet50`, `EfficientNetB0`) resolve to the catalog; `hf-hub:org/name` and timm's
+    pretrained tags (`resnet50.a1_in1k`) go to timm as they are.
+
     Raises:
         ValueError: The name is neither registered nor a timm architecture; the message suggests names.
     """
+    name = resolve_name(name)
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if timm.is_model(name):
-        return ModelInfo(name, name, "timm", "timm architecture")
+    if name.startswith("hf-hub:") or timm.is_model(name):
+        return ModelInfo(name, name, "timm", "timm model")
     hint = did_you_mean(name, _REGISTRY) or did_you_mean(name, timm.list_models())
     raise ValueError(
         f"Unknown model {name!r}. Run `transferlab models` for the registered ones; any timm architecture "
@@ -113,16 +127,26 @@ def create_model(
     kwargs: dict = dict(model_kwargs)
     if image_size is not None and info.architecture == "course_cnn":
         kwargs["img_size"] = int(image_size)
+    if image_size is not None and info.architecture == "lenet5":
+        kwargs["img_size"] = int(image_size)
     if str(weights) == "none":
-        model = timm.create_model(info.architecture, pretrained=False, **kwargs)
+        model = _build(info, False, kwargs)
     elif str(weights) == "imagenet":
         model = _pretrained(info, kwargs)
     else:
-        model = timm.create_model(info.architecture, pretrained=False, **kwargs)
+        model = _build(info, False, kwargs)
         load_into(model, load_state_dict_file(Path(weights)), source=f"Weights file '{weights}'")
     if num_classes is not None:
         model.reset_classifier(num_classes)
     return model
+
+
+def _build(info: ModelInfo, pretrained: bool, kwargs: dict) -> nn.Module:
+    if info.architecture.startswith("tv:"):
+        from .classic import torchvision_model
+
+        return torchvision_model(info.architecture[3:], pretrained=pretrained)
+    return timm.create_model(info.architecture, pretrained=pretrained, **kwargs)
 
 
 def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
@@ -135,8 +159,13 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
         model = timm.create_model(info.architecture, pretrained=False, **kwargs)
         load_into(model, bundled_state_dict(info.name), source=f"bundled weights of {info.name!r}")
         return model
+    if not info.architecture.startswith(("tv:", "hf-hub:")) and not timm.list_pretrained(
+            info.architecture if "." in info.architecture else info.architecture + ".*"):
+        raise WeightsUnavailableError(
+            f"There are no ImageNet weights for {info.name!r} ({info.architecture}) in timm. Pass `--weights FILE` "
+            "with a state dict of your own, or `--weights none` to train from scratch.")
     try:
-        return timm.create_model(info.architecture, pretrained=True, **kwargs)
+        return _build(info, True, kwargs)
     except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
         raise WeightsUnavailableError(
             f"Could not get ImageNet weights for {info.name!r} ({type(e).__name__}: {str(e)[:200]}). "

