@@ -70,7 +70,7 @@ def test_offline_download_error_names_both_remedies(monkeypatch):
     assert "--weights FILE" in str(e.value) and "efficientnet_lite0" in str(e.value)
 
 
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors", ".bin"])
 def test_weights_file_loads_exactly_and_new_head_is_made(tmp_path, tiny_weights, suffix):
     state = torch.load(tiny_weights, weights_only=True)
     path = tmp_path / f"w{suffix}"
@@ -81,6 +81,21 @@ def test_weights_file_loads_exactly_and_new_head_is_made(tmp_path, tiny_weights,
     model = create_model(TINY_MODEL, num_classes=4, weights=str(path))
     assert torch.equal(model.state_dict()["conv_stem.weight"], state["conv_stem.weight"])
     assert model.get_classifier().out_features == 4
+    report = model.weights_report
+    assert report["loaded"] == len(state) == report["total"] and not report["head_skipped"]
+
+
+def test_weights_report_names_the_head_and_the_mismatches(tmp_path):
+    other_head = timm.create_model(TINY_MODEL, num_classes=5).state_dict()
+    path = tmp_path / "five.pth"
+    torch.save(other_head, path)
+    model = create_model(TINY_MODEL, num_classes=2, weights=str(path))  # the 5-class head is left out, reported
+    assert set(model.weights_report["head_skipped"]) == {"classifier.weight", "classifier.bias"}
+    wider = {k: (torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv_stem.weight" else v)
+             for k, v in timm.create_model(TINY_MODEL).state_dict().items()}
+    torch.save(wider, tmp_path / "wider.pth")
+    with pytest.raises(ValueError, match=r"1 shape mismatches \(conv_stem.weight: file \("):
+        create_model(TINY_MODEL, weights=str(tmp_path / "wider.pth"))
 
 
 def test_weights_file_errors(tmp_path):

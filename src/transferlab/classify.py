@@ -41,7 +41,8 @@ def imagenet_labels() -> tuple[list[str], list[str]]:
 
 def imagenet_predictor(model: str = "efficientnet_lite0", weights: str | os.PathLike[str] | None = None,
                        device: str = "cpu", engine: str = "auto") -> Predictor:
-    """A `Predictor` for an ImageNet classifier of the catalog (its 1000-class head kept).
+    """A `Predictor` for an ImageNet classifier of the catalog (its 1000-class head kept), or a Hugging Face
+    classifier with its own labels.
 
     Raises:
         ValueError: The model does not output the 1000 ImageNet classes.
@@ -51,6 +52,10 @@ def imagenet_predictor(model: str = "efficientnet_lite0", weights: str | os.Path
     info = get_model_info(model)
     net = create_model(info.name, num_classes=None, weights=weights)
     outputs = getattr(net, "num_classes", None)
+    own_labels = getattr(net, "labels", None)  # Hugging Face models carry their own id2label
+    if own_labels:
+        bundle = Bundle(net.eval(), list(own_labels), Preprocessing.from_model(net), {"model": info.name})
+        return Predictor(bundle, device=device, engine=engine)
     if outputs != 1000:
         raise ValueError(f"Model {model!r} has {outputs} outputs, not the 1000 ImageNet classes; `classify` needs an "
                          "ImageNet classifier. For a model you trained, use `transferlab predict RUN IMAGES`.")

@@ -592,6 +592,11 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
                                          "parameters": params, "environment": _environment()})
     console.print(f"Model {config.model} ({params['total']:,} parameters), strategy "
                   f"{config.strategy}, image size {pre.image_size}")
+    report = getattr(model.features, "weights_report", None)
+    if report:
+        skipped = len(report["head_skipped"]) + len(report["head_missing"])
+        console.print(f"Weights: {report['loaded']} of {report['total']} tensors loaded from {report['source']}"
+                      + (f"; {skipped} classifier tensors left out (a new head is trained)" if skipped else ""))
 
     run = _Run(config, data, model, pre, run_dir, console, quiet)
     state_path = run_dir / "state.json"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +84,8 @@ def get_model_info(name: str) -> ModelInfo:
     Raises:
         ValueError: The name is neither registered nor a timm architecture; the message suggests names.
     """
+    if name.startswith("hf:"):
+        return ModelInfo(name, name, "hf", "Hugging Face transformers image classifier")
     name = resolve_name(name)
     if name in _REGISTRY:
         return _REGISTRY[name]
@@ -141,7 +146,37 @@ def create_model(
     return model
 
 
+@contextlib.contextmanager
+def hub_offline_if_unreachable(host: str = "huggingface.co") -> Iterator[bool]:
+    """Within the block, the Hugging Face hub client uses only its cache when `host` does not resolve (offline):
+    a cached model still loads, a missing one fails at once instead of after a minute of retries. Yields
+    whether the host was reachable."""
+    try:
+        socket.getaddrinfo(host, 443)
+        online = True
+    except OSError:
+        online = False
+    if online:
+        yield True
+        return
+    try:
+        import huggingface_hub.constants as hub_constants
+    except ImportError:
+        yield False
+        return
+    before = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield False
+    finally:
+        hub_constants.HF_HUB_OFFLINE = before
+
+
 def _build(info: ModelInfo, pretrained: bool, kwargs: dict) -> nn.Module:
+    if info.architecture.startswith("hf:"):
+        from .hf import hf_model
+
+        return hf_model(info.architecture, pretrained=pretrained)
     if info.architecture.startswith("tv:"):
         from .classic import torchvision_model
 
@@ -159,13 +194,17 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
         model = timm.create_model(info.architecture, pretrained=False, **kwargs)
         load_into(model, bundled_state_dict(info.name), source=f"bundled weights of {info.name!r}")
         return model
-    if not info.architecture.startswith(("tv:", "hf-hub:")) and not timm.list_pretrained(
+    if not info.architecture.startswith(("tv:", "hf-hub:", "hf:")) and not timm.list_pretrained(
             info.architecture if "." in info.architecture else info.architecture + ".*"):
         raise WeightsUnavailableError(
             f"There are no ImageNet weights for {info.name!r} ({info.architecture}) in timm. Pass `--weights FILE` "
             "with a state dict of your own, or `--weights none` to train from scratch.")
+    if info.architecture.startswith("hf:"):
+        with hub_offline_if_unreachable():
+            return _build(info, True, kwargs)  # its own offline message
     try:
-        return _build(info, True, kwargs)
+        with hub_offline_if_unreachable():
+            return _build(info, True, kwargs)
     except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
         raise WeightsUnavailableError(
             f"Could not get ImageNet weights for {info.name!r} ({type(e).__name__}: {str(e)[:200]}). "

@@ -1,0 +1,100 @@
+"""Hugging Face transformers classifiers through the same API and CLI (tiny random models saved by the test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from .conftest import make_dataset
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def hf_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    labels = {0: "tench", 1: "goldfish", 2: "shark"}
+    vit = transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()}))
+    vit.save_pretrained(root / "vit")
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6],
+                                   image_std=[0.2, 0.3, 0.4]).save_pretrained(root / "vit")
+    cnx = transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
+        num_channels=3, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=3, id2label=labels,
+        label2id={v: k for k, v in labels.items()}))
+    cnx.save_pretrained(root / "convnext")
+    transformers.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875).save_pretrained(root / "convnext")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["vit", "convnext"])
+def test_hf_model_has_timm_surface_and_its_own_preprocessing(hf_models, kind):
+    from transferlab.data import Preprocessing
+    from transferlab.models import build_classifier, create_model
+
+    model = create_model(f"hf:{hf_models / kind}")
+    assert model.labels == ["tench", "goldfish", "shark"]
+    pre = Preprocessing.from_model(model)
+    if kind == "vit":  # the processor's own statistics, never ImageNet's
+        assert (pre.image_size, pre.mean, pre.std, pre.crop_mode) == (32, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4), "squash")
+    else:
+        assert (pre.image_size, pre.crop_pct, pre.crop_mode) == (32, 0.875, "center")
+    net = build_classifier(f"hf:{hf_models / kind}", num_classes=2)
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
+    original = create_model(f"hf:{hf_models / kind}")  # the features are the model's own pooled output
+    hf = transformers.AutoModelForImageClassification.from_pretrained(hf_models / kind).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(original(x), hf(pixel_values=x).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["freeze", "unfreeze-last=1", "full", "two-phase"])
+def test_hf_model_trains_with_every_strategy_and_predicts(hf_models, tmp_path, strategy):
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    out = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(data), "--model", f"hf:{hf_models / 'vit'}", "--strategy", strategy,
+                                 "--epochs", "1", "--batch-size", "4", "--num-workers", "0", "--out", str(out),
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["predict", str(out), str(data / "validation"), "--json"])
+    assert result.exit_code == 0, result.output
+    preds = json.loads(result.stdout)
+    assert len(preds) == 4 and all(p["top"][0]["label"] in ("cats", "dogs") for p in preds)
+
+
+def test_hf_classify_uses_the_models_own_labels(hf_models, tmp_path):
+    from transferlab.classify import classify
+
+    image = make_dataset(tmp_path / "d", n_train=1, n_val=1) / "train" / "cats" / "img_000.png"
+    result = classify([image], model=f"hf:{hf_models / 'vit'}", top=2)
+    assert result[0]["top"][0]["label"] in ("tench", "goldfish", "shark") and len(result[0]["top"]) == 2
+
+
+def test_hf_offline_error_says_what_to_do(monkeypatch):
+    import huggingface_hub.constants
+
+    from transferlab.models import WeightsUnavailableError, create_model
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as offline, without network waits
+
+    with pytest.raises(WeightsUnavailableError, match="save_pretrained"):
+        create_model("hf:no-such-org/no-such-model-xyz")
+
+
+def test_hf_unfreeze_last_unfreezes_the_last_encoder_layer(hf_models):
+    from transferlab.finetune import apply_strategy, parse_strategy
+    from transferlab.models import build_classifier
+
+    model = build_classifier(f"hf:{hf_models / 'vit'}", num_classes=2)
+    apply_strategy(model, parse_strategy("unfreeze-last=1"))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any(".layers.1." in n for n in trainable) and not any(".layers.0." in n for n in trainable)
+    assert not any("embeddings" in n for n in trainable) and any(n.startswith("head") for n in trainable)
