@@ -144,3 +144,20 @@ def test_lite_extra_weights_classify(photos, name):
 
     results = classify([photos / "chelsea.jpg", photos / "coffee.jpg"], model=name, top=1)
     assert results[0]["top"][0]["label"] in CATS and results[1]["top"][0]["label"] == "espresso"
+
+
+def test_benchmark_measures_and_writes_table_and_plot(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    result = CliRunner().invoke(app, ["benchmark", "--models", "lenet5,test_efficientnet", "--device", "cpu",
+                                      "--repeats", "3", "--batch-size", "4", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads(result.stdout)}
+    assert rows["lenet5"]["parameters"] == 62006  # LeNet-5, 10 classes by default
+    for r in rows.values():
+        assert r["gflops"] > 0 and 0 < r["latency_ms_median"] <= r["latency_ms_p90"] and r["throughput_b4"] > 0
+    assert {p.name for p in tmp_path.iterdir()} >= {"benchmark.csv", "benchmark.md", "benchmark.json",
+                                                    "benchmark.png"}
+    assert "| model |" in (tmp_path / "benchmark.md").read_text()

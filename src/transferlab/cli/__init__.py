@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .augment import augment
+from .benchmark import benchmark
 from .classify import classify
 from .data import app as data_app
 from .demo import demo
@@ -25,6 +26,7 @@ app.command()(predict)
 app.command()(classify)
 app.command()(models)
 app.command()(layers)
+app.command()(benchmark)
 app.command()(augment)
 app.add_typer(data_app, name="data")
 app.command()(demo)
