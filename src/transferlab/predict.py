@@ -89,10 +89,47 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.bundle.labels
 
+    def batch_probabilities(self, batch: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Class probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'."""
+        probs = probabilities(self.logits(batch))
+        if tta == "flip":
+            probs = (probs + probabilities(self.logits(batch.flip(-1)))) / 2
+        return probs
+
+    def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
+                      num_workers: int = 0, quiet: bool = True
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, dict[int, str]]:
+        """[N, C] probabilities of image files (rows of unreadable files are zero), the TTA probabilities
+        (tta='flip') or None, and {index: reason} of the unreadable files."""
+        from torch.utils.data import DataLoader
+
+        from .features import _progress
+
+        dataset = _Files([str(p) for p in paths], self.transform, self.bundle.preprocessing.resize_size)
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+        size = self.bundle.preprocessing.image_size
+        plain = torch.zeros(len(dataset), len(self.labels))
+        flipped = torch.zeros(len(dataset), len(self.labels)) if tta == "flip" else None
+        failed: dict[int, str] = {}
+        with _progress(quiet) as progress:
+            task = progress.add_task("Predicting", total=len(dataset))
+            for indices, tensors, errors in loader:
+                failed.update(errors)
+                if indices:
+                    batch = torch.stack(tensors) if tensors else torch.zeros(0, 3, size, size)
+                    p = probabilities(self.logits(batch))
+                    plain[indices] = p
+                    if flipped is not None:
+                        flipped[indices] = (p + probabilities(self.logits(batch.flip(-1)))) / 2
+                progress.advance(task, len(indices) + len(errors))
+        return plain, flipped, failed
+
     @torch.inference_mode()
-    def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3,
-                batch_size: int = 32) -> list[dict[str, Any]]:
-        """Returns, per image, {"path", "top": [{"label", "probability"}...]} or {"path", "error"}."""
+    def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3, batch_size: int = 32,
+                tta: str = "none") -> list[dict[str, Any]]:
+        """Returns, per image, {"path", "top": [{"label", "probability"}...]} or {"path", "error"}.
+
+        With tta='flip' the probabilities are the average of the image's and its mirror image's."""
         k = max(1, min(int(top_k), len(self.labels)))
         results: list[dict[str, Any]] = []
         pending: list[tuple[int, torch.Tensor]] = []
@@ -100,7 +137,7 @@ class Predictor:
         def flush() -> None:
             if not pending:
                 return
-            probs = probabilities(self.logits(torch.stack([t for _, t in pending])))
+            probs = self.batch_probabilities(torch.stack([t for _, t in pending]), tta)
             values, indices = probs.topk(k, dim=-1)
             for (slot, _), vals, idxs in zip(pending, values.tolist(), indices.tolist()):
                 results[slot]["top"] = [
@@ -120,6 +157,27 @@ class Predictor:
                 flush()
         flush()
         return results
+
+
+class _Files(torch.utils.data.Dataset):
+    """Image files -> (index, tensor or None, error or None); unreadable files are reported, not skipped over."""
+
+    def __init__(self, paths: list[str], transform: Any, min_size: int) -> None:
+        self.paths, self.transform, self.min_size = paths, transform, min_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return index, self.transform(load_rgb(self.paths[index], min_size=self.min_size)), None
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+            return index, None, f"cannot read image: {e}"
+
+
+def _collate(items: list) -> tuple[list[int], list[torch.Tensor], dict[int, str]]:
+    good = [(i, t) for i, t, e in items if e is None]
+    return [i for i, _ in good], [t for _, t in good], {i: e for i, _, e in items if e is not None}
 
 
 def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],

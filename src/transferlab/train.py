@@ -637,9 +637,27 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     metrics = _metrics(history.rows, config, time.perf_counter() - started)
     save_bundle(run_dir, model, config.model, data.classes, pre, head=head)
     write_json(run_dir / "metrics.json", metrics)
+    _report(run_dir, model, data, pre, config, quiet)
     console.print(f"Best val_accuracy {metrics['best_val_accuracy']:.4f} (val_loss {metrics['best_val_loss']:.4f}) "
-                  f"at epoch {metrics['best_epoch']}; run folder: {run_dir}")
+                  f"at epoch {metrics['best_epoch']}; run folder: {run_dir} (report.html)")
     return TrainResult(run_dir, metrics, config, data)
+
+
+def _report(run_dir: Path, model: nn.Module, data: DataSplits, pre: Preprocessing, config: TrainConfig,
+            quiet: bool) -> None:
+    """Evaluates the final model on the validation split (confusion matrix, misclassified images, ...) and
+    writes report.html."""
+    from .bundle import Bundle
+    from .evaluate import evaluate_samples, write_evaluation
+    from .predict import Predictor
+    from .report import write_report
+
+    predictor = Predictor(Bundle(model, data.classes, pre, {"model": config.model}))
+    result = evaluate_samples(predictor, data.validation, f"the validation split of {data.root}",
+                              batch_size=max(64, config.batch_size), num_workers=config.num_workers, quiet=quiet)
+    write_evaluation(result, run_dir)
+    write_report(run_dir)
+    model.to(memory_format=torch.contiguous_format)
 
 
 def _read_state(path: Path) -> dict[str, Any]:

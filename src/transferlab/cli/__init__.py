@@ -7,8 +7,10 @@ import typer
 from .augment import augment
 from .benchmark import benchmark
 from .classify import classify
+from .compare import compare
 from .data import app as data_app
 from .demo import demo
+from .evaluate import evaluate
 from .layers import layers
 from .models import models
 from .predict import predict
@@ -24,6 +26,8 @@ app = typer.Typer(
 app.command()(train)
 app.command()(predict)
 app.command()(classify)
+app.command()(evaluate)
+app.command()(compare)
 app.command()(models)
 app.command()(layers)
 app.command()(benchmark)

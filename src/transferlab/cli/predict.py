@@ -23,6 +23,8 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
     engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (average with the mirror "
+                                          "image).")] = "none",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
 ) -> None:
     """Print each image's top-k labels with probabilities.
@@ -37,7 +39,10 @@ def predict(
     paths = expand_image_paths(images)
     if not paths:
         raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
-    results = predictor.predict(paths, top_k=top_k)
+    from .._errors import check_choice
+
+    check_choice("tta", tta, ("none", "flip"), where="predict")
+    results = predictor.predict(paths, top_k=top_k, tta=tta)
     if output:
         _write_csv(output, results, top_k)
     if plot:

@@ -1,0 +1,178 @@
+"""Evaluation, the pictures, report.html (in real headless Chromium), compare and test-time augmentation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+
+from .browser import browser_page, chromium_or_skip
+from .conftest import TINY_MODEL, make_dataset, make_images
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_weights):
+    """A 3-class data set with a test/ folder and a short run trained on it."""
+    from transferlab import TrainConfig, fit
+
+    root = make_dataset(tmp_path_factory.mktemp("eval") / "data", classes=("cats", "dogs", "birds"), n_train=10,
+                        n_val=4)
+    for k, name in enumerate(("birds", "cats", "dogs")):
+        color = {"cats": (220, 60, 40), "dogs": (40, 80, 220), "birds": (40, 200, 60)}[name]
+        make_images(root / "test" / name, color, 5, seed=200 + k)
+    (root / "test" / "cats" / "broken.jpg").write_bytes(b"not an image")
+    run = root.parent / "run"
+    fit(TrainConfig(data=str(root), out=str(run), model=TINY_MODEL, weights=str(tiny_weights), epochs=3,
+                    lr=0.01, image_size=32, num_workers=0, seed=1), quiet=True)
+    return root, run
+
+
+def test_metrics_match_scikit_learn():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    from transferlab.evaluate import compute_metrics
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(60, 3, generator=g) * 2, dim=1)
+    y = torch.randint(0, 3, (60,), generator=g)
+    m = compute_metrics(probs, y, ["a", "b", "c"], top_k=2)
+    pred = probs.argmax(1).numpy()
+    assert m["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(y, pred), abs=1e-4)
+    assert m["top2_accuracy"] == pytest.approx(sklearn_metrics.top_k_accuracy_score(y, probs.numpy(), k=2), abs=1e-4)
+    p, r, f, s = sklearn_metrics.precision_recall_fscore_support(y, pred, zero_division=0)
+    for i, name in enumerate("abc"):
+        assert m["per_class"][name]["precision"] == pytest.approx(p[i], abs=1e-4)
+        assert m["per_class"][name]["recall"] == pytest.approx(r[i], abs=1e-4)
+        assert m["per_class"][name]["f1"] == pytest.approx(f[i], abs=1e-4)
+        assert m["per_class"][name]["support"] == s[i]
+    assert m["macro_avg"]["f1"] == pytest.approx(sklearn_metrics.f1_score(y, pred, average="macro"), abs=1e-4)
+    assert m["weighted_avg"]["f1"] == pytest.approx(sklearn_metrics.f1_score(y, pred, average="weighted"), abs=1e-4)
+    assert m["confusion_matrix"] == sklearn_metrics.confusion_matrix(y, pred).tolist()
+    assert m["loss"] == pytest.approx(sklearn_metrics.log_loss(y, probs.numpy()), abs=1e-4)
+    two = compute_metrics(probs[:, :2] / probs[:, :2].sum(1, keepdim=True), (y > 0).long(), ["neg", "pos"])
+    auc = sklearn_metrics.roc_auc_score((y > 0).numpy(), (probs[:, 1] / probs[:, :2].sum(1)).numpy())
+    assert two["roc_auc"] == pytest.approx(auc, abs=1e-4) and two["roc_curve"]["positive"] == "pos"
+    perfect = compute_metrics(torch.eye(3)[[0, 1, 2, 0]], torch.tensor([0, 1, 2, 0]), ["a", "b", "c"])
+    assert perfect["expected_calibration_error"] == pytest.approx(0.0, abs=1e-6) and perfect["accuracy"] == 1.0
+
+
+def test_training_writes_report_with_validation_evaluation(trained):
+    _, run = trained
+    for name in ("report.html", "eval_metrics.json", "confusion_matrix.png", "misclassified.png", "per_class.png"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "eval_metrics.json").read_text())
+    assert metrics["images"] == 12 and "validation split" in metrics["source"]
+    history_best = json.loads((run / "metrics.json").read_text())["best_val_accuracy"]
+    assert metrics["accuracy"] == pytest.approx(history_best, abs=1e-4)  # the same model, the same images
+
+
+def test_evaluate_command_on_the_test_folder(trained, tmp_path):
+    root, run = trained
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(run), str(root), "--out", str(out), "--json", "--tta", "flip"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["images"] == 15 and len(data["confusion_matrix"]) == 3 and set(data["per_class"]) == {
+        "birds", "cats", "dogs"}
+    assert data["skipped"][0]["path"].endswith("broken.jpg")  # listed, not fatal
+    assert data["tta"]["images"] == 15 and "accuracy" in data["tta"]  # reported separately
+    saved = json.loads((out / "eval_metrics.json").read_text())
+    assert {"accuracy", "per_class", "confusion_matrix", "expected_calibration_error"} <= set(saved)
+    assert saved["tta"]["kind"] == "flip" and "test" in saved["source"]
+    for name in ("confusion_matrix.png", "misclassified.png", "per_class.png", "report.html"):
+        assert (out / name).stat().st_size > 1000, name
+
+
+def test_tta_flip_averages_the_mirror_image(trained):
+    from transferlab.data.images import load_rgb
+    from transferlab.predict import Predictor, probabilities
+
+    root, run = trained
+    predictor = Predictor(run, engine="fp32")
+    path = next((root / "test" / "dogs").glob("*.png"))
+    x = predictor.transform(load_rgb(path))[None]
+    with torch.no_grad():
+        expected = (probabilities(predictor.model(x)) + probabilities(predictor.model(x.flip(-1)))) / 2
+    got = predictor.predict([path], top_k=3, tta="flip")[0]["top"]
+    assert got[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+    result = runner.invoke(app, ["predict", str(run), str(path), "--tta", "flip", "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_evaluating_the_training_folder_uses_only_its_validation_split(tmp_path, tiny_weights):
+    from transferlab import TrainConfig, fit
+    from transferlab.evaluate import evaluate
+
+    flat = make_dataset(tmp_path / "flat", n_train=8, n_val=2, layout="flat")
+    run = tmp_path / "run"
+    fit(TrainConfig(data=str(flat), out=str(run), model=TINY_MODEL, weights=str(tiny_weights), epochs=1,
+                    image_size=32, num_workers=0), quiet=True)
+    result = evaluate(run, flat)
+    assert "split.csv" in result.source and len(result.samples) == 4  # 20% of 20, never the training images
+
+
+def test_evaluate_refuses_unknown_classes(trained, tmp_path):
+    _, run = trained
+    other = make_dataset(tmp_path / "other", classes=("cats", "birds"), n_train=2, n_val=1)
+    (other / "validation" / "horses").mkdir()
+    make_images(other / "validation" / "horses", (9, 9, 9), 1, seed=5)
+    result = runner.invoke(app, ["evaluate", str(run), str(other / "validation")])
+    assert result.exit_code == 2 and "horses" in result.output
+
+
+def test_compare_overlays_runs(trained, tmp_path, tiny_weights):
+    from transferlab import TrainConfig, fit
+
+    root, run = trained
+    second = tmp_path / "dropout"
+    fit(TrainConfig(data=str(root), out=str(second), model=TINY_MODEL, weights=str(tiny_weights), epochs=2,
+                    head_dropout=0.5, image_size=32, num_workers=0), quiet=True)
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(run), str(second), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["run"] for r in rows] == ["run", "dropout"] and rows[0]["epochs"] == 3 and rows[1]["epochs"] == 2
+    assert (out / "compare.png").stat().st_size > 1000
+    table = (out / "compare.md").read_text()
+    assert "| run |" in table and "| dropout |" in table
+
+
+def test_displays_are_usable_from_python(trained):
+    import matplotlib.pyplot as plt
+
+    from transferlab.displays import ConfusionMatrixDisplay, MisclassifiedDisplay
+    from transferlab.evaluate import evaluate
+
+    root, run = trained
+    result = evaluate(run, root / "test")
+    fig, ax = plt.subplots()
+    disp = ConfusionMatrixDisplay.from_result(result).plot(ax=ax)
+    assert disp.ax_ is ax and disp.matrix.sum() == 15
+    top = MisclassifiedDisplay.from_result(result, count=4)
+    assert len(top.items) <= 4 and all(i["true"] != i["predicted"] for i in top.items)
+    losses = [i["loss"] for i in top.items]
+    assert losses == sorted(losses, reverse=True)
+
+
+def test_report_renders_in_headless_chromium(trained, tmp_path):
+    chromium = chromium_or_skip()
+    root, run = trained
+    runner.invoke(app, ["evaluate", str(run), str(root), "--quiet"])  # the report with the test-set evaluation
+    report = Path(run) / "report.html"
+    with browser_page(chromium) as (page, errors):
+        page.goto(report.as_uri())
+        images = page.eval_on_selector_all("img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])")
+        text = page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert errors == []
+    alts = {alt for alt, _, _ in images}
+    assert {"training history", "confusion matrix", "misclassified images", "per-class accuracy"} <= alts
+    assert all(done and width > 100 for _, done, width in images), images
+    assert "Evaluation" in text and "Settings" in text and "Environment" in text
+    assert (tmp_path / "report.png").stat().st_size > 10_000
