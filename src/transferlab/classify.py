@@ -48,7 +48,10 @@ def imagenet_predictor(model: str = "efficientnet_lite0", weights: str | os.Path
         ValueError: The model does not output the 1000 ImageNet classes.
     """
     from .models import create_model, get_model_info
+    from .onnx_reader import OnnxPredictor, is_onnx_export
 
+    if is_onnx_export(model):  # an exported ONNX classifier: its own labels and preprocessing
+        return OnnxPredictor(model)  # type: ignore[return-value]
     info = get_model_info(model)
     net = create_model(info.name, num_classes=None, weights=weights)
     outputs = getattr(net, "num_classes", None)

@@ -70,6 +70,10 @@ class TrainConfig:
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
         devices: Lightning devices: 'auto' or a count.
+        model_kwargs: Passed to the architecture, e.g. {"drop_rate": 0.5, "batch_norm": true} for course_cnn
+            (the course's Dropout and BatchNormalization variants).
+        subset: Use at most this many training images per class (and a quarter as many validation images),
+            drawn with `seed`: an affordable run on a CPU.
 
     Example:
         >>> TrainConfig(data="cats_and_dogs_filtered", epochs=5).monitor
@@ -114,6 +118,8 @@ class TrainConfig:
     precision: str = "auto"
     accelerator: str = "auto"
     devices: str | int = "auto"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    subset: int | None = None
 
     def validate(self) -> TrainConfig:
         """Raises ValueError naming the parameter when a setting is out of range; returns self."""
@@ -144,6 +150,8 @@ class TrainConfig:
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError(f"mixup and cutmix are alpha values >= 0 (e.g. 0.2 and 1.0); got {self.mixup}, "
                              f"{self.cutmix}.")
+        if self.subset is not None and int(self.subset) < 1:
+            raise ValueError(f"The 'subset' parameter must be at least 1 image per class; got {self.subset}.")
         if self.feature_cache_copies < 0:
             raise ValueError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
         if self.patience < 0:

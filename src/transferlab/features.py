@@ -142,12 +142,16 @@ def _file_digest(path: str) -> str:
     return file_digest(path)
 
 
+# Bumped whenever the image pipeline changes what a preprocessing dict produces (2: uint8 tensor resize).
+PIPELINE_VERSION = 2
+
+
 def cache_key(weights: str, preprocessing: dict[str, Any], engine: Engine, samples: Sequence[Sample],
               extra: dict[str, Any] | None = None) -> str:
     """The cache key: weights digest + preprocessing + engine + every file's content (and label)."""
     h = hashlib.sha256()
     h.update(json.dumps({"weights": weights, "preprocessing": preprocessing, "engine": dict(engine),
-                         "extra": extra or {}}, sort_keys=True).encode())
+                         "extra": extra or {}, "pipeline": PIPELINE_VERSION}, sort_keys=True).encode())
     for s in samples:
         h.update(f"{s.label}:{_file_digest(s.path)}\n".encode())
     return h.hexdigest()[:32]

@@ -89,6 +89,11 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.bundle.labels
 
+    def image_probabilities(self, images: Sequence[Any], tta: str = "none") -> Any:
+        """[N, C] probabilities (numpy) of PIL images already loaded as RGB (the web service's entry point)."""
+        batch = torch.stack([self.transform(im) for im in images])
+        return self.batch_probabilities(batch, tta).numpy()
+
     def batch_probabilities(self, batch: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """Class probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'."""
         probs = probabilities(self.logits(batch))

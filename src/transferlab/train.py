@@ -575,12 +575,14 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
         raise ValueError("No data folder given. Pass DATA: a folder of class folders, or train/ and validation/.")
     run_dir = Path(config.out)
     data = load_image_folder(config.data, val_split=config.val_split, seed=config.seed)
+    if config.subset:
+        data = data.subset(int(config.subset), config.seed)
     _prepare_run_dir(run_dir, overwrite, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
     model = build_classifier(config.model, len(data.classes), weights=config.weights, image_size=config.image_size,
-                             head=head)
+                             head=head, **dict(config.model_kwargs or {}))
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
     params = count_parameters(model)
@@ -635,7 +637,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     if best_phase in snapshots:
         model.load_state_dict(snapshots[best_phase])
     metrics = _metrics(history.rows, config, time.perf_counter() - started)
-    save_bundle(run_dir, model, config.model, data.classes, pre, head=head)
+    save_bundle(run_dir, model, config.model, data.classes, pre, head=head,
+                model_kwargs=dict(config.model_kwargs or {}))
     write_json(run_dir / "metrics.json", metrics)
     _report(run_dir, model, data, pre, config, quiet)
     console.print(f"Best val_accuracy {metrics['best_val_accuracy']:.4f} (val_loss {metrics['best_val_loss']:.4f}) "

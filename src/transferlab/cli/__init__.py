@@ -11,9 +11,12 @@ from .compare import compare
 from .data import app as data_app
 from .demo import demo
 from .evaluate import evaluate
+from .export import export
 from .layers import layers
 from .models import models
 from .predict import predict
+from .serve import serve
+from .study import app as study_app
 from .train import train
 
 app = typer.Typer(
@@ -28,11 +31,14 @@ app.command()(predict)
 app.command()(classify)
 app.command()(evaluate)
 app.command()(compare)
+app.command()(export)
+app.command()(serve)
 app.command()(models)
 app.command()(layers)
 app.command()(benchmark)
 app.command()(augment)
 app.add_typer(data_app, name="data")
+app.add_typer(study_app, name="study")
 app.command()(demo)
 
 

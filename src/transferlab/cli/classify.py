@@ -38,14 +38,15 @@ def classify(
         raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
     predictor = imagenet_predictor(model, weights, engine=engine)
     results = predictor.predict(paths, top_k=top)
+    name = getattr(predictor, "bundle", predictor).metadata["model"]
     if plot:
         from ..plots import prediction_grid
 
-        prediction_grid(results, plot, title=f"{predictor.bundle.metadata['model']} on ImageNet classes")
+        prediction_grid(results, plot, title=f"{name} on ImageNet classes")
     if json_output:
         print_json(results)
     else:
-        table = Table(title=f"ImageNet classes ({predictor.bundle.metadata['model']})")
+        table = Table(title=f"ImageNet classes ({name})")
         table.add_column("image", overflow="fold")
         for i in range(1, top + 1):
             table.add_column(f"top {i}")
@@ -53,7 +54,7 @@ def classify(
             if "error" in r:
                 table.add_row(r["path"], f"[red]{r['error']}", *([""] * (top - 1)))
             else:
-                cells = [f"{t['wnid']} {t['label']} ({t['probability']:.3f})" for t in r["top"]]
+                cells = [f"{t.get('wnid', '')} {t['label']} ({t['probability']:.3f})".strip() for t in r["top"]]
                 table.add_row(r["path"], *cells, *([""] * (top - len(cells))))
         Console().print(table)
         if plot:

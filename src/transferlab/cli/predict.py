@@ -35,7 +35,9 @@ def predict(
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
-    predictor = Predictor(run, engine=engine)
+    from ..onnx_reader import OnnxPredictor, is_onnx_export
+
+    predictor = OnnxPredictor(run) if is_onnx_export(run) else Predictor(run, engine=engine)
     paths = expand_image_paths(images)
     if not paths:
         raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")

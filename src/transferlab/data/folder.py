@@ -6,7 +6,7 @@ import os
 import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,27 @@ class DataSplits:
             "test_dir": self.test_dir,
             "skipped": self.skipped,
         }
+
+    def subset(self, per_class: int, seed: int = 42) -> DataSplits:
+        """At most `per_class` training and `max(1, per_class // 4)` validation images per class, drawn
+        reproducibly with `seed`.
+
+        Example:
+            >>> small = load_image_folder("cifar10-jpg").subset(500)  # doctest: +SKIP
+        """
+        import random
+
+        rng = random.Random(seed)
+
+        def pick(samples: list[Sample], n: int) -> list[Sample]:
+            out = []
+            for label in range(len(self.classes)):
+                members = [s for s in samples if s.label == label]
+                out += sorted(rng.sample(members, n), key=lambda s: s.path) if len(members) > n else members
+            return out
+
+        return replace(self, train=pick(self.train, per_class), validation=pick(self.validation,
+                                                                                  max(1, per_class // 4)))
 
     def split_rows(self) -> list[dict[str, str]]:
         """Rows of `split.csv`: every sample with its split and class, to reproduce the split."""

@@ -1,0 +1,143 @@
+"""Benchmark: a bounded load test of `transferlab serve` on 127.0.0.1, micro-batching vs none.
+
+Serves EfficientNet-Lite0 (bundled ImageNet weights, 1000 labels) with uvicorn in a separate process, sends
+N requests (one photo each) with C in flight, and reports throughput, p50/p99 latency, errors and the
+server's memory before and after (flat = no leak). Stops by itself. Run:
+
+    .venv/bin/python benchmarks/serve_load.py --requests 500 --concurrency 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def make_bundle(folder: Path) -> Path:
+    from transferlab.bundle import save_bundle
+    from transferlab.classify import imagenet_labels
+    from transferlab.data.transforms import Preprocessing
+    from transferlab.models import build_classifier, create_model
+
+    full = create_model("efficientnet_lite0")  # ImageNet head kept: a TransferNet with the same weights
+    model = build_classifier("efficientnet_lite0", 1000)
+    model.features.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("classifier")})
+    model.head.load_state_dict(full.classifier.state_dict())
+    save_bundle(folder, model, "efficientnet_lite0", imagenet_labels()[1], Preprocessing.from_model(full))
+    return folder
+
+
+def photo_bytes() -> bytes:
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def load(port: int, payload: bytes, requests: int, concurrency: int) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while not queue.empty():
+            i = queue.get_nowait()
+            start = time.perf_counter()
+            try:
+                r = await client.post("/predict", files=[("files", (f"{i}.jpg", payload, "image/jpeg"))])
+                ok = r.status_code == 200 and r.json()[0]["top"]
+            except Exception:  # noqa: BLE001 - counted
+                ok = False
+            latencies.append(time.perf_counter() - start)
+            errors += 0 if ok else 1
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        await client.post("/predict", files=[("files", ("warm.jpg", payload, "image/jpeg"))])
+        start = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(concurrency)])
+        wall = time.perf_counter() - start
+    latencies.sort()
+    return {"requests": requests, "concurrency": concurrency, "seconds": round(wall, 2),
+            "requests_per_s": round(requests / wall, 1), "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "errors": errors}
+
+
+def serve_and_load(bundle: Path, batching: bool, requests: int, concurrency: int, payload: bytes) -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "transferlab", "serve", str(bundle), "--port", str(port)]
+    if not batching:
+        cmd.append("--no-batching")
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        asyncio.run(load(port, payload, 20, concurrency))  # warm-up
+        before = rss_mb(server.pid)
+        row = asyncio.run(load(port, payload, requests, concurrency))
+        after = rss_mb(server.pid)
+        batches = httpx.get(f"http://127.0.0.1:{port}/health").json()["batches_run"]
+        return {"micro_batching": batching, **row, "batches_run": batches, "rss_mb_before": round(before, 1),
+                "rss_mb_after": round(after, 1)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/serve_load.json"))
+    args = parser.parse_args()
+    bundle = make_bundle(Path(tempfile.mkdtemp(prefix="tl-serve-")) / "lite0")
+    payload = photo_bytes()
+    rows = [serve_and_load(bundle, batching, args.requests, args.concurrency, payload) for batching in (True, False)]
+    print(f"{args.requests} requests, {args.concurrency} concurrent, one 451x300 JPEG each, EfficientNet-Lite0")
+    print(f"{'micro-batching':>14} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'batches':>7} "
+          f"{'RSS MB before/after':>20}")
+    for r in rows:
+        print(f"{str(r['micro_batching']):>14} {r['requests_per_s']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['errors']:>6} {r['batches_run']:>7} {r['rss_mb_before']:>9}/{r['rss_mb_after']}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"benchmark": "serve_load", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                     "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Runs the course's exercises as recipes on CIFAR-10 JPEGs and writes docs/results.md from what they measured.
+
+Needs the unpacked CIFAR-10 JPEG folders (../shared/data/cifar10-jpg.tar.gz; never part of this repository).
+Each step's result is saved as it finishes (examples/results/recipes.json), so an interrupted run resumes;
+docs/results.md is generated from that file only — no number in it is typed by hand. Run:
+
+    .venv/bin/python examples/run_recipes.py --cifar ../cifar10-jpg
+    .venv/bin/python examples/run_recipes.py --only render      # rewrite docs/results.md from the JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "recipes.json"
+DOC = HERE.parent / "docs" / "results.md"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def link_folder(cifar: Path, root: Path, classes: list[str]) -> Path:
+    """train/ + validation/ (= CIFAR's test split) class folders, as links into the unpacked data."""
+    for split, source in (("train", "train"), ("validation", "test")):
+        for cls in classes:
+            target = root / split / cls
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to((cifar / source / cls).resolve(), target_is_directory=True)
+    return root
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"steps": {}}
+
+
+def save(results: dict) -> None:
+    from transferlab._io import write_json
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS, results)
+
+
+def train_step(name: str, recipe: str, data: Path, work: Path, overrides: dict, note: str) -> dict:
+    from transferlab import TrainConfig, fit
+
+    settings = yaml.safe_load((HERE / recipe).read_text())
+    settings.update(overrides)
+    command = (f"transferlab train {data.name} --config examples/{recipe} "
+               + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()))
+    start = time.perf_counter()
+    result = fit(TrainConfig(data=str(data), out=str(work / name), **settings), overwrite=True, quiet=True)
+    wall = time.perf_counter() - start
+    m = result.metrics
+    evaluation = json.loads((work / name / "eval_metrics.json").read_text())
+    return {"recipe": recipe, "command": command, "note": note, "train_images": len(result.data.train),
+            "validation_images": len(result.data.validation), "best_val_accuracy": m["best_val_accuracy"],
+            "best_val_loss": m["best_val_loss"], "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+            "wall_seconds": round(wall, 1), "final_train_accuracy": m["final"]["accuracy"],
+            "macro_f1": evaluation["macro_avg"]["f1"], "settings": settings, "run": str(work / name)}
+
+
+def classify_step(data: Path, per_class: int) -> dict:
+    from transferlab.classify import imagenet_predictor
+
+    predictor = imagenet_predictor("efficientnet_lite0")
+    out: dict = {"per_class": {}, "images": 0}
+    start = time.perf_counter()
+    for cls in CIFAR_CLASSES:
+        paths = sorted((data / "validation" / cls).glob("*.jpg"))[:per_class]
+        results = predictor.predict(paths, top_k=1)
+        labels = Counter(r["top"][0]["label"] for r in results if "top" in r)
+        out["per_class"][cls] = {"top_imagenet_labels": labels.most_common(3),
+                                 "mean_confidence": round(sum(r["top"][0]["probability"] for r in results)
+                                                          / len(results), 3)}
+        out["images"] += len(results)
+    out["wall_seconds"] = round(time.perf_counter() - start, 1)
+    out["command"] = "transferlab classify cifar10/validation/<class>/ --model efficientnet_lite0 --top 1"
+    return out
+
+
+def predict_step(run: Path, image: Path) -> dict:
+    from transferlab.predict import Predictor
+
+    top = Predictor(run).predict([image], top_k=2)[0]["top"]
+    return {"image": f"validation/{image.parent.name}/{image.name}", "top": top}
+
+
+def study_step(data: Path, work: Path, subset: int, epochs: int, image_size: int) -> dict:
+    from transferlab.study import regularization_study
+
+    start = time.perf_counter()
+    rows = regularization_study(data, work / "study", epochs=epochs, subset=subset, image_size=image_size)
+    return {"rows": rows, "wall_seconds": round(time.perf_counter() - start, 1),
+            "command": f"transferlab study regularization {data.name} --subset {subset} --epochs {epochs} "
+                       f"--image-size {image_size}"}
+
+
+def render(results: dict) -> str:
+    s = results["steps"]
+    env = results.get("environment", {})
+    lines = ["# Results: the course's exercises, measured", "",
+             "Generated by `examples/run_recipes.py` from `examples/results/recipes.json`; every number below "
+             "comes from running the recipes in `examples/` (nothing typed by hand).", "",
+             f"- Machine: {env.get('machine', '?')}; {env.get('cpus', '?')} CPU cores, no GPU. transferlab "
+             f"{env.get('transferlab', '?')}, torch {env.get('torch', '?')}.",
+             f"- Dates: {env.get('started', '?')} to {env.get('finished', '?')} (UTC).",
+             "- Data: the CIFAR-10 JPEGs of `../shared/data` (32x32 photos; CIFAR's test split serves as the "
+             "validation set). Its `cat` and `dog` classes stand in for the course's cats_and_dogs_filtered "
+             "(which needs a download).",
+             "- The machine also ran development work while some steps ran, so wall times are upper bounds.", ""]
+
+    def train_table(keys: list[str]) -> list[str]:
+        out = ["| recipe | train / val images | best val acc | best epoch | epochs run | val loss | macro F1 | "
+               "wall time |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for k in keys:
+            if k in s:
+                r = s[k]
+                out.append(f"| `{r['recipe']}` | {r['train_images']} / {r['validation_images']} | "
+                           f"{r['best_val_accuracy']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
+                           f"{r['best_val_loss']:.4f} | {r['macro_f1']:.4f} | {r['wall_seconds'] / 60:.1f} min |")
+        out.append("")
+        for k in keys:
+            if k in s:
+                out.append(f"- `{k}`: `{s[k]['command']}`" + (f" — {s[k]['note']}" if s[k].get("note") else ""))
+        return out + [""]
+
+    lines += ["## Exercise 1: cats vs dogs", ""]
+    lines += train_table(["ex1_cnn", "ex1_freeze", "ex1_two_phase"])
+    if "ex1_predict" in s:
+        p = s["ex1_predict"]
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"])
+        lines += [f"Classifying a new image with the two-phase model (`transferlab predict runs/ex1_two_phase "
+                  f"{p['image']}`): {tops}.", ""]
+    lines += ["## Exercise 2 and 3(a): the ImageNet model as it is, on CIFAR-10 images", ""]
+    if "ex3a" in s:
+        a = s["ex3a"]
+        lines += [f"`{a['command']}` on {a['images']} validation images ({a['wall_seconds']} s): the most frequent "
+                  "ImageNet top-1 labels per CIFAR class. Without a new head the model can only answer in "
+                  "ImageNet's 1000 classes, at low confidence on 32-pixel images — the reason for transfer "
+                  "learning.", "", "| CIFAR class | most frequent ImageNet top-1 labels (count) | mean confidence |",
+                  "| --- | --- | ---: |"]
+        for cls, v in a["per_class"].items():
+            labels = "; ".join(f"{name} ({n})" for name, n in v["top_imagenet_labels"])
+            lines.append(f"| {cls} | {labels} | {v['mean_confidence']} |")
+        lines.append("")
+    lines += ["## Exercise 3: CIFAR-10 transfer learning (b, c, d)", ""]
+    lines += train_table(["ex3b", "ex3c", "ex3d"])
+    if "study" in s:
+        st = s["study"]
+        lines += ["## CNN performance improvement techniques (the regularization study)", "",
+                  f"`{st['command']}` ({st['wall_seconds'] / 60:.1f} min): the course CNN with one budget per "
+                  "variant on the cat/dog classes.", "",
+                  "| variant | what | best val acc | best epoch | train-val gap | best val loss | seconds |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in st["rows"]:
+            gap = "" if r["train_val_gap"] is None else f"{r['train_val_gap']:+.4f}"
+            lines.append(f"| {r['variant']} | {r['description']} | {r['best_val_accuracy']:.4f} | {r['best_epoch']} "
+                         f"| {gap} | {r['best_val_loss']:.4f} | {r['seconds']} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cifar", type=Path, default=Path("../cifar10-jpg"))
+    parser.add_argument("--work", type=Path, default=Path("../recipe-runs"))
+    parser.add_argument("--only", nargs="*", help="Steps to run (default: all not yet done); 'render' only "
+                                                  "rewrites docs/results.md.")
+    args = parser.parse_args()
+    results = load()
+    if args.only != ["render"]:
+        import torch
+
+        import transferlab
+
+        catdog = link_folder(args.cifar, args.work / "catdog", ["cat", "dog"])
+        cifar10 = link_folder(args.cifar, args.work / "cifar10", CIFAR_CLASSES)
+        results.setdefault("environment", {}).update(
+            machine=platform.platform(), cpus=os.cpu_count(), transferlab=transferlab.__version__,
+            torch=str(torch.__version__))
+        results["environment"].setdefault("started", datetime.now(UTC).isoformat(timespec="minutes"))
+        steps = {
+            "ex1_cnn": lambda: train_step("ex1_cnn", "ex1_course_cnn.yaml", catdog, args.work,
+                                          {"subset": 1000, "epochs": 15},
+                                          "1,000 training images per class and 15 epochs to fit a CPU budget"),
+            "ex1_freeze": lambda: train_step("ex1_freeze", "ex1_lite0_freeze.yaml", catdog, args.work, {}, ""),
+            "ex1_two_phase": lambda: train_step("ex1_two_phase", "ex1_lite0_two_phase.yaml", catdog, args.work,
+                                                {}, ""),
+            "ex1_predict": lambda: predict_step(args.work / "ex1_two_phase",
+                                                sorted((catdog / "validation" / "dog").glob("*.jpg"))[7]),
+            "ex3a": lambda: classify_step(cifar10, 100),
+            "ex3b": lambda: train_step("ex3b", "ex3b_cifar_freeze.yaml", cifar10, args.work, {"subset": 1000},
+                                       "1,000 training images per class"),
+            "ex3c": lambda: train_step("ex3c", "ex3c_cifar_unfreeze.yaml", cifar10, args.work, {"subset": 1000},
+                                       "1,000 training images per class"),
+            "ex3d": lambda: train_step("ex3d", "ex3d_cifar_augment_freeze.yaml", cifar10, args.work,
+                                       {"subset": 1000}, "1,000 training images per class"),
+            "study": lambda: study_step(catdog, args.work, subset=1500, epochs=12, image_size=64),
+        }
+        for name, step in steps.items():
+            if (args.only and name not in args.only) or (not args.only and name in results["steps"]):
+                continue
+            print(f"== {name}", flush=True)
+            results["steps"][name] = {**step(), "finished": datetime.now(UTC).isoformat(timespec="minutes")}
+            results["environment"]["finished"] = datetime.now(UTC).isoformat(timespec="minutes")
+            save(results)
+    from transferlab._io import write_text
+
+    write_text(DOC, render(results))
+    print(f"Wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""`transferlab export`: a trained model as an ONNX or TorchScript file, parity-checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ._common import err_console, print_json, user_errors
+
+
+@user_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder).")],
+    format: Annotated[str, typer.Option("--format", help="'onnx' or 'torchscript'.")] = "onnx",  # noqa: A002
+    int8: Annotated[bool, typer.Option("--int8", help="ONNX only: dynamic int8 quantisation.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export-FORMAT).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the export report as JSON.")] = False,
+) -> None:
+    """Write the model with its labels and preprocessing, then check parity with PyTorch (max |Δlogit|,
+    top-1 agreement -> export_report.json). A failed parity check is an error (exit code 1).
+
+    Example: transferlab export runs/cd --format onnx && transferlab predict runs/cd/export-onnx cat.jpg
+    """
+    from ..export import ParityError, export_model
+
+    try:
+        report = export_model(run, format, out, int8)
+    except ParityError as e:
+        err_console.print(f"[bold red]Parity check failed:[/] {e}")
+        raise typer.Exit(code=1) from None
+    if json_output:
+        print_json(report)
+        return
+    p = report["parity"]
+    Console().print(f"Exported {report['file']} ({report['size_mb']} MB, {report['export_seconds']} s) to "
+                    f"{report['folder']}: max |Δlogit| {p['max_abs_logit_diff']:.2e}, top-1 agreement "
+                    f"{p['top1_agreement']:.0%} on {p['inputs']}.")

@@ -1,0 +1,45 @@
+"""`transferlab serve`: a trained model as a web service (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import user_errors
+
+
+@user_errors
+def serve(
+    model: Annotated[Path, typer.Argument(help="Run folder, bundle folder or ONNX export folder.")],
+    host: Annotated[str, typer.Option(help="Address to bind; other than loopback needs --api-key.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (each loads the model).")] = 1,
+    api_key: Annotated[str | None, typer.Option(help="Required on every request (or TRANSFERLAB_API_KEY).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Most images run together (micro-batching).")] = 32,
+    wait_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds.")] = 5.0,
+    no_batching: Annotated[bool, typer.Option("--no-batching", help="One request at a time.")] = False,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload per image.")] = 20.0,
+    timeout_s: Annotated[float, typer.Option(help="Request timeout in seconds (504).")] = 30.0,
+) -> None:
+    """Serve a page (drop images, see labels) and a JSON API: POST /predict, GET /health, GET /model, /docs.
+
+    Example: transferlab serve runs/cd --port 8000   (then open http://127.0.0.1:8000)
+    """
+    import uvicorn
+
+    from ..serve import API_KEY_ENV, ServeConfig, check_bind, create_app
+
+    key = api_key or os.environ.get(API_KEY_ENV)
+    check_bind(host, key)
+    config = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, batching=not no_batching, max_upload_mb=max_upload_mb,
+                         timeout_s=timeout_s, api_key=key)
+    if workers > 1:  # uvicorn's worker processes import the app by factory
+        os.environ["TRANSFERLAB_SERVE_MODEL"] = str(model)
+        os.environ["TRANSFERLAB_SERVE_CONFIG"] = __import__("json").dumps(config.__dict__)
+        uvicorn.run("transferlab.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="info")
+    else:
+        uvicorn.run(create_app(model, config), host=host, port=port, log_level="info")

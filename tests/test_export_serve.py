@@ -1,0 +1,264 @@
+"""Export (ONNX, int8, TorchScript) with parity checks, the torch-free reader, and the web service."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+
+from .browser import browser_page, chromium_or_skip
+from .conftest import TINY_MODEL, make_dataset
+
+runner = CliRunner()
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_weights):
+    from transferlab import TrainConfig, fit
+
+    root = make_dataset(tmp_path_factory.mktemp("serve") / "data", classes=("cats", "dogs", "birds"), n_train=8,
+                        n_val=3)
+    out = root.parent / "run"
+    fit(TrainConfig(data=str(root), out=str(out), model=TINY_MODEL, weights=str(tiny_weights), epochs=2, lr=0.01,
+                    image_size=32, num_workers=0), quiet=True)
+    return out, root
+
+
+def _png(color=(200, 50, 40), size=(40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_onnx_export_is_parity_checked_and_read_without_torch(run, tmp_path):
+    out, root = run
+    target = tmp_path / "onnx"
+    result = runner.invoke(app, ["export", str(out), "--format", "onnx", "--out", str(target), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["parity"]["top1_agreement"] == 1.0 and report["parity"]["max_abs_logit_diff"] <= 1e-3
+    assert report["opset"] >= 17 and report["dynamic_batch"] and "validation images" in report["parity"]["inputs"]
+    assert {p.name for p in target.iterdir()} >= {"model.onnx", "labels.json", "preprocessing.json",
+                                                  "export_report.json", "predict_onnx.py"}
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(target / "model.onnx"))
+    assert session.run(None, {"input": np.zeros((5, 3, 32, 32), np.float32)})[0].shape == (5, 3)  # any batch size
+    images = sorted((root / "validation").rglob("*.png"))
+    plain = runner.invoke(app, ["predict", str(out), *map(str, images), "--json", "--engine", "fp32"])
+    onnx = runner.invoke(app, ["predict", str(target), *map(str, images), "--json"])
+    assert onnx.exit_code == 0, onnx.output
+    top1 = lambda text: [r["top"][0]["label"] for r in json.loads(text)]  # noqa: E731
+    assert top1(onnx.stdout) == top1(plain.stdout)
+    # the export folder's own reader runs where torch cannot even be imported
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is not available here')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    proc = subprocess.run([sys.executable, str(target / "predict_onnx.py"), str(images[0]), "--top-k", "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["top"][0]["label"] == top1(plain.stdout)[0]
+
+
+def test_int8_and_torchscript_exports(run, tmp_path):
+    out, _ = run
+    result = runner.invoke(app, ["export", str(out), "--int8", "--out", str(tmp_path / "q"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "q" / "model.int8.onnx").is_file()
+    assert json.loads((tmp_path / "q" / "export_report.json").read_text())["parity"]["top1_agreement"] >= 0.9
+    result = runner.invoke(app, ["export", str(out), "--format", "torchscript", "--out", str(tmp_path / "ts")])
+    assert result.exit_code == 0, result.output
+    import torch
+
+    module = torch.jit.load(str(tmp_path / "ts" / "model.torchscript.pt"))
+    assert module(torch.zeros(4, 3, 32, 32)).shape == (4, 3)
+    bad = runner.invoke(app, ["export", str(out), "--format", "torchscript", "--int8"])
+    assert bad.exit_code == 2 and "ONNX" in bad.output
+
+
+def test_failed_parity_is_an_error(run, tmp_path, monkeypatch):
+    import transferlab.export as export
+
+    monkeypatch.setattr(export, "FP32_MAX_LOGIT_DIFF", -1.0)
+    result = runner.invoke(app, ["export", str(run[0]), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "Parity check failed" in result.output
+    assert (tmp_path / "x" / "export_report.json").is_file()  # kept for inspection
+
+
+@pytest.fixture
+def client_factory(run):
+    from fastapi.testclient import TestClient
+
+    from transferlab.serve import ServeConfig, create_app
+
+    clients = []
+
+    def make(source=None, **settings):
+        client = TestClient(create_app(source or run[0], ServeConfig(**settings)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def test_api_predicts_like_the_cli(run, client_factory):
+    out, root = run
+    client = client_factory()
+    assert client.get("/health").json()["status"] == "ok"
+    model = client.get("/model").json()
+    assert model["labels"] == ["birds", "cats", "dogs"] and model["input_size"] == 32
+    assert model["training_metrics"]["best_epoch"] >= 1 and model["preprocessing"]["image_size"] == 32
+    images = sorted((root / "validation").rglob("*.png"))[:4]
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in images]
+    response = client.post("/predict?top_k=2", files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    cli = json.loads(runner.invoke(app, ["predict", str(out), *map(str, images), "--json", "--top-k", "2"]).stdout)
+    assert [r["path"] for r in body] == [p.name for p in images]
+    assert [r["top"][0]["label"] for r in body] == [r["top"][0]["label"] for r in cli]
+    for mine, theirs in zip(body, cli):
+        assert mine["top"][0]["probability"] == pytest.approx(theirs["top"][0]["probability"], abs=0.02)
+    assert client.get("/docs").status_code == 200 and "이미지" in client.get("/").text
+
+
+@pytest.mark.parametrize(("payload", "settings", "status", "message"), [
+    (b"this is plain text, not a picture", {}, 415, "not an image"),
+    (_png()[:60], {}, 400, "corrupt or truncated"),
+    (b"", {}, 400, "empty"),
+    (_png(size=(400, 300)), {"max_pixels": 1000}, 413, "pixels"),
+    (_png(size=(400, 300)), {"max_upload_mb": 0.0001}, 413, "MB"),
+])
+def test_api_refuses_bad_uploads_with_clear_codes(client_factory, payload, settings, status, message):
+    client = client_factory(**settings)
+    response = client.post("/predict", files=[("files", ("photo.jpg", payload, "image/jpeg"))])
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert client.get("/health").status_code == 200  # still serving
+
+
+def test_api_key_checked_on_every_request_and_required_off_loopback(client_factory):
+    from transferlab.serve import check_bind
+
+    client = client_factory(api_key="s3cret")
+    assert client.get("/health").status_code == 401
+    assert client.get("/model", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert client.get("/health", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.get("/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    ok = client.post("/predict", headers={"X-API-Key": "s3cret"}, files=[("files", ("a.png", _png(), "image/png"))])
+    assert ok.status_code == 200
+    with pytest.raises(ValueError, match="--api-key"):
+        check_bind("0.0.0.0", None)
+    check_bind("127.0.0.1", None)
+    check_bind("0.0.0.0", "key")
+    result = runner.invoke(app, ["serve", "runs/x", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "--api-key" in result.output
+
+
+def test_slow_model_times_out_with_504(run, client_factory):
+    from transferlab.serve import load_model
+
+    class Slow:
+        def __init__(self, inner):
+            self.inner, self.labels = inner, inner.labels
+            self.bundle = inner.bundle
+
+        def image_probabilities(self, images):
+            time.sleep(1.0)
+            return self.inner.image_probabilities(images)
+
+    from fastapi.testclient import TestClient
+
+    from transferlab.serve import ServeConfig, create_app
+
+    with TestClient(create_app(run[0], ServeConfig(timeout_s=0.2), predictor=Slow(load_model(run[0])))) as client:
+        response = client.post("/predict", files=[("files", ("a.png", _png(), "image/png"))])
+    assert response.status_code == 504 and "did not answer" in response.json()["detail"]
+
+
+def test_concurrent_requests_are_micro_batched(run):
+    import httpx
+
+    from transferlab.serve import ServeConfig, create_app
+
+    async def main(batching: bool) -> list[int]:
+        application = create_app(run[0], ServeConfig(batching=batching, wait_ms=20))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                responses = await asyncio.gather(*[
+                    client.post("/predict", files=[("files", (f"{i}.png", _png((i * 20, 90, 40)), "image/png"))])
+                    for i in range(12)])
+            assert all(r.status_code == 200 for r in responses)
+            return application.state.batcher.batches
+
+    batched = asyncio.run(main(True))
+    single = asyncio.run(main(False))
+    assert sum(batched) == 12 and max(batched) > 1  # images of concurrent requests shared batches
+    assert single == [1] * 12
+
+
+def test_onnx_export_can_be_served(run, client_factory, tmp_path):
+    from transferlab.export import export_model
+
+    folder = export_model(run[0], "onnx", tmp_path / "onnx")["folder"]
+    client = client_factory(source=folder)
+    assert client.get("/model").json()["engine"] == "onnxruntime"
+    response = client.post("/predict", files=[("files", ("a.png", _png(), "image/png"))])
+    assert response.status_code == 200 and response.json()[0]["top"][0]["label"] in ("birds", "cats", "dogs")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_page_in_headless_chromium_classifies_an_upload(run, tmp_path):
+    chromium = chromium_or_skip()
+    import uvicorn
+
+    from transferlab.serve import create_app
+
+    out, root = run
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(out), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        image = sorted((root / "validation" / "cats").glob("*.png"))[0]
+        with browser_page(chromium) as (page, errors):
+            page.goto(f"http://127.0.0.1:{port}/")
+            assert "이미지 분류" in page.inner_text("h1")
+            page.set_input_files("#files", str(image))
+            page.wait_for_selector(".label", timeout=15_000)
+            labels = page.eval_on_selector_all(".label", "els => els.map(e => e.textContent)")
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        assert errors == []
+        assert labels and labels[0].split(" — ")[0] in ("birds", "cats", "dogs") and "%" in labels[0]
+        assert Path(tmp_path / "page.png").stat().st_size > 5000
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
