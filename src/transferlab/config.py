@@ -40,7 +40,8 @@ class TrainConfig:
         layer_decay: Per-layer decay of the base's learning rate (timm's layer decay), e.g. 0.75.
         epochs: Maximum number of epochs.
         batch_size: Images per batch.
-        lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)).
+        lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)); 'auto' runs
+            `transferlab advise` (a learning-rate range test) and uses its rate.
         optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
         weight_decay: Weight decay (L2) of the optimizer.
         lr_schedule: Learning-rate decay: 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'plateau'.
@@ -74,6 +75,9 @@ class TrainConfig:
             (the course's Dropout and BatchNormalization variants).
         subset: Use at most this many training images per class (and a quarter as many validation images),
             drawn with `seed`: an affordable run on a CPU.
+        max_minutes: A time budget for the training loops (each phase of 'two-phase' gets half); training stops
+            when it is spent, keeping the best checkpoint so far.
+        advice: Set by `strategy='auto'` / `lr='auto'`: the advice that chose them, with its measurements.
 
     Example:
         >>> TrainConfig(data="cats_and_dogs_filtered", epochs=5).monitor
@@ -92,7 +96,7 @@ class TrainConfig:
     layer_decay: float | None = None
     epochs: int = 10
     batch_size: int = 32
-    lr: float | None = None
+    lr: float | str | None = None
     optimizer: str = "adam"
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
@@ -120,6 +124,8 @@ class TrainConfig:
     devices: str | int = "auto"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     subset: int | None = None
+    advice: dict[str, Any] | None = None
+    max_minutes: float | None = None
 
     def validate(self) -> TrainConfig:
         """Raises ValueError naming the parameter when a setting is out of range; returns self."""
@@ -132,7 +138,7 @@ class TrainConfig:
         resolve_augment(self.augment)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
-        if self.strategy is not None:
+        if self.strategy is not None and self.strategy != "auto":
             parse_strategy(self.strategy)
         if self.lr_schedule == "plateau" and self.warmup_epochs:
             raise ValueError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
@@ -150,13 +156,19 @@ class TrainConfig:
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError(f"mixup and cutmix are alpha values >= 0 (e.g. 0.2 and 1.0); got {self.mixup}, "
                              f"{self.cutmix}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"The 'max_minutes' parameter must be a positive time budget; got {self.max_minutes}.")
         if self.subset is not None and int(self.subset) < 1:
             raise ValueError(f"The 'subset' parameter must be at least 1 image per class; got {self.subset}.")
         if self.feature_cache_copies < 0:
             raise ValueError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
         if self.patience < 0:
             raise ValueError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got {self.patience}.")
-        if self.lr is not None and not self.lr > 0:
+        if self.lr == "auto":
+            pass
+        elif isinstance(self.lr, str):
+            raise ValueError(f"The 'lr' parameter must be a learning rate such as 1e-3, or 'auto'; got {self.lr!r}.")
+        elif self.lr is not None and not self.lr > 0:
             raise ValueError(f"The 'lr' parameter must be a positive learning rate such as 1e-3; got {self.lr}.")
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"The 'image_size' parameter must be at least 8 pixels; got {self.image_size}.")

@@ -276,6 +276,12 @@ class Phase:
 def resolve_config(config: TrainConfig) -> TrainConfig:
     """Fills in every `None` setting from the model (weights, strategy, lr, workers, out)."""
     config = replace(config).validate()
+    if config.strategy == "auto" or config.lr == "auto":
+        from .advise import advise
+
+        advice = advise(config.data, config.model, config.weights, seed=config.seed)
+        config = replace(config, strategy=advice.strategy if config.strategy == "auto" else config.strategy,
+                         lr=advice.lr if config.lr == "auto" else config.lr, advice=advice.to_dict())
     info = get_model_info(config.model)
     weights = config.weights or ("imagenet" if info.has_pretrained else "none")
     strategy = parse_strategy(config.strategy or ("freeze" if weights != "none" else "full"))
@@ -529,8 +535,13 @@ class _Run:
                            f"{params['trainable']:,} of {params['total']:,} parameters trainable"
                            + (", head on cached features" if self.uses_cache(phase) else "")
                            + (f", suffix from stage {k} on cached boundary activations" if k is not None else ""))
+        budget = None
+        if cfg.max_minutes:
+            share = cfg.max_minutes / (2 if parse_strategy(cfg.strategy).kind == "two-phase" else 1)
+            budget = {"seconds": max(1.0, share * 60)}
         trainer = L.Trainer(
-            max_epochs=phase.epochs, accelerator=cfg.accelerator, devices=cfg.devices, precision=_precision(cfg),
+            max_epochs=phase.epochs, max_time=budget, accelerator=cfg.accelerator, devices=cfg.devices,
+            precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],
             logger=CSVLogger(save_dir=str(self.run_dir), name="logs"), enable_progress_bar=not self.quiet,
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,

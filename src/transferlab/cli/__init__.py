@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .advise import advise
 from .augment import augment
 from .benchmark import benchmark
 from .classify import classify
@@ -33,6 +34,7 @@ app.command()(evaluate)
 app.command()(compare)
 app.command()(export)
 app.command()(serve)
+app.command()(advise)
 app.command()(models)
 app.command()(layers)
 app.command()(benchmark)

@@ -29,6 +29,15 @@ def _number_or_pair(value: object) -> object:
     return parsed
 
 
+def _lr(value: str | None) -> float | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"--lr must be a number such as 1e-3, or 'auto'; got {value!r}.") from None
+
+
 @user_errors
 def train(
     data: Annotated[str | None, typer.Argument(help="Data folder: train/ + validation/ class folders, or class "
@@ -47,8 +56,8 @@ def train(
     layer_decay: Annotated[float | None, typer.Option(help="Per-layer lr decay of the base, e.g. 0.75.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs [default: 10].")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch [default: 32].")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate [default: 1e-3 freeze/two-phase, 1e-4 "
-                                                  "otherwise].")] = None,
+    lr: Annotated[str | None, typer.Option(help="Learning rate, or 'auto' (a range test) [default: 1e-3 "
+                                                "freeze/two-phase, 1e-4 otherwise].")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam, adamw, sgd or rmsprop [default: adam].")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay / L2 [default: 0].")] = None,
     lr_schedule: Annotated[str | None, typer.Option(help="Learning decay: constant, step, exponential, cosine, "
@@ -136,7 +145,7 @@ def train(
         flags = dict(data=data, model=model, weights=weights, strategy=strategy, unfreeze_from=unfreeze_from,
                      finetune_lr_factor=finetune_lr_factor, finetune_epochs=finetune_epochs,
                      backbone_lr_mult=backbone_lr_mult, layer_decay=layer_decay, epochs=epochs,
-                     batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                     batch_size=batch_size, lr=_lr(lr), optimizer=optimizer, weight_decay=weight_decay,
                      lr_schedule=lr_schedule, warmup_epochs=warmup_epochs, head_hidden=head_hidden or None,
                      head_dropout=head_dropout, head_batch_norm=head_batch_norm, label_smoothing=label_smoothing,
                      mixup=mixup, cutmix=cutmix,

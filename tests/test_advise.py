@@ -1,0 +1,82 @@
+"""`advise`: the measurements, the rule, and `train --strategy auto --lr auto`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from transferlab.advise import choose_strategy, knn_accuracy, linear_probe_accuracy
+from transferlab.cli import app
+
+from .conftest import TINY_MODEL, make_dataset
+
+runner = CliRunner()
+
+
+def _blobs(separation: float, n: int = 60, dim: int = 16, classes: int = 3):
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(classes, dim, generator=g) * separation
+    labels = torch.arange(classes).repeat_interleave(n)
+    return centres[labels] + torch.randn(len(labels), dim, generator=g), labels
+
+
+def test_separability_measures_tell_easy_from_hard():
+    easy, y = _blobs(5.0)
+    hard, _ = _blobs(0.0)
+    assert knn_accuracy(easy, y) > 0.95 and linear_probe_accuracy(easy, y) > 0.95
+    assert knn_accuracy(hard, y) < 0.6 and linear_probe_accuracy(hard, y) < 0.6  # chance is 1/3
+
+
+@pytest.mark.parametrize(("pretrained", "per_class", "probe", "expected"), [
+    (False, 5000, 0.99, "full"),
+    (True, 150, 0.95, "freeze"),
+    (True, 50, 0.85, "freeze"),         # tiny data: a lower bar for "close to ImageNet"
+    (True, 300, 0.70, "unfreeze-last=2"),
+    (True, 5000, 0.95, "freeze"),
+    (True, 5000, 0.70, "two-phase"),
+])
+def test_the_rule(pretrained, per_class, probe, expected):
+    strategy, reasons = choose_strategy(pretrained, per_class, probe)
+    assert strategy == expected and reasons
+
+
+def test_advise_command_measures_and_recommends(tmp_path, tiny_weights):
+    data = make_dataset(tmp_path / "d", classes=("cats", "dogs", "birds"), n_train=12, n_val=3)
+    result = runner.invoke(app, ["advise", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights), "--json"])
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.stdout)
+    m = advice["measurements"]
+    assert m["classes"] == 3 and m["images_per_class_median"] == 12 and m["median_short_side"] == 24
+    assert 0 <= m["linear_probe_accuracy"] <= 1 and 0 <= m["knn_accuracy"] <= 1 and 0 < m["imagenet_entropy"] <= 1
+    assert advice["strategy"] in ("freeze", "unfreeze-last=2") and 1e-4 <= advice["lr"] <= 1e-2
+    assert advice["command"].startswith(f"transferlab train {data}") and f"--strategy {advice['strategy']}" in \
+        advice["command"]
+    assert any("images per class" in r for r in advice["reasons"])
+    text = runner.invoke(app, ["advise", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights)])
+    assert text.exit_code == 0 and "Command:" in text.output
+
+
+def test_no_pretrained_weights_means_from_scratch(tmp_path):
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    result = runner.invoke(app, ["advise", str(data), "--model", "course_cnn", "--json"])
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.stdout)
+    assert advice["strategy"] == "full" and "linear_probe_accuracy" not in advice["measurements"]
+
+
+def test_train_with_auto_strategy_and_lr_records_the_advice(tmp_path, tiny_weights):
+    data = make_dataset(tmp_path / "d", n_train=10, n_val=3)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                                 "--strategy", "auto", "--lr", "auto", "--epochs", "1", "--image-size", "32",
+                                 "--num-workers", "0", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["advice"]["strategy"] == config["strategy"] and config["lr"] == config["advice"]["lr"]
+    assert "linear_probe_accuracy" in config["advice"]["measurements"]
+    bad = runner.invoke(app, ["train", str(data), "--lr", "fast"])
+    assert bad.exit_code == 2 and "'auto'" in bad.output
