@@ -32,9 +32,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        if os.environ.get("TRANSFERLAB_WRITE_LOG"):  # an audit trail of who wrote what (distributed tests)
+            with open(os.environ["TRANSFERLAB_WRITE_LOG"], "a", encoding="utf-8") as log:
+                log.write(f"{global_rank()}\t{path}\n")
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def global_rank() -> int:
+    """This process's rank in a distributed run (0 when not distributed), from the launchers' variables:
+    torchrun's RANK, SLURM's SLURM_PROCID, Lightning's NODE_RANK/LOCAL_RANK."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    return int(local) + int(node) if local.isdigit() and node.isdigit() else 0
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes run folders, checkpoints and reports."""
+    return global_rank() == 0
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "sha1") -> str:

@@ -27,10 +27,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from . import __version__
-from ._io import atomic_path, write_json, write_text, write_yaml
+from ._io import atomic_path, is_rank_zero, write_json, write_text, write_yaml
 from .boundary import BoundaryNet, Prefix, boundary_stage
 from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
@@ -92,6 +93,7 @@ class TransferModule(L.LightningModule):
                              persistent=False)
         self.train_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.val_loss = MeanMetric()  # weighted by images, reduced exactly across DDP ranks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.channels_last and x.dim() == 4:
@@ -142,7 +144,8 @@ class TransferModule(L.LightningModule):
         logits = self(x)
         loss, preds = self._loss_and_preds(logits, y, train=False)
         self.val_accuracy(preds, y)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.val_loss.update(loss.detach(), weight=len(y))
+        self.log("val_loss", self.val_loss, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("val_accuracy", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self) -> Any:
@@ -382,6 +385,34 @@ def _no_augment(cfg: TrainConfig) -> bool:
     return resolve_augment(cfg.augment).is_identity and not (cfg.mixup or cfg.cutmix)
 
 
+class EvalDistributedSampler(torch.utils.data.DistributedSampler):
+    """Validation indices split across DDP ranks without padding, so that every image counts exactly once
+    (Lightning's default DistributedSampler repeats images to even the ranks out). The world size is read
+    when iterating, after the launcher has started the ranks; one process gets every index in order."""
+
+    def __init__(self, length: int) -> None:  # no super().__init__: it would need the process group now
+        self.length, self.epoch = int(length), 0
+
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size(), dist.get_rank()
+        return 1, 0
+
+    def __iter__(self):  # noqa: ANN204
+        size, rank = self._world()
+        return iter(range(rank, self.length, size))
+
+    def __len__(self) -> int:
+        size, rank = self._world()
+        return len(range(rank, self.length, size))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
 class FeatureCopies(torch.utils.data.Dataset):
     """Cached training features with N augmented copies; epoch e reads copy e mod N."""
 
@@ -479,13 +510,15 @@ class _Run:
             return (BoundaryNet(self.model.features, self.model.head, k),
                     DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
-                    DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size)))
+                    DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size),
+                               sampler=EvalDistributedSampler(len(val_y))))
         if self.uses_cache(phase):
             feats = self.features()
             return (self.model.head,
                     DataLoader(FeatureCopies(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
-                    DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size)))
+                    DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size),
+                               sampler=EvalDistributedSampler(len(val_y))))
         args = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
                     persistent_workers=cfg.num_workers > 0)
         if cfg.channels_last:
@@ -493,7 +526,8 @@ class _Run:
         return (self.model,
                 ImageLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
                             worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
-                ImageLoader(self._images(data.validation, "validation"), shuffle=False, **args))
+                ImageLoader(self._images(data.validation, "validation"), sampler=EvalDistributedSampler(
+                    len(data.validation)), **args))
 
     def _batch_transform(self) -> BatchTransform:
         cfg = self.config
@@ -588,7 +622,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     data = load_image_folder(config.data, val_split=config.val_split, seed=config.seed)
     if config.subset:
         data = data.subset(int(config.subset), config.seed)
-    _prepare_run_dir(run_dir, overwrite, resume)
+    if is_rank_zero():  # other ranks (DDP) only read; rank 0 owns the run folder
+        _prepare_run_dir(run_dir, overwrite, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
@@ -597,12 +632,17 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
     params = count_parameters(model)
+    rank_zero = is_rank_zero()
+    if not rank_zero:
+        console.quiet = True
     print_data_summary(console, data)
-    if not resume:
+    if rank_zero and not resume:
         write_json(run_dir / "data_report.json", data.report())
         _write_split(run_dir / "split.csv", data)
-    write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes, "preprocessing": pre.to_dict(),
-                                         "parameters": params, "environment": _environment()})
+    if rank_zero:
+        write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes,
+                                             "preprocessing": pre.to_dict(), "parameters": params,
+                                             "environment": _environment()})
     console.print(f"Model {config.model} ({params['total']:,} parameters), strategy "
                   f"{config.strategy}, image size {pre.image_size}")
     report = getattr(model.features, "weights_report", None)
@@ -637,17 +677,20 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
             results[phase.index] = run.run_phase(phase, history, ckpt)
             state["completed"] = sorted(set(state["completed"]) | {phase.index})
             state.setdefault("scores", {})[str(phase.index)] = results[phase.index][1]
-            write_json(state_path, state)
+            if rank_zero:
+                write_json(state_path, state)
     finally:
-        if history.rows:
+        if history.rows and rank_zero:
             best_row = _best_row(history.rows, config.monitor)
             plot_history(history.rows, run_dir / "history.png", best_epoch=best_row and int(best_row["epoch"]),
                          title=f"{config.model} ({config.strategy})")
 
+    metrics = _metrics(history.rows, config, time.perf_counter() - started)
+    if not rank_zero:  # DDP: the other ranks trained their shards; rank 0 writes the results
+        return TrainResult(run_dir, metrics, config, data)
     best_phase = _finish_checkpoints(run_dir, results, config)
     if best_phase in snapshots:
         model.load_state_dict(snapshots[best_phase])
-    metrics = _metrics(history.rows, config, time.perf_counter() - started)
     save_bundle(run_dir, model, config.model, data.classes, pre, head=head,
                 model_kwargs=dict(config.model_kwargs or {}))
     write_json(run_dir / "metrics.json", metrics)
