@@ -65,3 +65,26 @@ def info(
         console.print(f"  [yellow]{item['path']}[/]: {item['reason']}")
     for warning in report["warnings"]:
         console.print(f"[bold yellow]Warning:[/] {warning}")
+
+
+@app.command("shard")
+@user_errors
+def shard(
+    data: Annotated[str, typer.Argument(help="Data folder (or CSV index) to pack.")],
+    out: Annotated[Path, typer.Option(help="Folder for the tar shards and classes.json.")] = Path("shards"),
+    shard_size: Annotated[int, typer.Option(help="Images per shard.")] = 1000,
+    split: Annotated[str, typer.Option(help="'train' or 'validation'.")] = "train",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Pack images into WebDataset-style tar shards (KEY.jpg + KEY.cls) that stream without a folder walk.
+
+    Example: transferlab data shard cats_and_dogs_filtered --out shards/ --shard-size 1000
+    """
+    from ..data.stream import write_shards
+
+    summary = write_shards(data, out, shard_size=shard_size, split=split)
+    if json_output:
+        print_json(summary)
+        return
+    Console().print(f"{summary['images']} {split} images in {len(summary['shards'])} shard(s) of up to {shard_size} "
+                    f"in {out} (classes.json: {len(summary['classes'])} classes).")
