@@ -71,6 +71,7 @@ class TrainConfig:
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
         devices: Lightning devices: 'auto' or a count.
+        num_nodes: Machines of a multi-node DDP run (launched by torchrun or SLURM; see docs/distributed.md).
         model_kwargs: Passed to the architecture, e.g. {"drop_rate": 0.5, "batch_norm": true} for course_cnn
             (the course's Dropout and BatchNormalization variants).
         subset: Use at most this many training images per class (and a quarter as many validation images),
@@ -122,6 +123,7 @@ class TrainConfig:
     precision: str = "auto"
     accelerator: str = "auto"
     devices: str | int = "auto"
+    num_nodes: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     subset: int | None = None
     advice: dict[str, Any] | None = None

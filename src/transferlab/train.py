@@ -575,6 +575,7 @@ class _Run:
             budget = {"seconds": max(1.0, share * 60)}
         trainer = L.Trainer(
             max_epochs=phase.epochs, max_time=budget, accelerator=cfg.accelerator, devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
             precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],
             logger=CSVLogger(save_dir=str(self.run_dir), name="logs"), enable_progress_bar=not self.quiet,
