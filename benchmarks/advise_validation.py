@@ -60,7 +60,12 @@ def main() -> None:
     parser.add_argument("--cifar", type=Path, default=Path("../cifar10-jpg"))
     parser.add_argument("--budget", type=float, default=0.75, help="training minutes per run")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/advise_validation.json"))
+    parser.add_argument("--reuse-alternatives", action="store_true",
+                        help="keep the alternatives' runs from --json and run only the (changed) advice again")
     args = parser.parse_args()
+    previous = {}
+    if args.reuse_alternatives and args.json.is_file():
+        previous = {r["data"]: r["runs"] for r in json.loads(args.json.read_text())["results"]}
     from transferlab import TrainConfig, fit
     from transferlab.advise import advise
     from transferlab.data.demo import write_digits
@@ -77,6 +82,9 @@ def main() -> None:
         runs = {}
         for label, settings in [("advised", {"strategy": advice.strategy, "lr": advice.lr})] + [
                 (s, {"strategy": s}) for s in STRATEGIES]:
+            if label != "advised" and label in previous.get(name, {}):
+                runs[label] = previous[name][label]
+                continue
             out = work / "runs" / f"{name.split()[0]}-{label.replace('=', '')}"
             t = time.perf_counter()
             result = fit(TrainConfig(data=str(data), out=str(out), epochs=200, patience=0, num_workers=2,

@@ -166,6 +166,22 @@ def render(results: dict) -> str:
             lines.append(f"| {r['variant']} | {r['description']} | {r['best_val_accuracy']:.4f} | {r['best_epoch']} "
                          f"| {gap} | {r['best_val_loss']:.4f} | {r['seconds']} |")
         lines.append("")
+    advise_file = HERE.parent / "benchmarks" / "results" / "advise_validation.json"
+    if advise_file.is_file():
+        v = json.loads(advise_file.read_text())
+        strategies = ["advised", "freeze", "unfreeze-last=2", "two-phase", "full"]
+        lines += ["## `transferlab advise`, validated", "",
+                  f"`.venv/bin/python benchmarks/advise_validation.py --budget {v['budget_minutes']}` ({v['date']}): "
+                  f"each strategy trained for the same {v['budget_minutes'] * 60:.0f} s of training time "
+                  "(default learning rates; the advised run uses the advised rate). Best validation accuracy:", "",
+                  "| data | advice (lr) | linear probe | " + " | ".join(strategies) + " | points behind best | pass |",
+                  "| --- | --- | ---: | " + " | ".join("---:" for _ in strategies) + " | ---: | --- |"]
+        for r in v["results"]:
+            cells = " | ".join(f"{r['runs'][s]['best_val_accuracy']:.4f}" for s in strategies)
+            lines.append(f"| {r['data']} | {r['advice']['strategy']} ({r['advice']['lr']:g}) | "
+                         f"{r['advice']['linear_probe']} | {cells} | {r['points_behind_best']} | "
+                         f"{'yes' if r['passes'] else 'no'} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
