@@ -31,16 +31,19 @@ def test_separability_measures_tell_easy_from_hard():
     assert knn_accuracy(hard, y) < 0.6 and linear_probe_accuracy(hard, y) < 0.6  # chance is 1/3
 
 
-@pytest.mark.parametrize(("pretrained", "per_class", "probe", "expected"), [
-    (False, 5000, 0.99, "full"),
-    (True, 150, 0.95, "freeze"),
-    (True, 50, 0.85, "freeze"),         # tiny data: a lower bar for "close to ImageNet"
-    (True, 300, 0.70, "unfreeze-last=2"),
-    (True, 5000, 0.95, "freeze"),
-    (True, 5000, 0.70, "two-phase"),
+@pytest.mark.parametrize(("pretrained", "per_class", "probe", "gpu", "expected"), [
+    (False, 5000, 0.99, True, "full"),
+    (False, 5000, 0.99, False, "full"),
+    (True, 300, 0.70, False, "freeze"),     # on a CPU the frozen base wins under a budget (docs/results.md)
+    (True, 5000, 0.70, False, "freeze"),
+    (True, 150, 0.95, True, "freeze"),
+    (True, 50, 0.85, True, "freeze"),       # tiny data: a lower bar for "close to ImageNet"
+    (True, 300, 0.70, True, "unfreeze-last=2"),
+    (True, 5000, 0.95, True, "freeze"),
+    (True, 5000, 0.70, True, "two-phase"),
 ])
-def test_the_rule(pretrained, per_class, probe, expected):
-    strategy, reasons = choose_strategy(pretrained, per_class, probe)
+def test_the_rule(pretrained, per_class, probe, gpu, expected):
+    strategy, reasons = choose_strategy(pretrained, per_class, probe, gpu)
     assert strategy == expected and reasons
 
 
@@ -52,7 +55,9 @@ def test_advise_command_measures_and_recommends(tmp_path, tiny_weights):
     m = advice["measurements"]
     assert m["classes"] == 3 and m["images_per_class_median"] == 12 and m["median_short_side"] == 24
     assert 0 <= m["linear_probe_accuracy"] <= 1 and 0 <= m["knn_accuracy"] <= 1 and 0 < m["imagenet_entropy"] <= 1
-    assert advice["strategy"] in ("freeze", "unfreeze-last=2") and 1e-4 <= advice["lr"] <= 1e-2
+    assert 1e-4 <= advice["lr"] <= 1e-2
+    if not torch.cuda.is_available():
+        assert advice["strategy"] == "freeze"  # the CPU rule
     assert advice["command"].startswith(f"transferlab train {data}") and f"--strategy {advice['strategy']}" in \
         advice["command"]
     assert any("images per class" in r for r in advice["reasons"])
