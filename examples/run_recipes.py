@@ -182,6 +182,22 @@ def render(results: dict) -> str:
                          f"{r['advice']['linear_probe']} | {cells} | {r['points_behind_best']} | "
                          f"{'yes' if r['passes'] else 'no'} |")
         lines.append("")
+        first = HERE.parent / "benchmarks" / "results" / "advise_validation_rule1.json"
+        if first.is_file():
+            old = json.loads(first.read_text())
+            lines += ["The first rule (the course's chart read as measurements: fine-tune when a linear probe on the "
+                      "frozen features stays under 90%, and the range test's steepest point as the rate) failed "
+                      "this check on all three sets, so the rule was changed as the issue asks (no GPU -> freeze; "
+                      "rate = max(steepest point, min-loss rate / 10)). Its runs "
+                      "(`benchmarks/results/advise_validation_rule1.json`):", "",
+                      "| data | first advice (lr) | its accuracy | best alternative | points behind |",
+                      "| --- | --- | ---: | --- | ---: |"]
+            for r in old["results"]:
+                best = r["best_alternative"]
+                lines.append(f"| {r['data']} | {r['advice']['strategy']} ({r['advice']['lr']:g}) | "
+                             f"{r['runs']['advised']['best_val_accuracy']:.4f} | {best} "
+                             f"({r['runs'][best]['best_val_accuracy']:.4f}) | {r['points_behind_best']} |")
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
