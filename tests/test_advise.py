@@ -92,6 +92,6 @@ def test_learning_rate_pick_is_not_the_too_low_steepest_point():
 
     lrs = [10 ** (-6 + i * 0.1) for i in range(50)]
     losses = [2.0 - 0.02 * i if i < 40 else 1.2 + 0.5 * (i - 40) for i in range(50)]  # lowest near lr = 1e-2
-    assert pick_lr(lrs, losses, steepest=1e-5) == pytest.approx(1e-3, rel=0.3)  # a tenth of the minimum
-    assert pick_lr(lrs, losses, steepest=5e-3) == 5e-3
+    assert pick_lr(lrs, losses, steepest=1e-5) == pytest.approx(10 ** -2.5, rel=0.3)  # a third of the minimum
+    assert pick_lr(lrs, losses, steepest=8e-3) == 8e-3
     assert pick_lr(lrs[:3], losses[:3], steepest=2e-4) == 2e-4  # too short a curve: the finder's own pick

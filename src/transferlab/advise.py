@@ -191,14 +191,15 @@ def _lr_range_test(features: torch.Tensor, labels: torch.Tensor, num_classes: in
 
 def pick_lr(lrs: list[float], losses: list[float], steepest: float | None = None) -> float | None:
     """The rate to use from a range test: the larger of the steepest-descent point (Lightning's suggestion)
-    and a tenth of the rate at the lowest smoothed loss (fastai's rule). The steepest point alone proved too
-    low for a short budget (docs/results.md: digits 0.897 at its 1e-4 vs 0.961 at 1e-3).
+    and a third of the rate at the lowest smoothed loss. Both the steepest point alone and a tenth of the
+    minimum proved too low for a short budget (docs/results.md: digits 0.897 at 1e-4 and 0.933 at 3.3e-4 vs
+    0.961 at 1e-3).
 
     Example:
         >>> lrs = [10 ** (-6 + i * 0.1) for i in range(50)]
         >>> losses = [2.0 - 0.02 * i if i < 40 else 1.2 + 0.5 * (i - 40) for i in range(50)]
         >>> round(pick_lr(lrs, losses), 5)
-        0.001
+        0.00333
     """
     pairs = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
     if len(pairs) < 5:
@@ -208,7 +209,7 @@ def pick_lr(lrs: list[float], losses: list[float], steepest: float | None = None
         avg = 0.7 * avg + 0.3 * loss
         smoothed.append(avg)
     at_min = pairs[min(range(len(smoothed)), key=smoothed.__getitem__)][0]
-    candidates = [at_min / 10] + ([steepest] if steepest and math.isfinite(steepest) else [])
+    candidates = [at_min / 3] + ([steepest] if steepest and math.isfinite(steepest) else [])
     return float(max(candidates))
 
 
@@ -291,7 +292,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
         found = _lr_range_test(feats, labels, k, head)
         if found:
             measurements["lr_range_test"] = round(found, 6)
-            lr = float(min(max(found, 1e-4), 1e-2))
+            lr = float(min(max(found, 3e-4 if strategy == "freeze" else 1e-4), 1e-2))
             reasons.append(f"the learning-rate range test on the new head suggests {found:.2g}"
                            + ("" if strategy == "freeze" else "; the base then trains at lr / 10 (two-phase) or with "
                               "the whole model at this rate for the head only"))
