@@ -100,7 +100,7 @@ def main() -> None:
                                                  "linear_probe": advice.measurements.get("linear_probe_accuracy"),
                                                  "per_class": advice.measurements.get("images_per_class_median")},
                         "runs": runs, "best_alternative": best_alt, "points_behind_best": round(100 * gap, 2),
-                        "passes": gap <= 0.01})
+                        "passes": round(gap, 6) <= 0.01})
     print(f"{'data':32} {'advised':18} {'lr':>8} " + " ".join(f"{s:>16}" for s in ["advised", *STRATEGIES])
           + f" {'pass':>5}")
     for r in results:
