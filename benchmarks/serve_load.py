@@ -2,7 +2,8 @@
 
 Serves EfficientNet-Lite0 (bundled ImageNet weights, 1000 labels) with uvicorn in a separate process, sends
 N requests (one photo each) with C in flight, and reports throughput, p50/p99 latency, errors and the
-server's memory before and after (flat = no leak). Stops by itself. Run:
+server's memory before and after the measured round (after a first full round, so that the allocator has
+settled; flat = no leak). Stops by itself. Run:
 
     .venv/bin/python benchmarks/serve_load.py --requests 500 --concurrency 16
 """
@@ -26,6 +27,8 @@ from pathlib import Path
 
 
 def make_bundle(folder: Path) -> Path:
+    import torch
+
     from transferlab.bundle import save_bundle
     from transferlab.classify import imagenet_labels
     from transferlab.data.transforms import Preprocessing
@@ -34,7 +37,8 @@ def make_bundle(folder: Path) -> Path:
     full = create_model("efficientnet_lite0")  # ImageNet head kept: a TransferNet with the same weights
     model = build_classifier("efficientnet_lite0", 1000)
     model.features.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("classifier")})
-    model.head.load_state_dict(full.classifier.state_dict())
+    linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    linear.load_state_dict(full.classifier.state_dict())
     save_bundle(folder, model, "efficientnet_lite0", imagenet_labels()[1], Preprocessing.from_model(full))
     return folder
 
@@ -107,10 +111,12 @@ def serve_and_load(bundle: Path, batching: bool, requests: int, concurrency: int
             except httpx.HTTPError:
                 time.sleep(0.1)
         asyncio.run(load(port, payload, 20, concurrency))  # warm-up
+        asyncio.run(load(port, payload, requests, concurrency))  # a first full round: allocator settles
         before = rss_mb(server.pid)
+        start_batches = httpx.get(f"http://127.0.0.1:{port}/health").json()["batches_run"]
         row = asyncio.run(load(port, payload, requests, concurrency))
         after = rss_mb(server.pid)
-        batches = httpx.get(f"http://127.0.0.1:{port}/health").json()["batches_run"]
+        batches = httpx.get(f"http://127.0.0.1:{port}/health").json()["batches_run"] - start_batches
         return {"micro_batching": batching, **row, "batches_run": batches, "rss_mb_before": round(before, 1),
                 "rss_mb_after": round(after, 1)}
     finally:

@@ -225,3 +225,13 @@ def test_resume_without_epochs_keeps_the_planned_epochs(dataset, tmp_path):
 def test_resume_of_a_missing_run_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "Cannot resume" in result.output
+
+
+def test_subset_and_time_budget_flags(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--subset", "3", "--max-minutes", "5", "--epochs", "1",
+                                 "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["counts"]["train"] == {"cats": 3, "dogs": 3} and report["num_validation"] == 2
+    assert yaml.safe_load((out / "config.yaml").read_text())["max_minutes"] == 5

@@ -122,6 +122,10 @@ def train(
     accelerator: Annotated[str | None, typer.Option(help="auto, cpu, gpu, ...")] = None,
     devices: Annotated[str | None, typer.Option(help="auto or a number of devices.")] = None,
     num_nodes: Annotated[int | None, typer.Option(help="Machines in a multi-node DDP run (torchrun/SLURM).")] = None,
+    subset: Annotated[int | None, typer.Option(help="At most this many training images per class (and a quarter "
+                                                    "as many validation images): a quick run.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Time budget for training; stops with the best "
+                                                           "checkpoint so far.")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder [default: runs/<model>-<date>-<time>].")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings; flags override it.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
@@ -155,7 +159,8 @@ def train(
                      feature_cache=feature_cache, feature_cache_copies=feature_cache_copies,
                      decoded_cache=decoded_cache,
                      channels_last=channels_last, precision=precision,
-                     accelerator=accelerator, devices=devices, num_nodes=num_nodes, out=out)
+                     accelerator=accelerator, devices=devices, num_nodes=num_nodes, subset=subset,
+                     max_minutes=max_minutes, out=out)
         settings.update({k: v for k, v in flags.items() if v is not None})
         keras = dict(rotation_range=rotation_range, width_shift_range=width_shift_range,
                      height_shift_range=height_shift_range, shear_range=shear_range, zoom_range=zoom_range,
