@@ -16,7 +16,7 @@ from typing import Any
 from ._io import write_text
 from .displays import CompareDisplay
 
-__all__ = ["run_summary", "compare_runs"]
+__all__ = ["run_summary", "compare_runs", "markdown_table"]
 
 
 def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -40,6 +40,17 @@ def run_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             or round(sum(float(r["seconds"]) for r in rows if r.get("seconds")), 1), "history": rows}
 
 
+def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A markdown table of `rows`; each column is (header, key, format); None prints empty; text columns are
+    left-aligned, numbers right-aligned."""
+    text = {k for _, k, _ in columns if all(isinstance(r.get(k), str) for r in rows)}
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |",
+             "| " + " | ".join("---" if k in text else "---:" for _, k, _ in columns) + " |"]
+    for r in rows:
+        lines.append("| " + " | ".join("" if r.get(k) is None else f.format(r[k]) for _, k, f in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def compare_runs(runs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Writes compare.png (validation accuracy and loss of every run) and compare.md (the metrics table)
     into `out_dir`; returns the summaries."""
@@ -53,11 +64,8 @@ def compare_runs(runs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     CompareDisplay({s["run"]: s["history"] for s in summaries}).plot().save(out / "compare.png")
-    lines = ["| run | best val_accuracy | best val_loss | best epoch | train-val gap | epochs | seconds |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for s in summaries:
-        gap = "" if s["train_val_gap"] is None else f"{s['train_val_gap']:+.4f}"
-        lines.append(f"| {s['run']} | {s['best_val_accuracy']:.4f} | {s['best_val_loss']:.4f} | {s['best_epoch']} | "
-                     f"{gap} | {s['epochs']} | {s['seconds']} |")
-    write_text(out / "compare.md", "\n".join(lines) + "\n")
+    write_text(out / "compare.md", markdown_table(summaries, [
+        ("run", "run", "{}"), ("best val_accuracy", "best_val_accuracy", "{:.4f}"),
+        ("best val_loss", "best_val_loss", "{:.4f}"), ("best epoch", "best_epoch", "{}"),
+        ("train-val gap", "train_val_gap", "{:+.4f}"), ("epochs", "epochs", "{}"), ("seconds", "seconds", "{}")]))
     return [{k: v for k, v in s.items() if k != "history"} for s in summaries]

@@ -197,7 +197,6 @@ def evaluate_samples(predictor: Predictor, samples: list[Sample], source: str = 
                      skipped: list[dict] | None = None) -> EvalResult:
     """Evaluates `predictor` on labelled `samples` (labels index `predictor.labels`)."""
     skipped = list(skipped or [])
-    data = source
     start = time.perf_counter()
     probs, tta_probs, failed = predictor.predict_proba([s.path for s in samples], tta=tta, batch_size=batch_size,
                                                        num_workers=num_workers, quiet=quiet)
@@ -207,7 +206,7 @@ def evaluate_samples(predictor: Predictor, samples: list[Sample], source: str = 
     samples = [samples[i] for i in keep]
     probs = probs[keep]
     if not samples:
-        raise ValueError(f"None of the images in '{data}' could be read.")
+        raise ValueError(f"None of the images in '{source}' could be read.")
     targets = torch.tensor([s.label for s in samples])
     metrics = compute_metrics(probs, targets, predictor.labels, top_k)
     tta_metrics = None

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -161,7 +160,3 @@ def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, target: Path) -
     with torch.inference_mode():
         outputs = loaded(x).float()
     return path, outputs, {"torch": str(torch.__version__)}
-
-
-def read_report(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    return json.loads((Path(folder) / "export_report.json").read_text(encoding="utf-8"))

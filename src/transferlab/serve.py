@@ -198,9 +198,9 @@ def _decode(data: bytes, name: str, config: ServeConfig) -> Image.Image:
     if w * h > config.max_pixels:
         raise HTTPException(413, f"'{name}' is {w}x{h} = {w * h:,} pixels; the limit is {config.max_pixels:,}.")
     try:
-        from .onnx_reader import OnnxPredictor
+        from .data.images import load_rgb
 
-        return OnnxPredictor.load(data)  # EXIF rotation, transparency, modes -> RGB
+        return load_rgb(io.BytesIO(data))  # EXIF rotation, transparency, 16-bit, CMYK -> RGB
     except Image.DecompressionBombError:
         raise HTTPException(413, f"'{name}' is too large to decode safely.") from None
     except Exception as e:  # noqa: BLE001 - truncated or corrupt data

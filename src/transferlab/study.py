@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import write_json, write_text
-from .compare import compare_runs
+from .compare import compare_runs, markdown_table
 from .config import TrainConfig
 
 __all__ = ["VARIANTS", "regularization_study"]
@@ -69,12 +69,10 @@ def regularization_study(data: str | os.PathLike[str], out: str | os.PathLike[st
     rows = compare_runs(runs, out)
     for row, name in zip(rows, names):
         row["variant"], row["description"] = name, VARIANTS[name][1]
-    lines = ["| variant | what | best val_accuracy | best epoch | train-val gap | best val_loss | seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        gap = "" if r["train_val_gap"] is None else f"{r['train_val_gap']:+.4f}"
-        lines.append(f"| {r['variant']} | {r['description']} | {r['best_val_accuracy']:.4f} | {r['best_epoch']} | "
-                     f"{gap} | {r['best_val_loss']:.4f} | {r['seconds']} |")
-    write_text(out / "study.md", "\n".join(lines) + "\n")
+    write_text(out / "study.md", markdown_table(rows, [
+        ("variant", "variant", "{}"), ("what", "description", "{}"),
+        ("best val_accuracy", "best_val_accuracy", "{:.4f}"), ("best epoch", "best_epoch", "{}"),
+        ("train-val gap", "train_val_gap", "{:+.4f}"), ("best val_loss", "best_val_loss", "{:.4f}"),
+        ("seconds", "seconds", "{}")]))
     write_json(out / "study.json", {"settings": json.loads(json.dumps(base.to_dict(), default=str)), "rows": rows})
     return rows

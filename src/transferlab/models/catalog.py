@@ -47,9 +47,7 @@ class CatalogEntry:
     note: str = ""
 
 
-def _e(name: str, keras: str, arch: str, family: str, top1: float | None = None, top5: float | None = None,
-       note: str = "") -> CatalogEntry:
-    return CatalogEntry(name, keras, arch, family, top1, top5, note)
+_e = CatalogEntry  # short rows below: name, keras, architecture, family, top-1, top-5
 
 
 # Top-1/top-5 figures: the course's "Comparison of Pre-Trained Models" table (Keras Applications).

@@ -15,10 +15,12 @@ import torch
 from timm.models import register_model
 from torch import nn
 
+from ._surface import ClassifierSurface, from_scratch, replace_submodule
+
 __all__ = ["LeNet5", "TorchvisionNet", "lenet5", "torchvision_model", "TORCHVISION_MODELS"]
 
 
-class LeNet5(nn.Module):
+class LeNet5(ClassifierSurface):
     """LeNet-5 (LeCun et al., 1998) on 32x32 RGB images: two 5x5 convolutions with average pooling, then
     120-84-N dense layers with tanh, as in the paper (RGB instead of grayscale input).
 
@@ -51,19 +53,8 @@ class LeNet5(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dense(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+    def _pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(x)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -73,11 +64,7 @@ class LeNet5(nn.Module):
 @register_model
 def lenet5(pretrained: bool = False, **kwargs: Any) -> LeNet5:
     """LeNet-5 (no pretrained weights: it is trained from scratch)."""
-    if pretrained:
-        raise ValueError("lenet5 has no pretrained weights: it is trained from scratch. Pass weights='none'.")
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(key, None)
-    return LeNet5(**kwargs)
+    return from_scratch(LeNet5, "lenet5", pretrained, kwargs)
 
 
 # name -> (torchvision builder, weights enum, path of the final Linear inside the torchvision model)
@@ -87,7 +74,7 @@ TORCHVISION_MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class TorchvisionNet(nn.Module):
+class TorchvisionNet(ClassifierSurface):
     """A torchvision classifier with timm's surface. `forward_features` gives the pre-logits vector (AlexNet:
     the 4096-wide fc7; GoogLeNet: the pooled 1024 features); the final Linear is the replaceable classifier.
 
@@ -101,11 +88,11 @@ class TorchvisionNet(nn.Module):
         super().__init__()
         self.arch = name
         self.net = net
-        self._fc_path = TORCHVISION_MODELS[name][2]
-        fc = self.net.get_submodule(self._fc_path)
+        fc_path = TORCHVISION_MODELS[name][2]
+        fc = self.net.get_submodule(fc_path)
         self.num_features = self.head_hidden_size = fc.in_features
         self.num_classes = fc.out_features
-        self._set_fc(nn.Identity())
+        replace_submodule(self.net, fc_path, nn.Identity())  # the net now ends in the pre-logits features
         self.fc = fc
         preset = weights_enum.DEFAULT.transforms()
         crop, resize = int(preset.crop_size[0]), int(preset.resize_size[0])
@@ -117,26 +104,9 @@ class TorchvisionNet(nn.Module):
         }
         self.default_cfg = self.pretrained_cfg
 
-    def _set_fc(self, module: nn.Module) -> None:
-        parent, _, leaf = self._fc_path.rpartition(".")
-        setattr(self.net.get_submodule(parent) if parent else self.net, leaf, module)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         return out.logits if hasattr(out, "logits") else out  # GoogLeNet's namedtuple in training mode
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import torch
 from timm.models import register_model
 from torch import nn
 
+from ._surface import ClassifierSurface, from_scratch
+
 __all__ = ["CourseCNN", "course_cnn"]
 
 
@@ -45,7 +47,7 @@ def _out_size(size: int) -> int:
     return size
 
 
-class CourseCNN(nn.Module):
+class CourseCNN(ClassifierSurface):
     """The course's 4-conv baseline with timm's model surface.
 
     Args:
@@ -90,19 +92,8 @@ class CourseCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.act(self.dense(self.drop(torch.flatten(x, 1))))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(512, self._outputs(num_classes)) if num_classes > 0 else nn.Identity()
+    def _pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(self.drop(torch.flatten(x, 1))))
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -112,8 +103,4 @@ class CourseCNN(nn.Module):
 @register_model
 def course_cnn(pretrained: bool = False, **kwargs: Any) -> CourseCNN:
     """The course's baseline CNN (no pretrained weights exist: it is trained from scratch)."""
-    if pretrained:
-        raise ValueError("course_cnn has no pretrained weights: it is trained from scratch. Pass weights='none'.")
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(key, None)
-    return CourseCNN(**kwargs)
+    return from_scratch(CourseCNN, "course_cnn", pretrained, kwargs)

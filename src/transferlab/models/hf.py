@@ -13,12 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._surface import ClassifierSurface, replace_submodule
 from .weights import WeightsUnavailableError
 
 __all__ = ["HFNet", "hf_model", "is_hf_name"]
@@ -46,7 +46,7 @@ def _last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
     return linears[-1]
 
 
-class HFNet(nn.Module):
+class HFNet(ClassifierSurface):
     """A transformers image classifier with `forward_features`, `reset_classifier`, `num_features`,
     `pretrained_cfg` and `group_matcher`."""
 
@@ -62,8 +62,7 @@ class HFNet(nn.Module):
         self.num_features = self.head_hidden_size = linear.in_features
         self.num_classes = linear.out_features
         if path:  # e.g. ResNet's Sequential(Flatten, Linear): keep the rest, take the Linear out
-            parent, _, leaf = path.rpartition(".")
-            setattr(head.get_submodule(parent) if parent else head, leaf, nn.Identity())
+            replace_submodule(head, path, nn.Identity())
         else:
             model.classifier = nn.Identity()
         self.fc = linear
@@ -74,19 +73,6 @@ class HFNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=x).logits  # the classifier is an Identity: these are the pooled features
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -156,9 +142,3 @@ def hf_model(name: str, pretrained: bool = True) -> HFNet:
             f"(FOLDER)` and the same for its AutoImageProcessor, copy FOLDER here and pass `--model hf:FOLDER`."
         ) from e
     return HFNet(name, model.eval(), processor)
-
-
-def hf_param_stage(name: str) -> int | None:
-    """The encoder stage/layer index of a parameter name, or None (used in tests and layer listings)."""
-    match = re.search(r"\.(?:layer|layers|stages)\.(\d+)\.", name)
-    return int(match.group(1)) if match else None
