@@ -1,0 +1,40 @@
+"""`transferlab study regularization`: one budget, several variants, a table and a plot; resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from transferlab.cli import app
+
+from .conftest import make_dataset
+
+
+def test_regularization_study_compares_variants_and_resumes(tmp_path):
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    out = tmp_path / "study"
+    args = ["study", "regularization", str(data), "--out", str(out), "--epochs", "1", "--image-size", "48",
+            "--variants", "baseline,dropout_augment_bn", "--num-workers", "0", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("["):])
+    assert [r["variant"] for r in rows] == ["baseline", "dropout_augment_bn"]
+    assert all(0 <= r["best_val_accuracy"] <= 1 and r["epochs"] == 1 for r in rows)
+    table = (out / "study.md").read_text()
+    assert "| baseline | the course CNN, no regularisation |" in table and (out / "compare.png").is_file()
+    import yaml
+
+    bn = yaml.safe_load((out / "dropout_augment_bn" / "config.yaml").read_text())
+    assert bn["model_kwargs"] == {"drop_rate": 0.5, "batch_norm": True} and bn["augment"] == "light"
+    finished = (out / "baseline" / "metrics.json").stat().st_mtime_ns
+    assert CliRunner().invoke(app, args).exit_code == 0  # finished variants are kept, not trained again
+    assert (out / "baseline" / "metrics.json").stat().st_mtime_ns == finished
+
+
+def test_unknown_variant_is_refused(tmp_path):
+    from transferlab.study import regularization_study
+
+    with pytest.raises(ValueError, match="dropout50"):
+        regularization_study(tmp_path, tmp_path / "s", variants=["dropout60"])
