@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from transferlab.cli import app
 from transferlab.data.stream import IndexDataset, ShardDataset, scan_index_labels
 
-from .conftest import make_dataset
+from .conftest import TINY_MODEL, make_dataset
+
+runner = CliRunner()
 
 
 def test_million_row_index_streams_with_flat_memory(tmp_path):
@@ -68,3 +70,107 @@ def test_shard_command_and_reading_back(tmp_path):
     assert len(items) == 21
     assert sorted(label for _, label in items) == sorted([0] * 7 + [1] * 7 + [2] * 7)
     assert all(image.size == (24, 24) for image, _ in items)
+
+
+def _shard_folder(tmp_path):
+    data = make_dataset(tmp_path / "d", classes=("cats", "dogs", "birds"), n_train=8, n_val=3)
+    out = tmp_path / "shards"
+    for split in ("train", "validation"):
+        result = runner.invoke(app, ["data", "shard", str(data), "--out", str(out), "--shard-size", "5",
+                                     "--split", split])
+        assert result.exit_code == 0, result.output
+    return data, out
+
+
+def test_balanced_stream_gives_every_reader_the_same_share_and_validation_each_image_once(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from transferlab.data.stream import open_stream
+
+    _, shards = _shard_folder(tmp_path)
+    source = open_stream(shards)
+    assert source.size("train") == 24 and source.size("validation") == 9
+    assert len(source.shards["train"]) == 5  # 5 + 5 + 5 + 5 + 4: two readers get unequal shard totals
+    train = source.dataset("train", transform=lambda im: im.size, batch_size=4)
+    train.num_workers = 2
+    # quota = 24 // 2 = 12 per worker (whole batches of 4), although the 5 shards hold 15 and 9 images for
+    # the two workers: the second goes round its share again, so neither waits for the other under DDP
+    batches = list(DataLoader(train, batch_size=4, num_workers=2))
+    assert [len(labels) for _, labels in batches] == [4] * 6 and len(train) == 24
+    order = [int(v) for _, labels in batches for v in labels]
+    train.set_epoch(1)
+    again = [int(v) for _, labels in DataLoader(train, batch_size=4, num_workers=2) for v in labels]
+    assert len(again) == 24 and again != order  # a new shuffle each epoch
+    val = source.dataset("validation", transform=lambda im: im.size)
+    val.num_workers = 2
+    labels = sorted(label for _, label in DataLoader(val, batch_size=None, num_workers=2))
+    assert labels == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # each validation image once
+    with pytest.raises(TypeError):  # workers end their own last batches: no batch count to promise
+        len(val)
+
+
+def test_index_split_column_and_hash_split(tmp_path):
+    from transferlab.data.stream import open_stream
+
+    index = tmp_path / "index.csv"
+    index.write_text("path,label,split\n" + "".join(
+        f"img{i}.png,{'ab'[i % 2]},{'validation' if i < 4 else 'train'}\n" for i in range(20)))
+    source = open_stream(index)
+    assert source.counts() == {"train": {"a": 8, "b": 8}, "validation": {"a": 2, "b": 2}}
+    unsplit = tmp_path / "unsplit.csv"
+    unsplit.write_text("path,label\n" + "".join(f"img{i}.png,{'ab'[i % 2]}\n" for i in range(2000)))
+    first, second = open_stream(unsplit, val_split=0.25), open_stream(unsplit, val_split=0.25)
+    assert first.counts() == second.counts()  # the hash split is stable
+    assert 400 < first.size("validation") < 600  # ~ a quarter
+    rows = {p for p, _ in IndexDataset(unsplit, split="validation", val_split=0.25, reader=lambda p: p)}
+    assert len(rows) == first.size("validation")
+    assert not rows & {p for p, _ in IndexDataset(unsplit, split="train", val_split=0.25, reader=lambda p: p)}
+
+
+def test_parquet_index_streams(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    paths = [f"images/{i:05d}.jpg" for i in range(10_000)]
+    table = pa.table({"path": paths, "label": [f"c{i % 3}" for i in range(10_000)]})
+    pq.write_table(table, tmp_path / "index.parquet", row_group_size=1000)
+    source = __import__("transferlab.data.stream", fromlist=["open_stream"]).open_stream(tmp_path / "index.parquet")
+    assert source.classes == ["c0", "c1", "c2"] and source.size("train") + source.size("validation") == 10_000
+    got = [p for p, _ in IndexDataset(tmp_path / "index.parquet", reader=lambda p: p)]
+    assert got == [f"{tmp_path}/{p}" for p in paths]
+
+
+def _fit(data, out, weights, **kwargs):
+    from transferlab import TrainConfig, fit
+
+    settings = dict(data=str(data), out=str(out), model=TINY_MODEL, weights=str(weights), image_size=32,
+                    batch_size=4, num_workers=0, epochs=1, lr=1e-12)
+    config = TrainConfig(**{**settings, **kwargs})
+    return fit(config, quiet=True)
+
+
+def test_train_from_shards_and_streamed_index_matches_the_listed_data(tmp_path, tiny_weights, monkeypatch):
+    import json
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    data, shards = _shard_folder(tmp_path)
+    listed = _fit(data, tmp_path / "listed", tiny_weights, strategy="full")
+    # two workers: each ends its own last validation batch, and every image must still be counted once
+    streamed = _fit(shards, tmp_path / "streamed", tiny_weights, strategy="full", num_workers=2)
+    # lr ~ 0: the same weights validate the same 9 images, so the metrics agree
+    assert streamed.metrics["best_val_accuracy"] == pytest.approx(listed.metrics["best_val_accuracy"], abs=1e-6)
+    assert streamed.metrics["best_val_loss"] == pytest.approx(listed.metrics["best_val_loss"], abs=0.02)
+    report = json.loads((tmp_path / "streamed" / "data_report.json").read_text())
+    assert report["layout"] == "stream (shards)" and report["images"] == {"train": 24, "validation": 9}
+    assert (tmp_path / "streamed" / "model.safetensors").is_file()
+    # a CSV index with a split column, streamed, against the same CSV listed
+    index = tmp_path / "index.csv"
+    split = {"train": "train", "validation": "validation"}
+    rows = [f"{p.relative_to(tmp_path)},{p.parent.name},{split[p.parent.parent.name]}"
+            for p in sorted(data.rglob("*.png"))]
+    index.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    by_list = _fit(index, tmp_path / "csv-listed", tiny_weights, strategy="full")
+    by_stream = _fit(index, tmp_path / "csv-streamed", tiny_weights, strategy="full", stream=True)
+    assert by_stream.metrics["best_val_accuracy"] == pytest.approx(by_list.metrics["best_val_accuracy"], abs=1e-6)
+    with pytest.raises(ValueError, match="subset"):
+        _fit(index, tmp_path / "bad", tiny_weights, stream=True, subset=2)

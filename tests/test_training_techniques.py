@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,3 +272,18 @@ def test_mixup_and_cutmix_train_with_soft_labels(dataset, tmp_path, tiny_weights
     fit(_config(dataset, out, tiny_weights, epochs=1, **mix), quiet=True)
     assert not (Path(os.environ["TRANSFERLAB_HOME"]) / "features").exists()  # mixed images: no feature cache
     assert len(_history(out)) == 1
+
+
+def test_compile_trains_and_saves_plain_weights(dataset, tmp_path, tiny_weights):
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler")
+    out = tmp_path / "compiled"
+    result = fit(_config(dataset, out, tiny_weights, strategy="full", epochs=1, compile=True, feature_cache=False),
+                 quiet=True)
+    assert result.metrics["epochs_run"] == 1
+    assert result.metrics["final"]["loss"] is not None and math.isfinite(result.metrics["final"]["loss"])
+    state = torch.load(out / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert state and not any("_orig_mod" in k for k in state)  # checkpoints hold the module, not the wrapper
+    predictor = Predictor(out)
+    probs, _, failed = predictor.predict_proba([next((dataset / "validation" / "cats").iterdir())])
+    assert probs.shape == (1, 2) and not failed and float(probs.sum()) == pytest.approx(1.0, abs=1e-3)

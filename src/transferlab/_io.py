@@ -42,7 +42,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def global_rank() -> int:
     """This process's rank in a distributed run (0 when not distributed), from the launchers' variables:
-    torchrun's RANK, SLURM's SLURM_PROCID, Lightning's NODE_RANK/LOCAL_RANK."""
+    torchrun's RANK, SLURM's SLURM_PROCID, Lightning's NODE_RANK/LOCAL_RANK (and the process group's own rank
+    once it is initialised). Before that, with Lightning's launcher, the number is exact on one node and
+    always 0 exactly in the process of rank 0, which is what the writers need."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
     for key in ("RANK", "SLURM_PROCID"):
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])

@@ -69,6 +69,11 @@ class TrainConfig:
             after the first never decode JPEGs again.
         channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
+        stream: Stream the data instead of listing it: DATA is an index (CSV/TSV/Parquet of path,label[,split],
+            local or s3://, gs://, http(s)://) or a shard folder (`transferlab data shard`); shard folders and
+            Parquet indexes always stream. No feature or decoded cache; every DDP rank reads its share.
+        compile: Compile the training module with `torch.compile` (Lightning's integration): slower first
+            steps (compilation, ~30 s even for a small model), faster later ones on a GPU.
         accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
         devices: Lightning devices: 'auto' or a count.
         num_nodes: Machines of a multi-node DDP run (launched by torchrun or SLURM; see docs/distributed.md).
@@ -121,6 +126,8 @@ class TrainConfig:
     decoded_cache: bool = True
     channels_last: bool = True
     precision: str = "auto"
+    compile: bool = False
+    stream: bool = False
     accelerator: str = "auto"
     devices: str | int = "auto"
     num_nodes: int = 1

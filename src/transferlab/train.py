@@ -11,7 +11,7 @@ import platform
 import shutil
 import time
 import warnings
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from .data.augment import resolve_augment
 from .data.datasets import ImageListDataset, ImageLoader
 from .data.decoded import DecodedCache
 from .data.folder import DataSplits, load_image_folder
+from .data.stream import StreamSource, is_stream_source, open_stream
 from .data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
 from .features import cached_features, tune_malloc, weights_digest
 from .finetune import (
@@ -63,9 +64,9 @@ def class_weights(data: DataSplits, mode: str) -> torch.Tensor | None:
     """'balanced' class weights n / (k * n_c) from the training counts (scikit-learn's formula), else None."""
     if mode != "balanced":
         return None
-    counts = Counter(s.label for s in data.train)
-    n, k = len(data.train), len(data.classes)
-    return torch.tensor([n / (k * max(1, counts.get(i, 0))) for i in range(k)], dtype=torch.float32)
+    counts = data.counts()["train"]
+    n, k = sum(counts.values()), len(data.classes)
+    return torch.tensor([n / (k * max(1, counts.get(c, 0))) for c in data.classes], dtype=torch.float32)
 
 
 class TransferModule(L.LightningModule):
@@ -261,7 +262,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     config: TrainConfig
-    data: DataSplits
+    data: DataSplits | StreamSource
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,10 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     config = replace(config).validate()
     if config.strategy == "auto" or config.lr == "auto":
         from .advise import advise
+
+        if config.stream or (config.data and is_stream_source(config.data)):
+            raise ValueError("--strategy auto and --lr auto probe a listed sample of the data; they do not apply to "
+                             "streamed data. Run `transferlab advise` on a folder sample, then pass what it says.")
 
         advice = advise(config.data, config.model, config.weights, seed=config.seed)
         config = replace(config, strategy=advice.strategy if config.strategy == "auto" else config.strategy,
@@ -357,7 +362,8 @@ def print_data_summary(console: Console, data: DataSplits) -> None:
     counts = data.counts()
     for name in data.classes:
         table.add_row(name, str(counts["train"][name]), str(counts["validation"][name]))
-    table.add_row("[bold]total", f"[bold]{len(data.train)}", f"[bold]{len(data.validation)}")
+    table.add_row("[bold]total", f"[bold]{sum(counts['train'].values())}",
+                  f"[bold]{sum(counts['validation'].values())}")
     console.print(table)
     if data.skipped:
         console.print(f"[yellow]Skipped {len(data.skipped)} file(s) (listed in data_report.json):")
@@ -377,7 +383,9 @@ def _quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
     for pattern in (r".*Checkpoint directory .* exists and is not empty.*", r".*isinstance\(treespec, LeafSpec\).*",
                     r".*does not have many workers.*", r".*module\(s\) in eval mode at the start of training.*",
-                    r".*The number of training batches .* is smaller than the logging interval.*"):
+                    r".*The number of training batches .* is smaller than the logging interval.*",
+                    r".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
+                    r".*Your `IterableDataset` has `__len__` defined.*"):  # streams know their per-rank length
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -426,12 +434,37 @@ class FeatureCopies(torch.utils.data.Dataset):
         return self.copies[self.epoch % len(self.copies)][index], self.labels[index]
 
 
-class _CopyPerEpoch(Callback):
-    def __init__(self, dataset: FeatureCopies) -> None:
-        self.dataset = dataset
+class _EpochData(Callback):
+    """Tells the training data which epoch starts: `FeatureCopies` reads that epoch's copy, a stream reshuffles
+    (before the DataLoader's workers copy the dataset)."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.dataset.epoch = trainer.current_epoch
+        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if isinstance(dataset, FeatureCopies):
+            dataset.epoch = trainer.current_epoch
+        elif hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(trainer.current_epoch)
+
+
+class _PhaseData(L.LightningDataModule):
+    """The loaders of a phase, built in `setup`: Lightning calls it in every process of a distributed run
+    after the process group exists, so feature extraction (`cached_features`) is sharded across the ranks
+    instead of repeated by each of them (or done by rank 0 alone before the others start)."""
+
+    def __init__(self, build: Callable[[], tuple[DataLoader, DataLoader]]) -> None:
+        super().__init__()
+        self._build = build
+        self._loaders: tuple[DataLoader, DataLoader] | None = None
+
+    def setup(self, stage: str) -> None:
+        if self._loaders is None:
+            self._loaders = self._build()
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loaders[0]
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loaders[1]
 
 
 class _Run:
@@ -445,15 +478,21 @@ class _Run:
         self._digest: str | None = None
         self._features: dict[str, torch.Tensor] | None = None
 
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.data, StreamSource)
+
     def uses_cache(self, phase: Phase) -> bool:
         cfg = self.config
+        if self.streamed:  # features are cached by position: streams have none
+            return False
         augmented_ok = _no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
         return cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok
 
     def boundary(self, phase: Phase) -> int | None:
         """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
         cfg = self.config
-        if not (cfg.feature_cache and _no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
+        if self.streamed or not (cfg.feature_cache and _no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
                                                                                   "unfreeze-last")):
             return None
         return boundary_stage(self.model.features)
@@ -495,9 +534,20 @@ class _Run:
             self._features = {"train": train, "validation": val}
         return self._features
 
+    def fit_model(self, phase: Phase, k: int | None) -> nn.Module:
+        """The module a phase trains: the head on cached features, the suffix on boundary activations, or all."""
+        if k is not None:
+            return BoundaryNet(self.model.features, self.model.head, k)
+        return self.model.head if self.uses_cache(phase) else self.model
+
     def loaders(self, phase: Phase, k: int | None) -> tuple[nn.Module, DataLoader, DataLoader]:
         """(module to train, train loader, validation loader); `k` is the boundary stage (see `boundary`)."""
+        return (self.fit_model(phase, k), *self._loaders(phase, k))
+
+    def _loaders(self, phase: Phase, k: int | None) -> tuple[DataLoader, DataLoader]:
         cfg, data = self.config, self.data
+        if self.streamed:
+            return self._stream_loaders()
         train_y = torch.tensor([s.label for s in data.train])
         val_y = torch.tensor([s.label for s in data.validation])
         drop_last = len(data.train) % cfg.batch_size == 1
@@ -507,15 +557,13 @@ class _Run:
             z_train = self._extract(data.train, eval_transform(self.pre), f"train, stage-{k} boundary", extra, prefix)
             z_val = self._extract(data.validation, eval_transform(self.pre), f"validation, stage-{k} boundary",
                                   extra, prefix)
-            return (BoundaryNet(self.model.features, self.model.head, k),
-                    DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
+            return (DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
                     DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size),
                                sampler=EvalDistributedSampler(len(val_y))))
         if self.uses_cache(phase):
             feats = self.features()
-            return (self.model.head,
-                    DataLoader(FeatureCopies(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
+            return (DataLoader(FeatureCopies(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
                     DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size),
                                sampler=EvalDistributedSampler(len(val_y))))
@@ -523,11 +571,31 @@ class _Run:
                     persistent_workers=cfg.num_workers > 0)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        return (self.model,
-                ImageLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
+        return (ImageLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
                             worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
                 ImageLoader(self._images(data.validation, "validation"), sampler=EvalDistributedSampler(
                     len(data.validation)), **args))
+
+    def _stream_loaders(self) -> tuple[DataLoader, DataLoader]:
+        """Loaders of a streamed source: balanced shuffled training stream, every validation image once."""
+        cfg, pre, source = self.config, self.pre, self.data
+        train = source.dataset("train", train_uint8_transform(pre, cfg.augment), cfg.seed, cfg.batch_size,
+                               pre.resize_size)
+        val = source.dataset("validation", eval_transform(pre), cfg.seed, min_size=pre.resize_size)
+        args = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available())
+        for ds in (train, val):
+            ds.num_workers = cfg.num_workers
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        collate = None
+        if self._cpu_only() and cfg.num_workers > 0:  # augment in the workers, as ImageLoader does
+            from torch.utils.data import default_collate
+
+            from .data.datasets import _TransformingCollate
+
+            collate = _TransformingCollate(default_collate, self._batch_transform())
+        return (DataLoader(train, batch_size=cfg.batch_size, collate_fn=collate, **args),
+                DataLoader(val, batch_size=max(64, cfg.batch_size), **args))
 
     def _batch_transform(self) -> BatchTransform:
         cfg = self.config
@@ -551,7 +619,8 @@ class _Run:
         cfg = self.config
         apply_strategy(self.model, phase.strategy)
         k = self.boundary(phase)
-        fit_model, train_loader, val_loader = self.loaders(phase, k)
+        fit_model = self.fit_model(phase, k)
+        data = _PhaseData(lambda: self._loaders(phase, k))
         module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform())
         mode = MONITORS[cfg.monitor]
         checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
@@ -559,9 +628,8 @@ class _Run:
                                      enable_version_counter=False)
         checkpoint.CHECKPOINT_NAME_LAST = phase.last_name
         history.start_phase(phase.index)
-        callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch")]
-        if isinstance(train_loader.dataset, FeatureCopies):
-            callbacks.append(_CopyPerEpoch(train_loader.dataset))
+        callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch"),
+                                     _EpochData()]
         if cfg.patience > 0:
             callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
         params = count_parameters(self.model)
@@ -582,7 +650,8 @@ class _Run:
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
             default_root_dir=str(self.run_dir),
         )
-        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+        # Lightning's torch.compile integration: it unwraps the compiled module for checkpoints and strategies
+        trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path)
         best = checkpoint.best_model_path
         if best:  # the phase ends with its best weights in the model
             module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
@@ -620,9 +689,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     if not config.data:
         raise ValueError("No data folder given. Pass DATA: a folder of class folders, or train/ and validation/.")
     run_dir = Path(config.out)
-    data = load_image_folder(config.data, val_split=config.val_split, seed=config.seed)
-    if config.subset:
-        data = data.subset(int(config.subset), config.seed)
+    data = _load_data(config)
     if is_rank_zero():  # other ranks (DDP) only read; rank 0 owns the run folder
         _prepare_run_dir(run_dir, overwrite, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -639,7 +706,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     print_data_summary(console, data)
     if rank_zero and not resume:
         write_json(run_dir / "data_report.json", data.report())
-        _write_split(run_dir / "split.csv", data)
+        if isinstance(data, DataSplits):  # a stream's split is its index (or shards): nothing to list
+            _write_split(run_dir / "split.csv", data)
     if rank_zero:
         write_yaml(run_dir / "config.yaml", {**config.to_dict(), "classes": data.classes,
                                              "preprocessing": pre.to_dict(), "parameters": params,
@@ -695,10 +763,26 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
     save_bundle(run_dir, model, config.model, data.classes, pre, head=head,
                 model_kwargs=dict(config.model_kwargs or {}))
     write_json(run_dir / "metrics.json", metrics)
-    _report(run_dir, model, data, pre, config, quiet)
+    if isinstance(data, DataSplits):
+        _report(run_dir, model, data, pre, config, quiet)
+    else:
+        console.print("No report.html for streamed data (the validation split is not a file list): run "
+                      f"`transferlab evaluate {run_dir} VALIDATION_FOLDER_OR_CSV` on a sample of it.")
     console.print(f"Best val_accuracy {metrics['best_val_accuracy']:.4f} (val_loss {metrics['best_val_loss']:.4f}) "
-                  f"at epoch {metrics['best_epoch']}; run folder: {run_dir} (report.html)")
+                  f"at epoch {metrics['best_epoch']}; run folder: {run_dir}"
+                  + (" (report.html)" if (run_dir / "report.html").is_file() else ""))
     return TrainResult(run_dir, metrics, config, data)
+
+
+def _load_data(config: TrainConfig) -> DataSplits | StreamSource:
+    """The run's data: a folder walk / CSV list, or a stream (`--stream`, shard folders, Parquet indexes)."""
+    if config.stream or is_stream_source(config.data):
+        if config.subset:
+            raise ValueError("--subset needs a folder or CSV that can be listed; it does not apply to streamed data "
+                             "(shards, Parquet, --stream). Make a smaller index instead.")
+        return open_stream(config.data, config.val_split)
+    data = load_image_folder(config.data, val_split=config.val_split, seed=config.seed)
+    return data.subset(int(config.subset), config.seed) if config.subset else data
 
 
 def _report(run_dir: Path, model: nn.Module, data: DataSplits, pre: Preprocessing, config: TrainConfig,

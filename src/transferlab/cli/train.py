@@ -119,6 +119,10 @@ def train(
     channels_last: Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
                                                        help="Channels-last memory format [default: on].")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, 32-true, bf16-mixed or 16-mixed.")] = None,
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream DATA (a CSV/TSV/Parquet index, "
+                                                "local or s3://...; shard folders always stream).")] = None,
+    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile",
+                                                       help="torch.compile the model (GPU speed; slow start).")] = None,
     accelerator: Annotated[str | None, typer.Option(help="auto, cpu, gpu, ...")] = None,
     devices: Annotated[str | None, typer.Option(help="auto or a number of devices.")] = None,
     num_nodes: Annotated[int | None, typer.Option(help="Machines in a multi-node DDP run (torchrun/SLURM).")] = None,
@@ -158,7 +162,7 @@ def train(
                      seed=seed, monitor=monitor, patience=patience, num_workers=num_workers,
                      feature_cache=feature_cache, feature_cache_copies=feature_cache_copies,
                      decoded_cache=decoded_cache,
-                     channels_last=channels_last, precision=precision,
+                     channels_last=channels_last, precision=precision, compile=compile_model, stream=stream,
                      accelerator=accelerator, devices=devices, num_nodes=num_nodes, subset=subset,
                      max_minutes=max_minutes, out=out)
         settings.update({k: v for k, v in flags.items() if v is not None})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +48,30 @@ def resize_square(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
     return v2.functional.center_crop_image(resized, [size, size]).contiguous()
 
 
+def _create(images_path: Path, flags_path: Path, shape: tuple[int, ...]) -> None:
+    """Creates the two arrays under temporary names and links them into place; the flags file, linked last,
+    marks a finished cache. Several processes (DDP ranks on one machine) may race here: the first link wins
+    and the others use its files, so no process ever truncates a cache another one is filling."""
+    tag = f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp_images, tmp_flags = images_path.with_name(images_path.name + tag), flags_path.with_name(flags_path.name + tag)
+    try:
+        np.lib.format.open_memmap(tmp_flags, mode="w+", dtype=np.uint8, shape=(shape[0],))
+        np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=shape)
+        try:
+            os.link(tmp_images, images_path)
+        except FileExistsError:  # another process is creating (or created) it: wait for its flags file
+            for _ in range(600):
+                if flags_path.exists():
+                    return
+                time.sleep(0.05)
+            raise TimeoutError(f"The decoded-image cache '{images_path}' has no flags file '{flags_path}'; "
+                               "delete both files (an interrupted run) and start again.") from None
+        os.link(tmp_flags, flags_path)
+    finally:
+        tmp_images.unlink(missing_ok=True)
+        tmp_flags.unlink(missing_ok=True)
+
+
 class DecodedCache:
     """uint8 [N, 3, S, S] images in a shared memory-mapped file, with a filled flag per image.
 
@@ -68,9 +94,8 @@ class DecodedCache:
         self.images_path = folder / f"{key}.u8"
         self.flags_path = folder / f"{key}.flags"
         shape = (len(self.samples), 3, self.size, self.size)  # CHW: batches stack by memcpy
-        if not self.images_path.exists():
-            np.lib.format.open_memmap(self.flags_path, mode="w+", dtype=np.uint8, shape=(len(self.samples),))
-            np.lib.format.open_memmap(self.images_path, mode="w+", dtype=np.uint8, shape=shape)
+        if not self.flags_path.exists():
+            _create(self.images_path, self.flags_path, shape)
         self._images: np.memmap | None = None
         self._flags: np.memmap | None = None
 

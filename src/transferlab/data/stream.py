@@ -1,11 +1,20 @@
 """Data sets that do not fit a folder walk: streamed indexes and WebDataset-style tar shards.
 
-- `IndexDataset`: rows of a CSV/TSV index (`path,label`, paths relative to the index or absolute, local or
-  `s3://`, `gs://`, `http(s)://` through fsspec) are read one at a time, never all at once: memory stays flat
-  for millions of rows. Rows are dealt round-robin to DataLoader workers and DDP ranks.
+- `IndexDataset`: rows of a CSV/TSV or Parquet index (`path,label[,split]`, paths relative to the index or
+  absolute, local or `s3://`, `gs://`, `http(s)://` through fsspec) are read a few at a time, never all at
+  once: memory stays flat for millions of rows. Rows are dealt round-robin to DataLoader workers and DDP ranks.
 - `write_shards` / `ShardDataset`: `transferlab data shard DATA --out shards/ --shard-size 1000` packs images
   into tar files of `KEY.EXT` + `KEY.cls` members (the WebDataset layout, readable by webdataset too) with
   `classes.json`; reading streams each tar sequentially, shards dealt to workers and ranks.
+- `open_stream`: what `transferlab train` uses when DATA is a shard folder, a Parquet index, or a CSV index
+  with `--stream`: both splits as streams, with their class counts from one pass over the index.
+
+Training streams are *balanced*: every reader (rank x worker) yields the same number of images per epoch
+(the split's size divided by the readers, rounded down to whole batches with several workers), repeating
+images of its own share when it runs short, as DistributedSampler pads. Unequal shares would leave one DDP
+rank waiting for the others' gradients for ever. Validation streams yield every image exactly once, spread
+over the readers (they have no length: each worker ends its own last batch, so the count of batches is not
+known in advance, and validation needs no step in lock-step).
 
 Example:
     >>> ds = IndexDataset("index.csv", classes=["cat", "dog"], transform=eval_transform(pre))  # doctest: +SKIP
@@ -15,11 +24,16 @@ Example:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import random
 import tarfile
+import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +41,15 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._io import atomic_path, write_json
 
-__all__ = ["IndexDataset", "ShardDataset", "write_shards", "scan_index_labels", "open_binary"]
+__all__ = ["IndexDataset", "ShardDataset", "StreamSource", "write_shards", "scan_index", "scan_index_labels",
+           "open_binary", "open_stream", "is_stream_source"]
+
+PATH_COLUMNS = ("path", "file", "filename", "image")
+LABEL_COLUMNS = ("label", "class", "category")
+SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
+               "valid": "validation"}
+ROW_SHUFFLE_BUFFER = 8192  # rows (paths and labels: cheap) shuffled together in an index stream
+SAMPLE_SHUFFLE_BUFFER = 256  # encoded images shuffled together in a shard stream
 
 
 def open_binary(path: str) -> Any:
@@ -37,7 +59,7 @@ def open_binary(path: str) -> Any:
             import fsspec
         except ImportError as e:
             raise ValueError(f"Reading '{path}' needs fsspec (and s3fs/gcsfs for cloud storage): "
-                             "`pip install fsspec`.") from e
+                             "`pip install 'transferlab[stream]'`.") from e
         return fsspec.open(path, "rb").open()
     return open(path.removeprefix("file://"), "rb")
 
@@ -53,27 +75,180 @@ def _split_info() -> tuple[int, int]:
     return rank * nworkers + wid, world * nworkers
 
 
-def _rows(index: str) -> Iterator[tuple[str, str]]:
-    """Streams (path, label) rows of a CSV/TSV index; the header line is skipped when it names the columns."""
-    delimiter = "\t" if index.endswith(".tsv") else ","
+def _is_parquet(index: str) -> bool:
+    return index.lower().endswith((".parquet", ".pq"))
+
+
+def _columns(header: list[str]) -> tuple[int, int, int | None] | None:
+    """(path, label, split) column positions when `header` names them, else None (no header line)."""
+    names = [h.strip().lower() for h in header]
+    path = next((names.index(n) for n in PATH_COLUMNS if n in names), None)
+    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
+    if path is None or label is None:
+        return None
+    return path, label, names.index("split") if "split" in names else None
+
+
+def _rows(index: str) -> Iterator[tuple[str, str, str | None]]:
+    """Streams (path, label, split or None) rows of a CSV/TSV/Parquet index.
+
+    A CSV header naming the columns (path/file/filename/image, label/class/category, optional split) is
+    used; without one, the columns are path, label[, split].
+    """
+    if _is_parquet(index):
+        yield from _parquet_rows(index)
+        return
+    delimiter = "\t" if index.lower().endswith(".tsv") else ","
     with open_binary(index) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         reader = csv.reader(text, delimiter=delimiter)
+        cols: tuple[int, int, int | None] = (0, 1, 2)
         for i, row in enumerate(reader):
+            if i == 0:
+                named = _columns(row)
+                if named is not None:
+                    cols = named
+                    continue
             if len(row) < 2:
                 continue
-            if i == 0 and row[0].strip().lower() in ("path", "file", "filename", "image"):
-                continue
-            yield row[0].strip(), row[1].strip()
+            split = row[cols[2]].strip() if cols[2] is not None and len(row) > cols[2] else None
+            yield row[cols[0]].strip(), row[cols[1]].strip(), split or None
+
+
+def _parquet_rows(index: str) -> Iterator[tuple[str, str, str | None]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise ValueError(f"Reading the Parquet index '{index}' needs pyarrow: `pip install 'transferlab[stream]'`, "
+                         "or write the index as CSV.") from e
+    with open_binary(index) as raw:
+        table = pq.ParquetFile(raw)
+        named = _columns(table.schema_arrow.names)
+        if named is None:
+            raise ValueError(f"Parquet index '{index}' has columns {table.schema_arrow.names}; it needs a path "
+                             f"column ({'/'.join(PATH_COLUMNS)}) and a label column ({'/'.join(LABEL_COLUMNS)}).")
+        names = table.schema_arrow.names
+        wanted = [names[named[0]], names[named[1]]] + ([names[named[2]]] if named[2] is not None else [])
+        for batch in table.iter_batches(batch_size=4096, columns=wanted):  # one row group slice at a time
+            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            splits = columns[2] if len(columns) > 2 else [None] * batch.num_rows
+            for path, label, split in zip(columns[0], columns[1], splits):
+                yield str(path), str(label), (str(split) if split else None)
+
+
+def _split_of(path: str, split: str | None, val_split: float) -> str:
+    """The row's split: its `split` column, else a stable hash of its path (no listing needed)."""
+    if split is not None:
+        try:
+            return SPLIT_NAMES[split.strip().lower()]
+        except KeyError:
+            raise ValueError(f"Unknown split {split!r} for '{path}'; use train or validation.") from None
+    h = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "big") / 2**64
+    return "validation" if h < val_split else "train"
+
+
+@dataclass
+class IndexSummary:
+    """One streaming pass over an index: class names, images per class and split, whether a split column exists."""
+
+    classes: list[str]
+    counts: dict[str, Counter] = field(default_factory=dict)
+    has_split: bool = False
+
+
+def scan_index(index: str | os.PathLike[str], val_split: float = 0.2) -> IndexSummary:
+    """Classes and per-split counts of an index in one streaming pass (memory: one counter per class)."""
+    counts = {"train": Counter(), "validation": Counter()}
+    has_split = False
+    for path, label, split in _rows(str(index)):
+        has_split = has_split or split is not None
+        counts[_split_of(path, split, val_split)][label] += 1
+    classes = sorted(set(counts["train"]) | set(counts["validation"]))
+    return IndexSummary(classes, counts, has_split)
 
 
 def scan_index_labels(index: str | os.PathLike[str]) -> list[str]:
     """The sorted class names of an index, in one streaming pass (memory: one entry per class)."""
-    return sorted({label for _, label in _rows(str(index))})
+    return sorted({label for _, label, _ in _rows(str(index))})
 
 
-class IndexDataset(IterableDataset):
-    """Streams `(image, label)` from a CSV/TSV index without loading the index.
+class _Stream(IterableDataset):
+    """Dealing to readers, per-epoch shuffling and balanced shares, for the index and shard streams."""
+
+    def __init__(self, shuffle: bool, seed: int, total: int | None, balanced: bool,
+                 batch_size: int | None) -> None:
+        self.shuffle, self.seed, self.total, self.balanced, self.batch_size = shuffle, seed, total, balanced, batch_size
+        self.epoch = 0
+        self.num_workers = 0  # set by whoever builds the DataLoader, so that len() knows the readers per rank
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffle each epoch (call before iterating; DataLoader workers copy the dataset then)."""
+        self.epoch = int(epoch)
+
+    def quota(self, readers: int) -> int | None:
+        """Images each reader yields in a balanced stream: the split / readers (with several workers per rank,
+        rounded down to whole batches)."""
+        if not self.balanced or self.total is None:
+            return None
+        share = self.total // readers
+        if self.batch_size and self.num_workers > 1 and share >= self.batch_size:
+            share -= share % self.batch_size  # each worker makes its own last batch: keep len(loader) exact
+        return share
+
+    def __len__(self) -> int:
+        """Images this DDP rank reads per epoch: known for a balanced stream of known size (else TypeError,
+        which DataLoader and Lightning read as 'no length')."""
+        if self.total is None or not self.balanced:
+            raise TypeError("This stream has no length: pass total= and balanced=True.")
+        from ..features import distributed_world
+
+        _, world = distributed_world()
+        workers = max(1, self.num_workers)
+        return self.quota(world * workers) * workers
+
+    def _rng(self, me: int) -> random.Random:
+        return random.Random(f"{self.seed}:{self.epoch}:{me}")
+
+    def _items(self, me: int, readers: int, rng: random.Random, rounds: int) -> Iterator[tuple[Any, int]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[Any, int]]:
+        me, readers = _split_info()
+        quota = self.quota(readers)
+        produced, rounds = 0, 0
+        while True:
+            before = produced
+            for item in self._items(me, readers, self._rng(me) if rounds == 0 else random.Random(
+                    f"{self.seed}:{self.epoch}:{me}:{rounds}"), rounds):
+                yield item
+                produced += 1
+                if quota is not None and produced >= quota:
+                    return
+            if quota is None or produced >= quota:
+                return
+            if produced == before:
+                raise RuntimeError(f"Reader {me} of {readers} found no readable image in its share of the stream "
+                                   "(all its files failed?): the other DDP ranks would wait for ever. Check the "
+                                   "data, or use fewer workers/devices than shards.")
+            rounds += 1  # short of the balanced share: go round this reader's share again
+
+
+def _shuffled(items: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
+    """A shuffle buffer: keeps `size` items and yields a random one as each new item arrives."""
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = rng.randrange(size)
+        buffer[j], item = item, buffer[j]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class IndexDataset(_Stream):
+    """Streams `(image, label)` from a CSV/TSV or Parquet index without loading the index.
 
     Args:
         index: The index file (local path or fsspec URL).
@@ -81,30 +256,52 @@ class IndexDataset(IterableDataset):
         transform: Applied to each image (e.g. `eval_transform(pre)`).
         reader: Turns a path into an image (default: decode with Pillow, EXIF rotation applied).
         on_error: 'skip' (warn once per file) or 'raise'.
+        split: Stream only 'train' or 'validation' rows (the index's split column, else a stable hash of the
+            path with `val_split`); None streams every row.
+        val_split: Fraction of rows without a split column that go to validation.
+        shuffle: Shuffle rows (a buffer of 8192 rows, a new order each epoch: see `set_epoch`).
+        seed: Seed of the shuffle.
+        total: Rows in this split (from `scan_index`): gives the stream a length, and with `balanced` an equal
+            share per reader.
+        balanced: Every reader yields the same number of images (training under DDP); see the module doc.
+        batch_size: Shares are rounded down to whole batches of this size.
+        min_size: Decode large JPEGs at a reduced scale that keeps both sides >= this (default reader only).
     """
 
     def __init__(self, index: str | os.PathLike[str], classes: list[str] | None = None,
                  transform: Callable | None = None, reader: Callable[[str], Any] | None = None,
-                 on_error: str = "skip") -> None:
+                 on_error: str = "skip", split: str | None = None, val_split: float = 0.2, shuffle: bool = False,
+                 seed: int = 0, total: int | None = None, balanced: bool = False, batch_size: int | None = None,
+                 min_size: int | None = None) -> None:
+        super().__init__(shuffle, seed, total, balanced, batch_size)
         self.index = str(index)
         self.classes = list(classes) if classes is not None else scan_index_labels(self.index)
         self.class_index = {c: i for i, c in enumerate(self.classes)}
         self.transform = transform
-        self.reader = reader or _read_image
+        self.reader = reader or _Reader(min_size)
         self.on_error = on_error
-        base = self.index.rsplit("/", 1)[0] if "://" in self.index else str(Path(self.index).parent)
-        self.base = base
+        self.split, self.val_split = split, val_split
+        self.base = self.index.rsplit("/", 1)[0] if "://" in self.index else str(Path(self.index).parent)
 
     def _resolve(self, path: str) -> str:
         if "://" in path or os.path.isabs(path):
             return path
         return f"{self.base}/{path}"
 
-    def __iter__(self) -> Iterator[tuple[Any, int]]:
-        me, readers = _split_info()
-        for i, (path, label) in enumerate(_rows(self.index)):
-            if i % readers != me:
+    def _my_rows(self, me: int, readers: int) -> Iterator[tuple[int, str, str]]:
+        n = 0
+        for i, (path, label, split) in enumerate(_rows(self.index)):
+            if self.split is not None and _split_of(path, split, self.val_split) != self.split:
                 continue
+            n += 1
+            if (n - 1) % readers == me:
+                yield i, path, label
+
+    def _items(self, me: int, readers: int, rng: random.Random, rounds: int) -> Iterator[tuple[Any, int]]:
+        rows = self._my_rows(me, readers)
+        if self.shuffle:
+            rows = _shuffled(rows, ROW_SHUFFLE_BUFFER, rng)
+        for i, path, label in rows:
             if label not in self.class_index:
                 raise ValueError(f"Index '{self.index}' row {i + 1}: label {label!r} is not one of the classes "
                                  f"{self.classes[:10]}...; pass the full class list.")
@@ -113,26 +310,34 @@ class IndexDataset(IterableDataset):
             except Exception as e:  # noqa: BLE001 - a bad file must not stop a long stream
                 if self.on_error == "raise":
                     raise
-                import warnings
-
-                warnings.warn(f"Skipping '{path}' from index '{self.index}': {e}", stacklevel=2)
+                if rounds == 0:
+                    warnings.warn(f"Skipping '{path}' from index '{self.index}': {e}", stacklevel=2)
                 continue
             yield (self.transform(image) if self.transform else image), self.class_index[label]
 
 
-def _read_image(path: str) -> Any:
-    from PIL import Image, ImageOps
+class _Reader:
+    """The default reader: a local file or fsspec URL decoded with `load_rgb` (EXIF, modes, reduced-scale JPEG)."""
 
-    with open_binary(path) as f:
-        image = Image.open(io.BytesIO(f.read()))
-        return ImageOps.exif_transpose(image).convert("RGB")
+    def __init__(self, min_size: int | None = None) -> None:
+        self.min_size = min_size
+
+    def __call__(self, path: str) -> Any:
+        from .images import load_rgb
+
+        if "://" in path and not path.startswith("file://"):
+            with open_binary(path) as f:
+                return load_rgb(io.BytesIO(f.read()), min_size=self.min_size)
+        return load_rgb(path.removeprefix("file://"), min_size=self.min_size)
 
 
 def write_shards(data: str | os.PathLike[str], out: str | os.PathLike[str], shard_size: int = 1000,
                  split: str = "train", val_split: float = 0.2, seed: int = 42) -> dict[str, Any]:
     """Packs a data folder's split (or a CSV index) into `out/{split}-NNNNNN.tar` shards + classes.json.
 
-    Members are `KEY.EXT` (the original bytes) and `KEY.cls` (the class index), the WebDataset layout.
+    Members are `KEY.EXT` (the original bytes) and `KEY.cls` (the class index), the WebDataset layout;
+    `{split}-shards.json` records the shard names and their image counts. Pack both splits (`--split train`
+    and `--split validation`) into one folder to train on it with `transferlab train shards/`.
     """
     from .folder import load_image_folder
 
@@ -144,11 +349,17 @@ def write_shards(data: str | os.PathLike[str], out: str | os.PathLike[str], shar
         raise ValueError(f"split must be 'train' or 'validation'; got {split!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    shards = []
+    if (out / "classes.json").is_file():
+        existing = json.loads((out / "classes.json").read_text(encoding="utf-8"))
+        if existing != splits.classes:
+            raise ValueError(f"'{out}' already holds shards of the classes {existing[:10]}, not {splits.classes[:10]}; "
+                             "use another --out folder.")
+    shards, counts = [], []
     for start in range(0, len(samples), shard_size):
         name = out / f"{split}-{start // shard_size:06d}.tar"
+        chunk = samples[start:start + shard_size]
         with atomic_path(name) as tmp, tarfile.open(tmp, "w") as tar:
-            for j, sample in enumerate(samples[start:start + shard_size]):
+            for j, sample in enumerate(chunk):
                 key = f"{start + j:09d}"
                 ext = Path(sample.path).suffix.lower() or ".jpg"
                 tar.add(sample.path, arcname=f"{key}{ext}")
@@ -157,15 +368,20 @@ def write_shards(data: str | os.PathLike[str], out: str | os.PathLike[str], shar
                 info.size = len(label)
                 tar.addfile(info, io.BytesIO(label))
         shards.append(name.name)
+        counts.append(len(chunk))
     write_json(out / "classes.json", splits.classes)
-    summary = {"split": split, "images": len(samples), "shards": shards, "shard_size": shard_size,
-               "classes": splits.classes}
+    per_class = Counter(splits.classes[s.label] for s in samples)
+    summary = {"split": split, "images": len(samples), "shards": shards, "counts": counts, "shard_size": shard_size,
+               "classes": splits.classes, "per_class": {c: per_class.get(c, 0) for c in splits.classes}}
     write_json(out / f"{split}-shards.json", summary)
     return summary
 
 
-class ShardDataset(IterableDataset):
+class ShardDataset(_Stream):
     """Streams `(image, label)` from WebDataset-style tar shards (local paths or fsspec URLs).
+
+    With at least as many shards as readers, each reader reads whole shards (`shards[me::readers]`); with
+    fewer, readers share a shard and take alternate images of it. Arguments as `IndexDataset`.
 
     Example:
         >>> shards = sorted(Path("shards").glob("train-*.tar"))  # doctest: +SKIP
@@ -173,26 +389,34 @@ class ShardDataset(IterableDataset):
     """
 
     def __init__(self, shards: list[str | os.PathLike[str]], transform: Callable | None = None,
-                 classes: list[str] | None = None) -> None:
+                 classes: list[str] | None = None, shuffle: bool = False, seed: int = 0, total: int | None = None,
+                 balanced: bool = False, batch_size: int | None = None, min_size: int | None = None) -> None:
+        super().__init__(shuffle, seed, total, balanced, batch_size)
         self.shards = [str(s) for s in shards]
         if not self.shards:
             raise ValueError("No shard files given; make them with `transferlab data shard DATA --out shards/`.")
         if classes is None:
-            first = self.shards[0]
-            folder = first.rsplit("/", 1)[0] if "://" in first else str(Path(first).parent)
-            with open_binary(f"{folder}/classes.json") as f:
+            with open_binary(f"{_folder_of(self.shards[0])}/classes.json") as f:
                 classes = json.loads(f.read())
         self.classes = list(classes)
         self.transform = transform
+        self.min_size = min_size
 
-    def __iter__(self) -> Iterator[tuple[Any, int]]:
-        from PIL import Image, ImageOps
+    def _assignment(self, me: int, readers: int, rng: random.Random) -> tuple[list[str], int, int]:
+        """(my shards, my offset among the readers sharing them, how many share them)."""
+        n = len(self.shards)
+        if n >= readers:
+            mine = self.shards[me::readers]
+            if self.shuffle:
+                rng.shuffle(mine)
+            return mine, 0, 1
+        shard = me % n
+        return [self.shards[shard]], me // n, len(range(shard, readers, n))
 
-        me, readers = _split_info()
-        for i, shard in enumerate(self.shards):
-            if i % readers != me:
-                continue
+    def _samples(self, shards: list[str], offset: int, stride: int) -> Iterator[tuple[str, bytes, int]]:
+        for shard in shards:
             pending: dict[str, dict[str, bytes]] = {}
+            position = 0
             with open_binary(shard) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
                 for member in tar:
                     if not member.isfile():
@@ -203,6 +427,133 @@ class ShardDataset(IterableDataset):
                     entry["cls" if ext == "cls" else "image"] = data
                     if "cls" in entry and "image" in entry:
                         del pending[key]
-                        image = ImageOps.exif_transpose(Image.open(io.BytesIO(entry["image"]))).convert("RGB")
-                        yield (self.transform(image) if self.transform else image), int(entry["cls"])
+                        position += 1
+                        if (position - 1) % stride == offset:
+                            yield f"{shard}#{key}", entry["image"], int(entry["cls"])
 
+    def _items(self, me: int, readers: int, rng: random.Random, rounds: int) -> Iterator[tuple[Any, int]]:
+        from .images import load_rgb
+
+        samples = self._samples(*self._assignment(me, readers, rng))
+        if self.shuffle:
+            samples = _shuffled(samples, SAMPLE_SHUFFLE_BUFFER, rng)
+        for name, data, label in samples:
+            try:
+                image = load_rgb(io.BytesIO(data), min_size=self.min_size)
+            except Exception as e:  # noqa: BLE001 - a bad member must not stop a long stream
+                if rounds == 0:
+                    warnings.warn(f"Skipping '{name}': {e}", stacklevel=2)
+                continue
+            yield (self.transform(image) if self.transform else image), label
+
+
+def _folder_of(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "://" in path else str(Path(path).parent)
+
+
+def is_stream_source(data: str | os.PathLike[str]) -> bool:
+    """True for a shard folder (classes.json + train-*.tar) or a Parquet index: data that only streams."""
+    text = str(data)
+    if _is_parquet(text):
+        return True
+    folder = Path(text)
+    return folder.is_dir() and (folder / "classes.json").is_file() and any(folder.glob("train-*.tar"))
+
+
+@dataclass
+class StreamSource:
+    """Both splits of streamed data, with what training needs to know before reading an image.
+
+    Attributes:
+        root: The shard folder or index.
+        layout: 'stream (shards)' or 'stream (index)'.
+        classes: Class names.
+        class_counts: {'train': {class: images}, 'validation': {...}}.
+    """
+
+    root: str
+    layout: str
+    classes: list[str]
+    class_counts: dict[str, dict[str, int]]
+    val_split: float = 0.2
+    shards: dict[str, list[str]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files are reported as they stream
+
+    def size(self, split: str) -> int:
+        return sum(self.class_counts[split].values())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class and split (as `DataSplits.counts`)."""
+        return self.class_counts
+
+    def dataset(self, split: str, transform: Callable, seed: int = 0, batch_size: int | None = None,
+                min_size: int | None = None) -> _Stream:
+        """The split's stream: shuffled and balanced for 'train', every image once for 'validation'."""
+        train = split == "train"
+        common = dict(transform=transform, classes=self.classes, shuffle=train, seed=seed, total=self.size(split),
+                      balanced=train, batch_size=batch_size, min_size=min_size)
+        if self.layout == "stream (shards)":
+            return ShardDataset(self.shards[split], **common)
+        return IndexDataset(self.root, split=split, val_split=self.val_split, **common)
+
+    def report(self) -> dict[str, Any]:
+        return {"root": self.root, "layout": self.layout, "classes": self.classes, "counts": self.class_counts,
+                "images": {s: self.size(s) for s in ("train", "validation")}, "skipped": []}
+
+
+def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamSource:
+    """Opens a shard folder (both splits packed by `transferlab data shard`) or an index (`path,label[,split]`,
+    CSV/TSV/Parquet; rows without a split go to validation by a stable hash of their path, `val_split` of them).
+
+    Example:
+        >>> source = open_stream("shards/")  # doctest: +SKIP
+        >>> source.size("train"), source.classes[:2]
+        (50000, ['airplane', 'automobile'])
+    """
+    text = str(data)
+    folder = Path(text)
+    if folder.is_dir():
+        return _open_shards(folder)
+    if not text.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
+        raise ValueError(f"Cannot stream '{text}': pass a shard folder (made by `transferlab data shard`) or an "
+                         "index file (.csv, .tsv or .parquet with path and label columns).")
+    if "://" not in text and not folder.is_file():
+        raise FileNotFoundError(f"The index '{text}' does not exist.")
+    summary = scan_index(text, val_split)
+    for split in ("train", "validation"):
+        if not summary.counts[split]:
+            raise ValueError(f"The index '{text}' has no {split} rows; add a split column (train/validation) or "
+                             "more rows.")
+    counts = {k: dict(v) for k, v in summary.counts.items()}
+    return StreamSource(text, "stream (index)", summary.classes, counts, val_split)
+
+
+def _open_shards(folder: Path) -> StreamSource:
+    if not (folder / "classes.json").is_file():
+        raise ValueError(f"'{folder}' has no classes.json: make shards with `transferlab data shard DATA --out "
+                         f"{folder} --split train` (and --split validation).")
+    classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    shards, counts = {}, {}
+    for split in ("train", "validation"):
+        files = sorted(str(p) for p in folder.glob(f"{split}-*.tar"))
+        if not files:
+            raise ValueError(f"'{folder}' has no {split} shards ({split}-NNNNNN.tar); make them with "
+                             f"`transferlab data shard DATA --out {folder} --split {split}`.")
+        summary_path = folder / f"{split}-shards.json"
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+        if "per_class" in summary:
+            per_class = summary["per_class"]
+        else:  # shards made elsewhere: count the members once (reads headers and labels only)
+            per_class = _count_shards(files, classes)
+        shards[split], counts[split] = files, {c: int(per_class.get(c, 0)) for c in classes}
+    return StreamSource(str(folder), "stream (shards)", classes, counts, shards=shards)
+
+
+def _count_shards(files: list[str], classes: list[str]) -> dict[str, int]:
+    counts: Counter = Counter()
+    for shard in files:
+        with open_binary(shard) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".cls"):
+                    counts[classes[int(tar.extractfile(member).read())]] += 1
+    return dict(counts)
