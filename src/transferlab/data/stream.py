@@ -193,6 +193,8 @@ class _Stream(IterableDataset):
         share = self.total // readers
         if self.batch_size and self.num_workers > 1 and share >= self.batch_size:
             share -= share % self.batch_size  # each worker makes its own last batch: keep len(loader) exact
+        if self.batch_size and share > 1 and share % self.batch_size == 1:
+            share -= 1  # no last batch of one image (BatchNorm cannot train on it)
         return share
 
     def __len__(self) -> int:
