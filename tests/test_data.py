@@ -147,11 +147,20 @@ def test_demo_digits_folder(tmp_path):
 
 
 def test_large_jpegs_decode_at_reduced_scale_but_cover_the_resize(tmp_path):
+    from transferlab.data.images import simplejpeg
+
     path = tmp_path / "big.jpg"
     Image.new("RGB", (2000, 1000), (200, 100, 50)).save(path, quality=90)
     assert load_rgb(path).size == (2000, 1000)
-    assert load_rgb(path, min_size=256).size == (1000, 500)  # 1/4 would make the short side 250 < 256
+    # libjpeg-turbo's scales are n/8: 3/8 keeps the short side >= 256 (2/8 would make it 250); Pillow alone
+    # only has 1/2, 1/4 and 1/8 and would decode 1000 x 500
+    assert load_rgb(path, min_size=256).size == ((750, 375) if simplejpeg else (1000, 500))
     assert load_rgb(path, min_size=100).size == (250, 125)  # 1/8
+    exif = tmp_path / "exif.jpg"  # photos with an EXIF block go through Pillow (orientation): same scale rule
+    exif_data = Image.Exif()
+    exif_data[0x0112] = 1
+    Image.new("RGB", (2000, 1000), (200, 100, 50)).save(exif, quality=90, exif=exif_data)
+    assert load_rgb(exif, min_size=256).size == (1000, 500)
     png = tmp_path / "big.png"
     Image.new("RGB", (600, 300)).save(png)
     assert load_rgb(png, min_size=100).size == (600, 300)  # only JPEG has reduced-scale decoding
@@ -254,3 +263,36 @@ def test_a_file_that_breaks_mid_run_is_skipped_not_fatal(tmp_path):
     with pytest.warns(UserWarning, match="Skipping image"):
         x, label = ds[0]
     assert x.shape == (3, 16, 16) and label == samples[1].label
+
+
+def test_plain_jpeg_fast_path_matches_the_pillow_path_and_hands_odd_files_to_pillow(tmp_path):
+    import numpy as np
+    import torch
+
+    from transferlab.data.images import decode_plain_jpeg
+    from transferlab.data.transforms import load_rgb_tensor, pil_to_chw
+
+    pytest.importorskip("simplejpeg")
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(photo, quality=90)
+    data = photo.read_bytes()
+    fast = decode_plain_jpeg(data, 150)
+    assert fast is not None and fast.shape == (150, 200, 3)  # 1/2 scale
+    with Image.open(photo) as im:  # Pillow at the same scale: the same libjpeg-turbo, within rounding
+        im.draft("RGB", (150, 150))
+        slow = np.asarray(im.convert("RGB"), dtype=np.int16)
+    assert slow.shape == fast.shape and np.abs(slow - fast).mean() < 2.0
+    # the tensor loader and the PIL loader give the same pixels (cached == uncached relies on it)
+    assert torch.equal(load_rgb_tensor(photo, 150), pil_to_chw(load_rgb(photo, min_size=150)))
+    gray = tmp_path / "gray.jpg"
+    Image.new("L", (40, 30), 77).save(gray)
+    assert load_rgb(gray).mode == "RGB" and load_rgb(gray).getpixel((0, 0)) == (77, 77, 77)
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(cmyk)
+    assert decode_plain_jpeg(cmyk.read_bytes()) is None  # Pillow converts CMYK
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert decode_plain_jpeg(truncated.read_bytes()) is None  # corrupt: Pillow reports it
+    with pytest.raises(OSError):
+        load_rgb(truncated)

@@ -204,8 +204,9 @@ def _file_digest(path: str) -> str:
     return file_digest(path)
 
 
-# Bumped whenever the image pipeline changes what a preprocessing dict produces (2: uint8 tensor resize).
-PIPELINE_VERSION = 2
+# Bumped whenever the image pipeline changes what a preprocessing dict produces (2: uint8 tensor resize,
+# 3: plain JPEGs decoded by simplejpeg).
+PIPELINE_VERSION = 3
 
 
 def cache_key(weights: str, preprocessing: dict[str, Any], engine: Engine, samples: Sequence[Sample],

@@ -20,11 +20,12 @@ import torch
 from PIL import Image
 
 from .folder import Sample
-from .images import file_identity, load_rgb
-from .transforms import Preprocessing
+from .images import file_identity
+from .transforms import Preprocessing, load_rgb_tensor
 
 __all__ = ["DecodedCache", "decoded_cache_dir"]
 
+_PWRITE = hasattr(os, "pwrite")  # POSIX; elsewhere images are stored through the memory map
 _UNREADABLE = 2  # flag value of an image that failed to decode (1: decoded, 0: not yet)
 
 
@@ -32,17 +33,17 @@ def decoded_cache_dir() -> Path:
     return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")) / "decoded"
 
 
-def resize_square(image: Image.Image, pre: Preprocessing) -> torch.Tensor:
+def resize_square(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     """The transforms' own resize followed by a centre crop to resize_size x resize_size, as a uint8 [3, S, S]
     tensor (what the cache stores); a later centre crop to image_size gives exactly what the uncached
     transform gives."""
     from torchvision.transforms import v2
 
-    from .transforms import _INTERPOLATIONS
+    from .transforms import _INTERPOLATIONS, pil_to_chw
 
     size = pre.resize_size
     target = [size, size] if pre.crop_mode == "squash" else [size]
-    tensor = v2.functional.pil_to_tensor(image)
+    tensor = pil_to_chw(image) if isinstance(image, Image.Image) else image
     resized = v2.functional.resize_image(tensor, target, interpolation=_INTERPOLATIONS[pre.interpolation],
                                          antialias=True)
     return v2.functional.center_crop_image(resized, [size, size]).contiguous()
@@ -85,7 +86,7 @@ class DecodedCache:
         self.samples = list(samples)
         self.pre = pre
         self.size = pre.resize_size
-        h = hashlib.sha256(json.dumps({"pre": pre.to_dict(), "v": 2}, sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps({"pre": pre.to_dict(), "v": 3}, sort_keys=True).encode())
         for s in self.samples:
             h.update(f"{file_identity(s.path)}\n".encode())
         key = h.hexdigest()[:24]
@@ -98,6 +99,7 @@ class DecodedCache:
             _create(self.images_path, self.flags_path, shape)
         self._images: np.memmap | None = None
         self._flags: np.memmap | None = None
+        self._fd: int | None = None
 
     @staticmethod
     def nbytes(count: int, pre: Preprocessing) -> int:
@@ -105,8 +107,23 @@ class DecodedCache:
 
     def _open(self) -> None:
         if self._images is None:  # opened lazily, once per process (DataLoader workers too)
-            self._images = np.load(self.images_path, mmap_mode="r+")
+            self._images = np.load(self.images_path, mmap_mode="r" if _PWRITE else "r+")
             self._flags = np.load(self.flags_path, mmap_mode="r+")
+            self._fd = os.open(self.images_path, os.O_WRONLY) if _PWRITE else None
+
+    def _store(self, index: int, image: torch.Tensor) -> None:
+        """Writes one image with pwrite: into fresh pages of the file about twice as fast as a store through
+        the memory map (which faults every page in first); readers see it through their maps at once."""
+        if self._fd is None:
+            self._images[index] = image.numpy()
+            return
+        data = memoryview(image.contiguous().numpy()).cast("B")
+        os.pwrite(self._fd, data, self._images.offset + index * len(data))
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
 
     @property
     def filled(self) -> int:
@@ -126,18 +143,18 @@ class DecodedCache:
             raise OSError(f"'{self.samples[index].path}' could not be read when it was first decoded.")
         if not self._flags[index]:
             try:
-                image = resize_square(load_rgb(self.samples[index].path, min_size=self.size), self.pre)
+                image = resize_square(load_rgb_tensor(self.samples[index].path, min_size=self.size), self.pre)
             except Exception:
                 self._flags[index] = _UNREADABLE
                 raise
-            self._images[index] = image.numpy()
+            self._store(index, image)
             self._flags[index] = 1
             return image
         return torch.from_numpy(np.array(self._images[index]))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_images"] = state["_flags"] = None
+        state["_images"] = state["_flags"] = state["_fd"] = None
         return state
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,14 +33,45 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(arr.round().astype(np.uint8), mode="L")
 
 
+try:  # libjpeg-turbo without Pillow's overhead: ~30% faster JPEG decoding at reduced scale (docs/benchmarks.md)
+    import simplejpeg
+except ImportError:  # pragma: no cover - an optional speed-up; Pillow decodes everything
+    simplejpeg = None
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The whole file in one read (Pillow reads a JPEG in dozens of small reads)."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def decode_plain_jpeg(data: bytes, min_size: int | None = None) -> np.ndarray | None:
+    """Decodes a plain JPEG (YCbCr or grayscale, no EXIF block, not oversized) to an RGB uint8 [H, W, 3]
+    array with simplejpeg, at the smallest libjpeg-turbo scale that keeps both sides >= `min_size`.
+
+    Returns None for everything else (not a JPEG, EXIF orientation possible, CMYK, corrupt data, no
+    simplejpeg): the caller then decodes with Pillow, which handles and reports those cases.
+    """
+    if simplejpeg is None or data[:2] != b"\xff\xd8" or b"Exif\x00\x00" in data[:65536]:
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in ("YCbCr", "Gray") or height * width > (Image.MAX_IMAGE_PIXELS or float("inf")):
+            return None
+        side = int(min_size or 0)
+        return simplejpeg.decode_jpeg(data, "RGB", min_height=side, min_width=side)
+    except (ValueError, RuntimeError, OSError):
+        return None
+
+
 def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (255, 255, 255),
              min_size: int | None = None) -> Image.Image:
     """Opens an image file as an upright 8-bit RGB PIL image.
 
     EXIF orientation is applied; transparent pixels are composed over `background`; grayscale, palette,
     CMYK and 16-bit images are converted. With `min_size`, a large JPEG is decoded at a reduced scale
-    (1/2, 1/4 or 1/8) that keeps both sides at least `min_size` pixels: a phone photo decodes many times
-    faster when the model only needs 256 pixels.
+    that keeps both sides at least `min_size` pixels: a phone photo decodes many times faster when the model
+    only needs 256 pixels. Plain JPEGs go through simplejpeg (`decode_plain_jpeg`), the rest through Pillow.
 
     Example:
         >>> load_rgb("cat.png").mode  # doctest: +SKIP
@@ -48,7 +81,15 @@ def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (2
         from .cifar import cifar_image
 
         return cifar_image(path)
-    with Image.open(path) as img:
+    if isinstance(path, (str, os.PathLike)):
+        data = read_bytes(path)
+        plain = decode_plain_jpeg(data, min_size)
+        if plain is not None:
+            return Image.fromarray(plain)
+        source: Any = io.BytesIO(data)
+    else:
+        source = path
+    with Image.open(source) as img:
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright

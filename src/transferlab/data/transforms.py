@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
 from .augment import AugmentConfig, BatchAugment, pil_transforms, resolve_augment
+from .images import decode_plain_jpeg, load_rgb, read_bytes
 
 __all__ = ["Preprocessing", "BatchTransform", "eval_transform", "train_transform", "train_uint8_transform"]
 
@@ -82,8 +84,38 @@ def _resize_crop(pre: Preprocessing, resized: bool = False) -> list[nn.Module]:
     in the evaluation, training and decoded-cache paths alike, so that cached and uncached images are equal.
     """
     if resized:  # the image is already resize_size x resize_size (decoded cache): only the centre crop remains
-        return [v2.PILToTensor(), v2.CenterCrop(pre.image_size)]
-    return [v2.PILToTensor(), _resize(pre), v2.CenterCrop(pre.image_size)]
+        return [PILToTensorHWC(), v2.CenterCrop(pre.image_size)]
+    return [PILToTensorHWC(), _resize(pre), v2.CenterCrop(pre.image_size)]
+
+
+def pil_to_chw(image: Image.Image) -> torch.Tensor:
+    """A PIL RGB image as a uint8 [3, H, W] tensor that keeps PIL's interleaved (channels-last) memory layout.
+
+    One copy instead of two (pil_to_tensor makes the planes contiguous), and torchvision's antialiased uint8
+    resize is faster on this layout; the resized pixels are identical (tested).
+    """
+    if image.mode != "RGB":
+        return v2.functional.pil_to_tensor(image)
+    w, h = image.size
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(h, w, 3).permute(2, 0, 1)
+
+
+def load_rgb_tensor(path: str | os.PathLike[str], min_size: int | None = None) -> torch.Tensor:
+    """`load_rgb` as a uint8 [3, H, W] tensor (channels-last memory); a plain JPEG goes from the decoder's
+    array to the tensor without a round trip through a PIL image. Same pixels as `pil_to_chw(load_rgb(...))`.
+    """
+    if not str(path).startswith("cifar://"):
+        plain = decode_plain_jpeg(read_bytes(path), min_size)
+        if plain is not None:
+            return torch.from_numpy(plain).permute(2, 0, 1)
+    return pil_to_chw(load_rgb(path, min_size=min_size))
+
+
+class PILToTensorHWC(nn.Module):
+    """`v2.PILToTensor` through `pil_to_chw`; tensors pass through unchanged."""
+
+    def forward(self, image: Any) -> Any:
+        return pil_to_chw(image) if isinstance(image, Image.Image) else image
 
 
 def _resize(pre: Preprocessing) -> nn.Module:
