@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cifar10_finetune import cifar_folder
+from transferlab.data.folder import link_class_folders
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     os.environ["TRANSFERLAB_HOME"] = str(work / "home")  # a cold cache
     from transferlab import TrainConfig, fit
 
-    data = args.data or cifar_folder(args.cifar, work / "catdog", ["cat", "dog"])
+    data = args.data or link_class_folders(args.cifar, work / "catdog", ["cat", "dog"])
     rows = []
     for name, cache in (("transferlab freeze + feature cache", True), ("Keras way (base run every epoch)", False)):
         config = TrainConfig(data=str(data), out=str(work / ("cache" if cache else "keras")), epochs=args.epochs,

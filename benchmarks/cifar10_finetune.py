@@ -20,17 +20,7 @@ from pathlib import Path
 
 import yaml
 
-
-def cifar_folder(cifar: Path, root: Path, classes: list[str] | None) -> Path:
-    """train/ + validation/ (= CIFAR's test split) class folders, as links into the unpacked data."""
-    names = classes or sorted(p.name for p in (cifar / "train").iterdir() if p.is_dir())
-    for split, source in (("train", "train"), ("validation", "test")):
-        for cls in names:
-            target = root / split / cls
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                target.symlink_to((cifar / source / cls).resolve(), target_is_directory=True)
-    return root
+from transferlab.data.folder import link_class_folders
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
     for item in args.settings:
         key, _, value = item.partition("=")
         settings[key] = yaml.safe_load(value) if key != "strategy" else value
-    data = cifar_folder(args.cifar, work / "data", args.classes)
+    data = link_class_folders(args.cifar, work / "data", args.classes)
     start = time.perf_counter()
     result = fit(TrainConfig(data=str(data), out=str(work / "run"), **settings))
     wall = time.perf_counter() - start

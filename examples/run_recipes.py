@@ -21,21 +21,12 @@ from pathlib import Path
 
 import yaml
 
+from transferlab.data.folder import link_class_folders
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "recipes.json"
 DOC = HERE.parent / "docs" / "results.md"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def link_folder(cifar: Path, root: Path, classes: list[str]) -> Path:
-    """train/ + validation/ (= CIFAR's test split) class folders, as links into the unpacked data."""
-    for split, source in (("train", "train"), ("validation", "test")):
-        for cls in classes:
-            target = root / split / cls
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                target.symlink_to((cifar / source / cls).resolve(), target_is_directory=True)
-    return root
 
 
 def load() -> dict:
@@ -223,8 +214,8 @@ def main() -> None:
 
         import transferlab
 
-        catdog = link_folder(args.cifar, args.work / "catdog", ["cat", "dog"])
-        cifar10 = link_folder(args.cifar, args.work / "cifar10", CIFAR_CLASSES)
+        catdog = link_class_folders(args.cifar, args.work / "catdog", ["cat", "dog"])
+        cifar10 = link_class_folders(args.cifar, args.work / "cifar10", CIFAR_CLASSES)
         results.setdefault("environment", {}).update(
             machine=platform.platform(), cpus=os.cpu_count(), transferlab=transferlab.__version__,
             torch=str(torch.__version__))

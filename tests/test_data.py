@@ -296,3 +296,20 @@ def test_plain_jpeg_fast_path_matches_the_pillow_path_and_hands_odd_files_to_pil
     assert decode_plain_jpeg(truncated.read_bytes()) is None  # corrupt: Pillow reports it
     with pytest.raises(OSError):
         load_rgb(truncated)
+
+
+def test_link_class_folders_makes_a_training_tree_without_copies(tmp_path):
+    from transferlab.data.folder import link_class_folders
+
+    source = tmp_path / "cifar"
+    for split in ("train", "test"):
+        for name in ("cat", "dog", "ship"):
+            make_images(source / split / name, (10, 20, 30), 2, seed=1)
+    root = link_class_folders(source, tmp_path / "catdog", ["cat", "dog"])
+    splits = load_image_folder(root)
+    assert splits.classes == ["cat", "dog"] and len(splits.train) == 4 and len(splits.validation) == 4
+    assert (root / "train" / "cat").is_symlink()
+    assert sorted(p.name for p in (link_class_folders(source, tmp_path / "all") / "validation").iterdir()) == [
+        "cat", "dog", "ship"]
+    with pytest.raises(ValueError, match="does not exist"):
+        link_class_folders(source, tmp_path / "bad", ["cow"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from .images import check_image, is_image_file
 
-__all__ = ["Sample", "DataSplits", "load_image_folder", "scan_class_folders", "VALIDATION_NAMES"]
+__all__ = ["Sample", "DataSplits", "load_image_folder", "scan_class_folders", "link_class_folders", "VALIDATION_NAMES"]
 
 VALIDATION_NAMES = ("validation", "val", "valid")
 
@@ -337,3 +337,31 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
     layout = "csv" if not unsplit else "csv+split"
     return DataSplits(str(path), classes, _samples(train, classes), _samples(val, classes), layout, skipped, None,
                       val_split if unsplit else None, seed if unsplit else None)
+
+
+def link_class_folders(source: str | os.PathLike[str], root: str | os.PathLike[str],
+                       classes: list[str] | None = None, splits: dict[str, str] | None = None) -> Path:
+    """Makes `root/train/CLASS` and `root/validation/CLASS` symbolic links to the class folders of another tree
+    (by default its train/ and test/ splits, as in the CIFAR-10 JPEG tree): a training folder of some classes
+    without copying a file.
+
+    Example:
+        >>> link_class_folders("cifar10-jpg", "catdog", ["cat", "dog"])  # doctest: +SKIP
+        PosixPath('catdog')
+    """
+    source, root = Path(source), Path(root)
+    splits = splits or {"train": "train", "validation": "test"}
+    first = source / next(iter(splits.values()))
+    if not first.is_dir():
+        raise ValueError(f"'{first}' is not a folder; pass a tree with {sorted(set(splits.values()))} class folders.")
+    names = classes or sorted(p.name for p in first.iterdir() if p.is_dir())
+    for split, origin in splits.items():
+        for name in names:
+            folder = source / origin / name
+            if not folder.is_dir():
+                raise ValueError(f"Class folder '{folder}' does not exist; check the class names {names}.")
+            target = root / split / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.symlink_to(folder.resolve(), target_is_directory=True)
+    return root
