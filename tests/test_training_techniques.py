@@ -287,3 +287,16 @@ def test_compile_trains_and_saves_plain_weights(dataset, tmp_path, tiny_weights)
     predictor = Predictor(out)
     probs, _, failed = predictor.predict_proba([next((dataset / "validation" / "cats").iterdir())])
     assert probs.shape == (1, 2) and not failed and float(probs.sum()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_progress_bar_counts_epochs_like_keras():
+    from types import SimpleNamespace
+
+    from transferlab.train import KerasProgressBar
+
+    bar = KerasProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=10)
+    assert bar._get_train_description(0).strip() == "Epoch 1/10"  # Lightning's own bar says 'Epoch 0/9'
+    two = KerasProgressBar(phase=2)
+    two._trainer = SimpleNamespace(max_epochs=5)
+    assert two._get_train_description(4).strip() == "Phase 2, epoch 5/5"

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 from rich.table import Table
@@ -446,6 +446,26 @@ class _EpochData(Callback):
             dataset.set_epoch(trainer.current_epoch)
 
 
+class KerasProgressBar(RichProgressBar):
+    """Lightning's rich progress bar with Keras' epoch numbering: 'Epoch 3/10' (1-based), and the phase of a
+    two-phase run ('Phase 2, epoch 1/5')."""
+
+    def __init__(self, phase: int | None = None) -> None:
+        super().__init__()
+        self.phase = phase
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook: 'Epoch 0/9'
+        text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
+        if self.phase:
+            text = f"Phase {self.phase}, e{text[1:]}"
+        return f"{text:{len(self.validation_description)}}"
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the logger's version number: noise next to Keras' metric names
+        return metrics
+
+
 class _PhaseData(L.LightningDataModule):
     """The loaders of a phase, built in `setup`: Lightning calls it in every process of a distributed run
     after the process group exists, so feature extraction (`cached_features`) is sharded across the ranks
@@ -630,6 +650,9 @@ class _Run:
         history.start_phase(phase.index)
         callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch"),
                                      _EpochData()]
+        if not self.quiet:
+            two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
+            callbacks.append(KerasProgressBar(phase.index if two_phase else None))
         if cfg.patience > 0:
             callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
         params = count_parameters(self.model)
