@@ -51,6 +51,8 @@ def test_ddp_two_cpu_processes_match_one_process_and_only_rank_zero_writes(tmp_p
         p.name for p in (tmp_path / "ddp").iterdir()}
     rows = (tmp_path / "ddp" / "history.csv").read_text().splitlines()
     assert len(rows) == 2  # header + one epoch, written once
+    if strategy == "freeze":  # the training loss is the mean over both ranks' images too (not rank 0's half)
+        assert two["final"]["loss"] == pytest.approx(one["final"]["loss"], abs=1e-4)
     if strategy == "freeze":  # features: each rank extracted its half (24 train, 9 validation images), gathered
         lines = (tmp_path / "ddp.log.extract").read_text().splitlines()
         extracted = [tuple(map(int, line.split("\t"))) for line in lines]

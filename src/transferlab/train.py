@@ -95,6 +95,7 @@ class TransferModule(L.LightningModule):
         self.train_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_loss = MeanMetric()  # weighted by images, reduced exactly across DDP ranks
+        self.train_loss = MeanMetric()  # the epoch's training loss over every rank's images, not rank 0's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.channels_last and x.dim() == 4:
@@ -136,7 +137,8 @@ class TransferModule(L.LightningModule):
         loss, preds = self._loss_and_preds(self(x), y, train=True)
         y = y.argmax(dim=-1) if y.dim() == 2 else y  # MixUp/CutMix: accuracy against the dominant label
         self.train_accuracy(preds, y)
-        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.train_loss.update(loss.detach(), weight=len(y))
+        self.log("loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("accuracy", self.train_accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
