@@ -174,3 +174,25 @@ def test_train_from_shards_and_streamed_index_matches_the_listed_data(tmp_path, 
     assert by_stream.metrics["best_val_accuracy"] == pytest.approx(by_list.metrics["best_val_accuracy"], abs=1e-6)
     with pytest.raises(ValueError, match="subset"):
         _fit(index, tmp_path / "bad", tiny_weights, stream=True, subset=2)
+
+
+def test_stream_sources_refuse_incomplete_input_with_the_fix(tmp_path):
+    from transferlab.data.stream import open_stream
+
+    data = make_dataset(tmp_path / "d", classes=("cats", "dogs"), n_train=3, n_val=2)
+    shards = tmp_path / "shards"
+    assert runner.invoke(app, ["data", "shard", str(data), "--out", str(shards)]).exit_code == 0
+    with pytest.raises(ValueError, match="--split validation"):  # only train shards were made
+        open_stream(shards)
+    other = make_dataset(tmp_path / "other", classes=("birds", "cats"), n_train=2, n_val=1)
+    mixed = runner.invoke(app, ["data", "shard", str(other), "--out", str(shards), "--split", "validation"])
+    assert mixed.exit_code != 0 and "another --out folder" in mixed.output
+    index = tmp_path / "index.csv"
+    index.write_text("path,label,split\na.jpg,cat,train\nb.jpg,dog,train\n")
+    with pytest.raises(ValueError, match="no validation rows"):
+        open_stream(index)
+    index.write_text("path,label,split\na.jpg,cat,train\nb.jpg,dog,holdout\n")
+    with pytest.raises(ValueError, match="Unknown split 'holdout'"):
+        open_stream(index)
+    with pytest.raises(ValueError, match="shard folder .* or an index file"):
+        open_stream(tmp_path / "labels.txt")
