@@ -40,15 +40,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised torch.distributed process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def global_rank() -> int:
     """This process's rank in a distributed run (0 when not distributed), from the launchers' variables:
     torchrun's RANK, SLURM's SLURM_PROCID, Lightning's NODE_RANK/LOCAL_RANK (and the process group's own rank
     once it is initialised). Before that, with Lightning's launcher, the number is exact on one node and
     always 0 exactly in the process of rank 0, which is what the writers need."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
+    rank, world = distributed_world()
+    if world > 1:
+        return rank
     for key in ("RANK", "SLURM_PROCID"):
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])

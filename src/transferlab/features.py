@@ -24,12 +24,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._io import atomic_path, file_digest, is_rank_zero
+from ._io import atomic_path, distributed_world, file_digest, is_rank_zero
 from .data.datasets import ImageListDataset
 from .data.folder import Sample
 
-__all__ = ["Engine", "best_engine", "extract_features", "cached_features", "tune_malloc", "weights_digest",
-           "distributed_world"]
+__all__ = ["Engine", "best_engine", "extract_features", "cached_features", "tune_malloc", "weights_digest"]
 
 
 class Engine(dict):
@@ -87,15 +86,6 @@ def tune_malloc() -> bool:
 def _progress(quiet: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     disable=quiet, transient=True)
-
-
-def distributed_world() -> tuple[int, int]:
-    """(rank, world size) of the initialised torch.distributed process group, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from . import __version__
-from ._io import atomic_path, is_rank_zero, write_json, write_text, write_yaml
+from ._io import atomic_path, distributed_world, is_rank_zero, write_json, write_text, write_yaml
 from .boundary import BoundaryNet, Prefix, boundary_stage
 from .bundle import save_bundle
 from .config import MONITORS, TrainConfig
@@ -403,21 +403,15 @@ class EvalDistributedSampler(torch.utils.data.DistributedSampler):
     def __init__(self, length: int) -> None:  # no super().__init__: it would need the process group now
         self.length, self.epoch = int(length), 0
 
-    @staticmethod
-    def _world() -> tuple[int, int]:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-        return 1, 0
+    def _indices(self) -> range:
+        rank, world = distributed_world()
+        return range(rank, self.length, world)
 
     def __iter__(self):  # noqa: ANN204
-        size, rank = self._world()
-        return iter(range(rank, self.length, size))
+        return iter(self._indices())
 
     def __len__(self) -> int:
-        size, rank = self._world()
-        return len(range(rank, self.length, size))
+        return len(self._indices())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

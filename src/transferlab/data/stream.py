@@ -39,7 +39,7 @@ from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._io import atomic_path, write_json
+from .._io import atomic_path, distributed_world, write_json
 
 __all__ = ["IndexDataset", "ShardDataset", "StreamSource", "write_shards", "scan_index", "scan_index_labels",
            "open_binary", "open_stream", "is_stream_source"]
@@ -66,10 +66,7 @@ def open_binary(path: str) -> Any:
 
 def _split_info() -> tuple[int, int]:
     """(this reader's index, number of readers) over DDP ranks x DataLoader workers."""
-    import torch.distributed as dist
-
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() \
-        else (0, 1)
+    rank, world = distributed_world()
     worker = get_worker_info()
     wid, nworkers = (worker.id, worker.num_workers) if worker else (0, 1)
     return rank * nworkers + wid, world * nworkers
@@ -202,8 +199,6 @@ class _Stream(IterableDataset):
         which DataLoader and Lightning read as 'no length')."""
         if self.total is None or not self.balanced:
             raise TypeError("This stream has no length: pass total= and balanced=True.")
-        from ..features import distributed_world
-
         _, world = distributed_world()
         workers = max(1, self.num_workers)
         return self.quota(world * workers) * workers
