@@ -132,10 +132,10 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     """
     engine = engine or best_engine()
     rank, world = distributed_world()
-    all_samples, samples = samples, samples
+    total = len(samples)
     if world > 1:
-        start, stop = _shard_bounds(len(all_samples), rank, world)
-        samples = list(all_samples)[start:stop]
+        start, stop = _shard_bounds(total, rank, world)
+        samples = list(samples)[start:stop]
         quiet = quiet or rank != 0
         description = f"{description} (rank {rank} of {world})"
     _extraction_log(rank, len(samples))
@@ -164,7 +164,7 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
         base.train(was_training)
     part = torch.cat(out).clone() if out else torch.empty(0, dtype=store_dtype)
     if world > 1:
-        return _gather_rows(part, len(all_samples), world)
+        return _gather_rows(part, total, world)
     return part
 
 

@@ -429,16 +429,17 @@ class FeatureCopies(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.copies[self.epoch % len(self.copies)][index], self.labels[index]
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
 
 class _EpochData(Callback):
-    """Tells the training data which epoch starts: `FeatureCopies` reads that epoch's copy, a stream reshuffles
-    (before the DataLoader's workers copy the dataset)."""
+    """Calls the training set's `set_epoch` as each epoch starts: `FeatureCopies` reads that epoch's copy, a
+    stream reshuffles (before the DataLoader's workers copy the dataset)."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dataset = getattr(trainer.train_dataloader, "dataset", None)
-        if isinstance(dataset, FeatureCopies):
-            dataset.epoch = trainer.current_epoch
-        elif hasattr(dataset, "set_epoch"):
+        if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(trainer.current_epoch)
 
 
@@ -451,9 +452,8 @@ class KerasProgressBar(RichProgressBar):
         self.phase = phase
 
     def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook: 'Epoch 0/9'
-        text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
-        if self.phase:
-            text = f"Phase {self.phase}, e{text[1:]}"
+        epoch = f"{current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
+        text = f"Phase {self.phase}, epoch {epoch}" if self.phase else f"Epoch {epoch}"
         return f"{text:{len(self.validation_description)}}"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:

@@ -203,8 +203,9 @@ class _Stream(IterableDataset):
         workers = max(1, self.num_workers)
         return self.quota(world * workers) * workers
 
-    def _rng(self, me: int) -> random.Random:
-        return random.Random(f"{self.seed}:{self.epoch}:{me}")
+    def _rng(self, me: int, rounds: int) -> random.Random:
+        """This reader's shuffle for this epoch (and each extra round of a balanced share)."""
+        return random.Random(f"{self.seed}:{self.epoch}:{me}" + (f":{rounds}" if rounds else ""))
 
     def _items(self, me: int, readers: int, rng: random.Random, rounds: int) -> Iterator[tuple[Any, int]]:
         raise NotImplementedError
@@ -215,8 +216,7 @@ class _Stream(IterableDataset):
         produced, rounds = 0, 0
         while True:
             before = produced
-            for item in self._items(me, readers, self._rng(me) if rounds == 0 else random.Random(
-                    f"{self.seed}:{self.epoch}:{me}:{rounds}"), rounds):
+            for item in self._items(me, readers, self._rng(me, rounds), rounds):
                 yield item
                 produced += 1
                 if quota is not None and produced >= quota:
