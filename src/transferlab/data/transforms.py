@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -104,11 +105,13 @@ def load_rgb_tensor(path: str | os.PathLike[str], min_size: int | None = None) -
     """`load_rgb` as a uint8 [3, H, W] tensor (channels-last memory); a plain JPEG goes from the decoder's
     array to the tensor without a round trip through a PIL image. Same pixels as `pil_to_chw(load_rgb(...))`.
     """
-    if not str(path).startswith("cifar://"):
-        plain = decode_plain_jpeg(read_bytes(path), min_size)
-        if plain is not None:
-            return torch.from_numpy(plain).permute(2, 0, 1)
-    return pil_to_chw(load_rgb(path, min_size=min_size))
+    if str(path).startswith("cifar://"):
+        return pil_to_chw(load_rgb(path, min_size=min_size))
+    data = read_bytes(path)
+    plain = decode_plain_jpeg(data, min_size)
+    if plain is not None:
+        return torch.from_numpy(plain).permute(2, 0, 1)
+    return pil_to_chw(load_rgb(io.BytesIO(data), min_size=min_size))  # Pillow, on the bytes already read
 
 
 class PILToTensorHWC(nn.Module):
