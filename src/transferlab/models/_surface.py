@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ClassifierSurface", "replace_submodule", "from_scratch"]
+__all__ = ["ClassifierSurface", "SequentialNet", "replace_submodule", "from_scratch"]
 
 
 class ClassifierSurface(nn.Module):
@@ -42,6 +42,21 @@ class ClassifierSurface(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.fc = nn.Linear(self.head_hidden_size, self._outputs(num_classes)) if num_classes > 0 else nn.Identity()
+
+
+class SequentialNet(ClassifierSurface):
+    """A `features` Sequential (its first conv block the stem) followed by `dense` layers and `fc`: the
+    from-scratch CNNs of the course (CourseCNN, LeNet-5). Gives `forward_features` and timm's
+    `group_matcher` (stem, one group per feature layer, then the dense layers)."""
+
+    features: nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return {"stem": r"^features\.[0-2]\.", "blocks": [(r"^features\.(\d+)", None), (r"^dense", (99999,))]}
 
 
 def replace_submodule(root: nn.Module, path: str, module: nn.Module) -> None:

@@ -15,12 +15,12 @@ import torch
 from timm.models import register_model
 from torch import nn
 
-from ._surface import ClassifierSurface, from_scratch, replace_submodule
+from ._surface import ClassifierSurface, SequentialNet, from_scratch, replace_submodule
 
 __all__ = ["LeNet5", "TorchvisionNet", "lenet5", "torchvision_model", "TORCHVISION_MODELS"]
 
 
-class LeNet5(ClassifierSurface):
+class LeNet5(SequentialNet):
     """LeNet-5 (LeCun et al., 1998) on 32x32 RGB images: two 5x5 convolutions with average pooling, then
     120-84-N dense layers with tanh, as in the paper (RGB instead of grayscale input).
 
@@ -50,15 +50,8 @@ class LeNet5(ClassifierSurface):
         }
         self.default_cfg = self.pretrained_cfg
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def _pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense(x)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return {"stem": r"^features\.[0-2]\.", "blocks": [(r"^features\.(\d+)", None), (r"^dense", (99999,))]}
 
 
 @register_model

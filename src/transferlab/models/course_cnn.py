@@ -18,7 +18,7 @@ import torch
 from timm.models import register_model
 from torch import nn
 
-from ._surface import ClassifierSurface, from_scratch
+from ._surface import SequentialNet, from_scratch
 
 __all__ = ["CourseCNN", "course_cnn"]
 
@@ -47,7 +47,7 @@ def _out_size(size: int) -> int:
     return size
 
 
-class CourseCNN(ClassifierSurface):
+class CourseCNN(SequentialNet):
     """The course's 4-conv baseline with timm's model surface.
 
     Args:
@@ -89,15 +89,8 @@ class CourseCNN(ClassifierSurface):
     def _outputs(num_classes: int) -> int:
         return 1 if num_classes == 2 else num_classes
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def _pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.dense(self.drop(torch.flatten(x, 1))))
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return {"stem": r"^features\.[0-2]\.", "blocks": [(r"^features\.(\d+)", None), (r"^dense", (99999,))]}
 
 
 @register_model
