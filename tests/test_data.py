@@ -285,6 +285,10 @@ def test_plain_jpeg_fast_path_matches_the_pillow_path_and_hands_odd_files_to_pil
     assert slow.shape == fast.shape and np.abs(slow - fast).mean() < 2.0
     # the tensor loader and the PIL loader give the same pixels (cached == uncached relies on it)
     assert torch.equal(load_rgb_tensor(photo, 150), pil_to_chw(load_rgb(photo, min_size=150)))
+    # a tar member or an upload (bytes, file object) decodes exactly like the file on disk
+    with photo.open("rb") as f:
+        for other in (load_rgb(data, min_size=150), load_rgb(f, min_size=150)):
+            assert torch.equal(pil_to_chw(other), pil_to_chw(load_rgb(photo, min_size=150)))
     gray = tmp_path / "gray.jpg"
     Image.new("L", (40, 30), 77).save(gray)
     assert load_rgb(gray).mode == "RGB" and load_rgb(gray).getpixel((0, 0)) == (77, 77, 77)

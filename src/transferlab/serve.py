@@ -200,7 +200,7 @@ def _decode(data: bytes, name: str, config: ServeConfig) -> Image.Image:
     try:
         from .data.images import load_rgb
 
-        return load_rgb(io.BytesIO(data))  # EXIF rotation, transparency, 16-bit, CMYK -> RGB
+        return load_rgb(data)  # EXIF rotation, transparency, 16-bit, CMYK -> RGB
     except Image.DecompressionBombError:
         raise HTTPException(413, f"'{name}' is too large to decode safely.") from None
     except Exception as e:  # noqa: BLE001 - truncated or corrupt data

@@ -6,12 +6,13 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "check_image"]
+__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "pillow_rgb", "decode_plain_jpeg", "read_bytes",
+           "check_image"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -64,32 +65,40 @@ def decode_plain_jpeg(data: bytes, min_size: int | None = None) -> np.ndarray | 
         return None
 
 
-def load_rgb(path: str | os.PathLike[str], background: tuple[int, int, int] = (255, 255, 255),
+def load_rgb(path: str | os.PathLike[str] | bytes | BinaryIO, background: tuple[int, int, int] = (255, 255, 255),
              min_size: int | None = None) -> Image.Image:
-    """Opens an image file as an upright 8-bit RGB PIL image.
+    """Opens an image (a file path, its bytes, or a binary file object) as an upright 8-bit RGB PIL image.
 
     EXIF orientation is applied; transparent pixels are composed over `background`; grayscale, palette,
     CMYK and 16-bit images are converted. With `min_size`, a large JPEG is decoded at a reduced scale
     that keeps both sides at least `min_size` pixels: a phone photo decodes many times faster when the model
-    only needs 256 pixels. Plain JPEGs go through simplejpeg (`decode_plain_jpeg`), the rest through Pillow.
+    only needs 256 pixels. Plain JPEGs go through simplejpeg (`decode_plain_jpeg`), the rest through Pillow
+    (`pillow_rgb`), whatever the image came from, so a file, a tar member and an upload decode alike.
 
     Example:
         >>> load_rgb("cat.png").mode  # doctest: +SKIP
         'RGB'
     """
-    if str(path).startswith("cifar://"):
+    if isinstance(path, (str, os.PathLike)) and str(path).startswith("cifar://"):
         from .cifar import cifar_image
 
-        return cifar_image(path)
-    if isinstance(path, (str, os.PathLike)):
+        return cifar_image(str(path))
+    if isinstance(path, bytes):
+        data = path
+    elif isinstance(path, (str, os.PathLike)):
         data = read_bytes(path)
-        plain = decode_plain_jpeg(data, min_size)
-        if plain is not None:
-            return Image.fromarray(plain)
-        source: Any = io.BytesIO(data)
     else:
-        source = path
-    with Image.open(source) as img:
+        data = path.read()
+    plain = decode_plain_jpeg(data, min_size)
+    if plain is not None:
+        return Image.fromarray(plain)
+    return pillow_rgb(data, background, min_size)
+
+
+def pillow_rgb(data: bytes, background: tuple[int, int, int] = (255, 255, 255),
+               min_size: int | None = None) -> Image.Image:
+    """`load_rgb` through Pillow only: every format and mode, EXIF orientation, reduced-scale JPEG (`draft`)."""
+    with Image.open(io.BytesIO(data)) as img:
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright

@@ -324,7 +324,7 @@ class _Reader:
 
         if "://" in path and not path.startswith("file://"):
             with open_binary(path) as f:
-                return load_rgb(io.BytesIO(f.read()), min_size=self.min_size)
+                return load_rgb(f.read(), min_size=self.min_size)
         return load_rgb(path.removeprefix("file://"), min_size=self.min_size)
 
 
@@ -436,7 +436,7 @@ class ShardDataset(_Stream):
             samples = _shuffled(samples, SAMPLE_SHUFFLE_BUFFER, rng)
         for name, data, label in samples:
             try:
-                image = load_rgb(io.BytesIO(data), min_size=self.min_size)
+                image = load_rgb(data, min_size=self.min_size)
             except Exception as e:  # noqa: BLE001 - a bad member must not stop a long stream
                 if rounds == 0:
                     warnings.warn(f"Skipping '{name}': {e}", stacklevel=2)

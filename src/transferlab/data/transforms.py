@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
 from .augment import AugmentConfig, BatchAugment, pil_transforms, resolve_augment
-from .images import decode_plain_jpeg, load_rgb, read_bytes
+from .images import decode_plain_jpeg, load_rgb, pillow_rgb, read_bytes
 
 __all__ = ["Preprocessing", "BatchTransform", "eval_transform", "train_transform", "train_uint8_transform"]
 
@@ -111,7 +110,7 @@ def load_rgb_tensor(path: str | os.PathLike[str], min_size: int | None = None) -
     plain = decode_plain_jpeg(data, min_size)
     if plain is not None:
         return torch.from_numpy(plain).permute(2, 0, 1)
-    return pil_to_chw(load_rgb(io.BytesIO(data), min_size=min_size))  # Pillow, on the bytes already read
+    return pil_to_chw(pillow_rgb(data, min_size=min_size))
 
 
 class PILToTensorHWC(nn.Module):
