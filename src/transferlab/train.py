@@ -603,14 +603,8 @@ class _Run:
             ds.num_workers = cfg.num_workers
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        collate = None
-        if self._cpu_only() and cfg.num_workers > 0:  # augment in the workers, as ImageLoader does
-            from torch.utils.data import default_collate
-
-            from .data.datasets import _TransformingCollate
-
-            collate = _TransformingCollate(default_collate, self._batch_transform())
-        return (DataLoader(train, batch_size=cfg.batch_size, collate_fn=collate, **args),
+        return (ImageLoader(train, batch_size=cfg.batch_size,
+                            worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
                 DataLoader(val, batch_size=max(64, cfg.batch_size), **args))
 
     def _batch_transform(self) -> BatchTransform:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .decoded import DecodedCache
 from .folder import Sample
@@ -86,9 +86,12 @@ class ImageLoader(DataLoader):
             return iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=0,
                                    collate_fn=self.collate_fn, pin_memory=self.pin_memory))
         if self.worker_transform is not None and self.num_workers > 0:
-            return iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
+            # the same batches (a streamed dataset has no batch sampler: it batches by size)
+            batching = (dict(batch_size=self.batch_size, drop_last=self.drop_last)
+                        if isinstance(self.dataset, IterableDataset) else dict(batch_sampler=self.batch_sampler))
+            return iter(DataLoader(self.dataset, num_workers=self.num_workers,
                                    collate_fn=_TransformingCollate(self.collate_fn, self.worker_transform),
-                                   pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor))
+                                   pin_memory=self.pin_memory, prefetch_factor=self.prefetch_factor, **batching))
         return super().__iter__()
 
 
