@@ -67,8 +67,8 @@ def main() -> None:
     if args.reuse_alternatives and args.json.is_file():
         previous = {r["data"]: r["runs"] for r in json.loads(args.json.read_text())["results"]}
     from transferlab import TrainConfig, fit
-    from transferlab.advise import advise
     from transferlab.data.demo import write_digits
+    from transferlab.training.advise import advise
 
     work = Path(tempfile.mkdtemp(prefix="tl-advise-"))
     sets = {"cifar cat/dog (32 px)": cifar_catdog(args.cifar, work / "catdog"),

@@ -61,7 +61,7 @@ def main() -> None:
 
 
 def _history(run: Path) -> list[dict]:
-    from transferlab.train import read_history
+    from transferlab.runs.history import read_history
 
     return read_history(run / "history.csv")
 

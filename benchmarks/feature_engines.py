@@ -27,7 +27,7 @@ ENGINES = {
 def _child(model_name: str, size: int, batch: int, engine: dict, tune: bool, seconds: float) -> dict:
     import torch
 
-    from transferlab.features import tune_malloc
+    from transferlab._runtime import tune_malloc
     from transferlab.models import build_classifier
 
     tuned = tune_malloc() if tune else False

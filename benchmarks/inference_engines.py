@@ -32,7 +32,7 @@ MODELS = ["efficientnet_lite0", "resnet50"]
 def one(model_name: str, engine: str, threads: int, batches: list[int], repeats: int) -> dict:
     import torch
 
-    from transferlab.features import tune_malloc
+    from transferlab._runtime import tune_malloc
     from transferlab.models import create_model
 
     if "malloc" in engine or "ONNX" in engine:

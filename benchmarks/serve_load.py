@@ -29,10 +29,10 @@ from pathlib import Path
 def make_bundle(folder: Path) -> Path:
     import torch
 
-    from transferlab.bundle import save_bundle
-    from transferlab.classify import imagenet_labels
     from transferlab.data.transforms import Preprocessing
+    from transferlab.inference.classify import imagenet_labels
     from transferlab.models import build_classifier, create_model
+    from transferlab.runs.bundle import save_bundle
 
     full = create_model("efficientnet_lite0")  # ImageNet head kept: a TransferNet with the same weights
     model = build_classifier("efficientnet_lite0", 1000)

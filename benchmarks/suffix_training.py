@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from transferlab.boundary import BoundaryNet, Prefix, boundary_stage
-from transferlab.features import tune_malloc
-from transferlab.finetune import apply_strategy
+from transferlab._runtime import tune_malloc
 from transferlab.models import build_classifier
+from transferlab.training.boundary import BoundaryNet, Prefix, boundary_stage
+from transferlab.training.strategies import apply_strategy
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def train_step(name: str, recipe: str, data: Path, work: Path, overrides: dict, 
 
 
 def classify_step(data: Path, per_class: int) -> dict:
-    from transferlab.classify import imagenet_predictor
+    from transferlab.inference.classify import imagenet_predictor
 
     predictor = imagenet_predictor("efficientnet_lite0")
     out: dict = {"per_class": {}, "images": 0}
@@ -79,14 +79,14 @@ def classify_step(data: Path, per_class: int) -> dict:
 
 
 def predict_step(run: Path, image: Path) -> dict:
-    from transferlab.predict import Predictor
+    from transferlab.inference.predictor import Predictor
 
     top = Predictor(run).predict([image], top_k=2)[0]["top"]
     return {"image": f"validation/{image.parent.name}/{image.name}", "top": top}
 
 
 def study_step(data: Path, work: Path, subset: int, epochs: int, image_size: int) -> dict:
-    from transferlab.study import regularization_study
+    from transferlab.workflows.study import regularization_study
 
     start = time.perf_counter()
     rows = regularization_study(data, work / "study", epochs=epochs, subset=subset, image_size=image_size)

@@ -9,8 +9,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from transferlab.advise import choose_strategy, knn_accuracy, linear_probe_accuracy
 from transferlab.cli import app
+from transferlab.training.advise import choose_strategy, knn_accuracy, linear_probe_accuracy
 
 from .conftest import TINY_MODEL, make_dataset
 
@@ -88,7 +88,7 @@ def test_train_with_auto_strategy_and_lr_records_the_advice(tmp_path, tiny_weigh
 
 
 def test_learning_rate_pick_is_not_the_too_low_steepest_point():
-    from transferlab.advise import pick_lr
+    from transferlab.training.advise import pick_lr
 
     lrs = [10 ** (-6 + i * 0.1) for i in range(50)]
     losses = [2.0 - 0.02 * i if i < 40 else 1.2 + 0.5 * (i - 40) for i in range(50)]  # lowest near lr = 1e-2

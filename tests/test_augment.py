@@ -100,11 +100,13 @@ def test_strong_preset_runs():
 
 
 def test_validation_data_is_never_augmented(dataset, tmp_path):
-    from transferlab.config import TrainConfig
     from transferlab.data import load_image_folder
-    from transferlab.finetune import Strategy
     from transferlab.models import build_classifier
-    from transferlab.train import Phase, _Run, resolve_config
+    from transferlab.training.config import TrainConfig
+    from transferlab.training.fit import resolve_config
+    from transferlab.training.phases import Phase
+    from transferlab.training.phases import PhaseRunner as _Run
+    from transferlab.training.strategies import Strategy
 
     config = resolve_config(TrainConfig(data=str(dataset), model="test_efficientnet", weights="none", image_size=32,
                                         augment="course", num_workers=0, out=str(tmp_path / "r")))

@@ -36,7 +36,7 @@ def trained(tmp_path_factory, tiny_weights):
 
 def test_metrics_match_scikit_learn():
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
-    from transferlab.evaluate import compute_metrics
+    from transferlab.evaluation.metrics import compute_metrics
 
     g = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(60, 3, generator=g) * 2, dim=1)
@@ -91,7 +91,7 @@ def test_evaluate_command_on_the_test_folder(trained, tmp_path):
 
 def test_tta_flip_averages_the_mirror_image(trained):
     from transferlab.data.images import load_rgb
-    from transferlab.predict import Predictor, probabilities
+    from transferlab.inference.predictor import Predictor, probabilities
 
     root, run = trained
     predictor = Predictor(run, engine="fp32")
@@ -107,7 +107,7 @@ def test_tta_flip_averages_the_mirror_image(trained):
 
 def test_evaluating_the_training_folder_uses_only_its_validation_split(tmp_path, tiny_weights):
     from transferlab import TrainConfig, fit
-    from transferlab.evaluate import evaluate
+    from transferlab.evaluation.metrics import evaluate
 
     flat = make_dataset(tmp_path / "flat", n_train=8, n_val=2, layout="flat")
     run = tmp_path / "run"
@@ -146,8 +146,8 @@ def test_compare_overlays_runs(trained, tmp_path, tiny_weights):
 def test_displays_are_usable_from_python(trained):
     import matplotlib.pyplot as plt
 
-    from transferlab.displays import ConfusionMatrixDisplay, MisclassifiedDisplay
-    from transferlab.evaluate import evaluate
+    from transferlab.evaluation.displays import ConfusionMatrixDisplay, MisclassifiedDisplay
+    from transferlab.evaluation.metrics import evaluate
 
     root, run = trained
     result = evaluate(run, root / "test")

@@ -93,7 +93,7 @@ def test_int8_and_torchscript_exports(run, tmp_path):
 
 
 def test_failed_parity_is_an_error(run, tmp_path, monkeypatch):
-    import transferlab.export as export
+    import transferlab.deploy.export as export
 
     monkeypatch.setattr(export, "FP32_MAX_LOGIT_DIFF", -1.0)
     result = runner.invoke(app, ["export", str(run[0]), "--out", str(tmp_path / "x")])
@@ -105,7 +105,7 @@ def test_failed_parity_is_an_error(run, tmp_path, monkeypatch):
 def client_factory(run):
     from fastapi.testclient import TestClient
 
-    from transferlab.serve import ServeConfig, create_app
+    from transferlab.serve.app import ServeConfig, create_app
 
     clients = []
 
@@ -156,7 +156,7 @@ def test_api_refuses_bad_uploads_with_clear_codes(client_factory, payload, setti
 
 
 def test_api_key_checked_on_every_request_and_required_off_loopback(client_factory):
-    from transferlab.serve import check_bind
+    from transferlab.serve.app import check_bind
 
     client = client_factory(api_key="s3cret")
     assert client.get("/health").status_code == 401
@@ -174,12 +174,14 @@ def test_api_key_checked_on_every_request_and_required_off_loopback(client_facto
 
 
 def test_slow_model_times_out_with_504(run, client_factory):
-    from transferlab.serve import load_model
+    from transferlab.inference import load_predictor as load_model
 
-    class Slow:
+    class Slow:  # the same predictor, one second slower
         def __init__(self, inner):
-            self.inner, self.labels = inner, inner.labels
-            self.bundle = inner.bundle
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
 
         def image_probabilities(self, images):
             time.sleep(1.0)
@@ -187,7 +189,7 @@ def test_slow_model_times_out_with_504(run, client_factory):
 
     from fastapi.testclient import TestClient
 
-    from transferlab.serve import ServeConfig, create_app
+    from transferlab.serve.app import ServeConfig, create_app
 
     with TestClient(create_app(run[0], ServeConfig(timeout_s=0.2), predictor=Slow(load_model(run[0])))) as client:
         response = client.post("/predict", files=[("files", ("a.png", _png(), "image/png"))])
@@ -197,7 +199,7 @@ def test_slow_model_times_out_with_504(run, client_factory):
 def test_concurrent_requests_are_micro_batched(run):
     import httpx
 
-    from transferlab.serve import ServeConfig, create_app
+    from transferlab.serve.app import ServeConfig, create_app
 
     async def main(batching: bool) -> list[int]:
         application = create_app(run[0], ServeConfig(batching=batching, wait_ms=20))
@@ -217,7 +219,7 @@ def test_concurrent_requests_are_micro_batched(run):
 
 
 def test_onnx_export_can_be_served(run, client_factory, tmp_path):
-    from transferlab.export import export_model
+    from transferlab.deploy.export import export_model
 
     folder = export_model(run[0], "onnx", tmp_path / "onnx")["folder"]
     client = client_factory(source=folder)
@@ -236,7 +238,7 @@ def test_page_in_headless_chromium_classifies_an_upload(run, tmp_path):
     chromium = chromium_or_skip()
     import uvicorn
 
-    from transferlab.serve import create_app
+    from transferlab.serve.app import create_app
 
     out, root = run
     port = _free_port()
@@ -262,3 +264,74 @@ def test_page_in_headless_chromium_classifies_an_upload(run, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _photo_folder(root: Path) -> list[Path]:
+    """Real photos (scikit-image's) as JPEG and PNG files in the run's class folders, some odd-sized."""
+    import skimage.data as sd
+
+    photos = {"cats": [sd.chelsea(), sd.cat()], "dogs": [sd.astronaut(), sd.coffee()],
+              "birds": [sd.rocket(), sd.immunohistochemistry()]}
+    paths = []
+    for label, arrays in photos.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i, array in enumerate(arrays):
+            image = Image.fromarray(array).convert("RGB")
+            if i == 1:
+                image = image.resize((image.width * 3 // 4, image.height))  # not square, not the camera's size
+            path = root / label / f"photo{i}.{'jpg' if i == 0 else 'png'}"
+            image.save(path, quality=90) if i == 0 else image.save(path)
+            paths.append(path)
+    return paths
+
+
+def test_every_inference_path_gives_the_same_probabilities_from_the_same_files(run, tmp_path):
+    """predict RUN, predict EXPORT, the exported predict_onnx.py, evaluate and serve decode and preprocess the same
+    JPEG/PNG files alike: same top-1, probabilities within 1e-4 (fp32 engines)."""
+    from fastapi.testclient import TestClient
+
+    from transferlab.evaluation.metrics import evaluate
+    from transferlab.inference.predictor import Predictor
+    from transferlab.serve.app import create_app
+
+    out, _ = run
+    paths = _photo_folder(tmp_path / "photos")
+    target = tmp_path / "onnx"
+    exported = runner.invoke(app, ["export", str(out), "--out", str(target), "--json"])
+    assert exported.exit_code == 0, exported.output
+
+    def by_path(results):
+        return {Path(r["path"]).name + Path(r["path"]).parent.name: {t["label"]: t["probability"] for t in r["top"]}
+                for r in results}
+
+    answers = {}
+    for name, source in (("predict RUN", str(out)), ("predict EXPORT", str(target))):
+        result = runner.invoke(app, ["predict", source, *map(str, paths), "--json", "--engine", "fp32",
+                                     "--top-k", "3"])
+        assert result.exit_code == 0, result.output
+        answers[name] = by_path(json.loads(result.stdout[result.stdout.index("["):]))
+    proc = subprocess.run([sys.executable, str(target / "predict_onnx.py"), *map(str, paths), "--top-k", "3"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    answers["predict_onnx.py"] = by_path(json.loads(proc.stdout))
+    predictor = Predictor(out, engine="fp32")
+    evaluation = evaluate(predictor, tmp_path / "photos")
+    answers["evaluate"] = {Path(s.path).name + Path(s.path).parent.name: dict(zip(evaluation.labels, map(float, row)))
+                           for s, row in zip(evaluation.samples, evaluation.probabilities)}
+    client = TestClient(create_app(out, predictor=predictor))
+    with client:
+        files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+        served = client.post("/predict?top_k=3", files=files).json()
+    answers["serve"] = {r["path"] + p.parent.name: {t["label"]: t["probability"] for t in r["top"]}
+                        for r, p in zip(served, paths)}
+    reference = answers.pop("predict RUN")
+    assert len(reference) == len(paths)
+    for name, answer in answers.items():
+        assert answer.keys() == reference.keys(), name
+        for key, probs in reference.items():
+            assert max(probs, key=probs.get) == max(answer[key], key=answer[key].get), (name, key)
+            for label, p in probs.items():
+                assert abs(answer[key][label] - p) <= 1e-4, (name, key, label, answer[key][label], p)
+    report = json.loads((target / "export_report.json").read_text())
+    assert report["file_parity"]["top1_agreement"] == 1.0
+    assert report["file_parity"]["max_abs_probability_diff"] <= 1e-4

@@ -6,17 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.config import TrainConfig
-from transferlab.finetune import (
+from transferlab.models import HeadConfig, build_classifier
+from transferlab.models.transfer import base_layers
+from transferlab.training.config import TrainConfig
+from transferlab.training.module import TransferModule
+from transferlab.training.strategies import (
     apply_strategy,
     count_parameters,
     parameter_groups,
     parse_strategy,
     resolve_layer_index,
 )
-from transferlab.models import HeadConfig, build_classifier
-from transferlab.models.transfer import base_layers
-from transferlab.train import TransferModule
 
 from .conftest import TINY_MODEL
 

@@ -71,7 +71,7 @@ def test_hf_model_trains_with_every_strategy_and_predicts(hf_models, tmp_path, s
 
 
 def test_hf_classify_uses_the_models_own_labels(hf_models, tmp_path):
-    from transferlab.classify import classify
+    from transferlab.inference.classify import classify
 
     image = make_dataset(tmp_path / "d", n_train=1, n_val=1) / "train" / "cats" / "img_000.png"
     result = classify([image], model=f"hf:{hf_models / 'vit'}", top=2)
@@ -90,8 +90,8 @@ def test_hf_offline_error_says_what_to_do(monkeypatch):
 
 
 def test_hf_unfreeze_last_unfreezes_the_last_encoder_layer(hf_models):
-    from transferlab.finetune import apply_strategy, parse_strategy
     from transferlab.models import build_classifier
+    from transferlab.training.strategies import apply_strategy, parse_strategy
 
     model = build_classifier(f"hf:{hf_models / 'vit'}", num_classes=2)
     apply_strategy(model, parse_strategy("unfreeze-last=1"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from transferlab._io import atomic_path, write_json
-from transferlab.train import AtomicCheckpointIO
+from transferlab.training.callbacks.checkpoint_io import AtomicCheckpointIO
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -34,7 +34,7 @@ def test_regularization_study_compares_variants_and_resumes(tmp_path):
 
 
 def test_unknown_variant_is_refused(tmp_path):
-    from transferlab.study import regularization_study
+    from transferlab.workflows.study import regularization_study
 
     with pytest.raises(ValueError, match="dropout50"):
         regularization_study(tmp_path, tmp_path / "s", variants=["dropout60"])

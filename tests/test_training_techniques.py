@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 from transferlab import TrainConfig, fit
 from transferlab.cli import app
 from transferlab.data import Preprocessing, eval_transform, load_image_folder
-from transferlab.features import Engine, best_engine, cached_features, extract_features
+from transferlab.inference.engine import Engine, best_engine
+from transferlab.inference.predictor import Predictor
 from transferlab.models import build_classifier
-from transferlab.predict import Predictor
+from transferlab.training.features import cached_features, extract_features
 
 from .conftest import TINY_MODEL, make_dataset
 
@@ -152,7 +153,7 @@ def test_head_options_are_trained_saved_and_reloaded(dataset, tmp_path, tiny_wei
 
 
 def test_class_weights_balanced(tmp_path):
-    from transferlab.train import class_weights
+    from transferlab.training.module import class_weights
 
     data = make_dataset(tmp_path / "d", n_train=4, n_val=2)
     for i in range(4, 12):
@@ -219,7 +220,7 @@ def test_augmented_feature_copies(dataset, tmp_path, tiny_weights):
 
 
 def test_feature_copies_dataset_switches_copy_per_epoch():
-    from transferlab.train import FeatureCopies
+    from transferlab.training.loaders import FeatureCopies
 
     ds = FeatureCopies([torch.zeros(3, 2), torch.ones(3, 2)], torch.tensor([0, 1, 0]))
     assert float(ds[1][0].sum()) == 0
@@ -231,8 +232,8 @@ def test_feature_copies_dataset_switches_copy_per_epoch():
 
 @pytest.mark.parametrize("name", [TINY_MODEL, "test_resnet"])
 def test_boundary_split_reproduces_the_full_forward(name):
-    from transferlab.boundary import BoundaryNet, Prefix, boundary_stage
-    from transferlab.finetune import apply_strategy
+    from transferlab.training.boundary import BoundaryNet, Prefix, boundary_stage
+    from transferlab.training.strategies import apply_strategy
 
     model = apply_strategy(build_classifier(name, num_classes=3, weights="none"), "unfreeze-last=1").eval()
     k = boundary_stage(model.features)
@@ -292,7 +293,7 @@ def test_compile_trains_and_saves_plain_weights(dataset, tmp_path, tiny_weights)
 def test_progress_bar_counts_epochs_like_keras():
     from types import SimpleNamespace
 
-    from transferlab.train import KerasProgressBar
+    from transferlab.training.callbacks.progress import KerasProgressBar
 
     bar = KerasProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=10)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from transferlab.models.catalog import CATALOG, catalog_rows, resolve_name
+from transferlab.models.catalog import CATALOG, resolve_name
+from transferlab.models.table import catalog_rows
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_classify_end_to_end_with_bundled_weights(photos, tmp_path):
 
 
 def test_decode_predictions_like_keras():
-    from transferlab.classify import decode_predictions
+    from transferlab.inference.classify import decode_predictions
 
     preds = np.zeros((2, 1000))
     preds[0, [285, 281]] = [0.7, 0.2]
@@ -125,8 +126,8 @@ def test_decode_predictions_like_keras():
 
 
 def test_fast_engine_agrees_with_eager_fp32(photos):
-    from transferlab.classify import imagenet_predictor
-    from transferlab.predict import expand_image_paths
+    from transferlab.inference.classify import imagenet_predictor
+    from transferlab.inference.predictor import expand_image_paths
 
     paths = expand_image_paths([photos])
     fast = imagenet_predictor(engine="auto").predict(paths, top_k=5)
@@ -145,7 +146,7 @@ def test_fast_engine_agrees_with_eager_fp32(photos):
                     reason="transferlab[lite] is not installed")
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_lite_extra_weights_classify(photos, name):
-    from transferlab.classify import classify
+    from transferlab.inference.classify import classify
 
     results = classify([photos / "chelsea.jpg", photos / "coffee.jpg"], model=name, top=1)
     assert results[0]["top"][0]["label"] in CATS and results[1]["top"][0]["label"] == "espresso"

@@ -1,17 +1,52 @@
 """transferlab: turn a folder of images into an accurate image classifier by transfer learning.
 
+The root re-exports a handful of names lazily (PEP 562): `import transferlab` loads neither torch nor
+Lightning; each name loads its own layer the first time it is used.
+
 Example:
     >>> import transferlab
     >>> result = transferlab.fit(transferlab.TrainConfig(data="cats_and_dogs_filtered"))  # doctest: +SKIP
     >>> transferlab.predict(result.run_dir, ["my_cat.jpg"])  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .config import TrainConfig  # noqa: E402
-from .models import create_model, list_models  # noqa: E402
-from .predict import Predictor, predict  # noqa: E402
-from .train import TrainResult, fit, resume  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["TrainConfig", "TrainResult", "Predictor", "create_model", "fit", "list_models", "predict", "resume",
-           "__version__"]
+from ._version import __version__
+
+# public name -> the module that owns it
+_EXPORTS = {
+    "TrainConfig": "transferlab.training.config",
+    "TrainResult": "transferlab.training.fit",
+    "fit": "transferlab.training.fit",
+    "resume": "transferlab.training.fit",
+    "Predictor": "transferlab.inference.predictor",
+    "predict": "transferlab.inference.predictor",
+    "load_predictor": "transferlab.inference.predictor",
+    "create_model": "transferlab.models",
+    "list_models": "transferlab.models",
+    "TransferlabError": "transferlab.errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .errors import TransferlabError
+    from .inference.predictor import Predictor, load_predictor, predict
+    from .models import create_model, list_models
+    from .training.config import TrainConfig
+    from .training.fit import TrainResult, fit, resume
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'transferlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

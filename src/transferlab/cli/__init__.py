@@ -47,7 +47,7 @@ app.command()(demo)
 def main() -> None:
     """Console-script entry point (tunes glibc's allocator first: 2-3x faster CPU inference, see
     docs/benchmarks.md)."""
-    from ..features import tune_malloc
+    from .._runtime import tune_malloc
 
     tune_malloc()
     app()

@@ -1,34 +1,48 @@
-"""Shared CLI plumbing: turning library errors into clear messages, and printing JSON."""
+"""Shared CLI plumbing: transferlab's own errors as clean messages, everything else as a bug report; JSON output."""
 
 from __future__ import annotations
 
 import functools
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from ..models.weights import WeightsUnavailableError
+from ..errors import TransferlabError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 err_console = Console(stderr=True, soft_wrap=True)
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, WeightsUnavailableError)
+ISSUES_URL = "https://github.com/transferlab/transferlab/issues"
 
 
 def user_errors(func: F) -> F:
-    """Prints a user error (bad input, missing file, offline weights) as one red line and exits with code 2."""
+    """Runs a command: a `TransferlabError` (bad input, missing file, offline weights, ...) prints as one red line
+    and exits with code 2; any other exception is a bug: its traceback is shown, with a request to report it,
+    and the exit code is 1. Ctrl+C exits with 130."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except USER_ERRORS as e:
+        except TransferlabError as e:
             err_console.print(f"[bold red]Error:[/] {e}", markup=True, highlight=False)
             raise typer.Exit(code=2) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.", highlight=False)
+            raise typer.Exit(code=130) from None
+        except Exception:  # noqa: BLE001 - a bug: show it whole, ask for a report
+            traceback.print_exc()
+            err_console.print(f"[bold red]Internal error[/] in `transferlab {func.__name__}`: this is a bug in "
+                              f"transferlab, not in your input. Please report it with the traceback above at "
+                              f"{ISSUES_URL}", markup=True, highlight=False)
+            raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -25,7 +25,7 @@ def advise(
 
     Example: transferlab advise my_photos   (then: transferlab train my_photos --strategy auto --lr auto)
     """
-    from ..advise import advise as run_advice
+    from ..training.advise import advise as run_advice
 
     advice = run_advice(data, model, weights, max_images=max_images, quiet=json_output, lr_test=not no_lr_test)
     if json_output:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ..errors import MissingFileError
 from ._common import user_errors
 
 
@@ -34,8 +35,8 @@ def augment(
     import yaml
 
     from ..data import Preprocessing, load_image_folder, load_rgb, train_transform
+    from ..evaluation.displays import image_grid
     from ..models import create_model
-    from ..plots import image_grid
 
     settings: object = preset
     if config:
@@ -52,7 +53,7 @@ def augment(
         title = f"Training images ({preset})"
     else:
         if not source.is_file():
-            raise FileNotFoundError(f"Image '{source}' does not exist (use --samples for a data folder).")
+            raise MissingFileError(f"Image '{source}' does not exist (use --samples for a data folder).")
         image = load_rgb(source)
         images = [transform(image) for _ in range(count)]
         titles = [f"#{i + 1}" for i in range(count)]

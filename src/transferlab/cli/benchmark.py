@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import SettingError
 from ._common import print_json, user_errors
 
 DEFAULT_MODELS = "efficientnet_lite0,mobilenet_v2,mobilenet_v3_large,efficientnet_b0,resnet50,densenet121"
@@ -34,19 +35,19 @@ def benchmark(
     """
     import torch
 
-    from .._errors import check_choice
-    from ..benchmark import BenchmarkConfig, benchmark_models, write_outputs
+    from ..errors import check_choice
     from ..models import get_model_info
+    from ..workflows.benchmark import BenchmarkConfig, benchmark_models, write_outputs
 
     check_choice("engine", engine, ("fp32", "auto"), where="benchmark")
     check_choice("device", device, ("cpu", "cuda", "auto"), where="benchmark")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no GPU here. Use --device cpu.")
+        raise SettingError("--device cuda was asked for, but PyTorch sees no GPU here. Use --device cpu.")
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
-        raise ValueError("--models is empty; give comma-separated model names, e.g. efficientnet_lite0,resnet50.")
+        raise SettingError("--models is empty; give comma-separated model names, e.g. efficientnet_lite0,resnet50.")
     for name in names:
         get_model_info(name)  # unknown names fail here, with suggestions, before any measuring
     console = Console(stderr=True)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import MissingFileError
 from ._common import err_console, print_json, user_errors
 
 
@@ -28,19 +29,19 @@ def classify(
 
     Example: transferlab classify elephant.jpg --top 3 --plot grid.png
     """
-    from ..classify import imagenet_predictor
-    from ..predict import expand_image_paths
+    from ..inference.classify import imagenet_predictor
+    from ..inference.predictor import expand_image_paths
 
     if top < 1:
         raise typer.BadParameter(f"--top must be at least 1; got {top}.")
     paths = expand_image_paths(images)
     if not paths:
-        raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
+        raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")
     predictor = imagenet_predictor(model, weights, engine=engine)
     results = predictor.predict(paths, top_k=top)
     name = getattr(predictor, "bundle", predictor).metadata["model"]
     if plot:
-        from ..plots import prediction_grid
+        from ..evaluation.displays import prediction_grid
 
         prediction_grid(results, plot, title=f"{name} on ImageNet classes")
     if json_output:

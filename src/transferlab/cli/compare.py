@@ -22,7 +22,7 @@ def compare(
 
     Example: transferlab compare runs/baseline runs/dropout50 runs/augment --out compare
     """
-    from ..compare import compare_runs
+    from ..evaluation.compare import compare_runs
 
     rows = compare_runs(runs, out)
     if json_output:

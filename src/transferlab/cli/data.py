@@ -25,12 +25,9 @@ def get(
 
     Example: transferlab data get cats_and_dogs_filtered --dir data
     """
-    from ..data.download import DownloadError, get_dataset
+    from ..data.download import get_dataset
 
-    try:
-        folder = get_dataset(name, dir, quiet=quiet)
-    except DownloadError as e:
-        raise FileNotFoundError(str(e)) from e
+    folder = get_dataset(name, dir, quiet=quiet)
     Console(soft_wrap=True).print(f"{name}: {folder}", highlight=False)
 
 

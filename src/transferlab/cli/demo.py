@@ -38,9 +38,9 @@ def demo(
     Writes the 1,797 digits as an image folder with a fixed stratified train/validation split, fine-tunes
     every layer, and prints the validation accuracy and the run folder.
     """
-    from ..config import TrainConfig
     from ..data.demo import write_digits
-    from ..train import fit
+    from ..training.config import TrainConfig
+    from ..training.fit import fit
 
     data = write_digits(default_data_home() / "datasets" / "digits")
     run_dir = _free_folder(out)

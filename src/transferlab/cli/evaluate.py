@@ -32,9 +32,9 @@ def evaluate(
 
     Example: transferlab evaluate runs/cd cats_and_dogs_filtered/test --tta flip
     """
-    from ..evaluate import evaluate as run_evaluation
-    from ..evaluate import write_evaluation
-    from ..report import write_report
+    from ..evaluation.metrics import evaluate as run_evaluation
+    from ..evaluation.metrics import write_evaluation
+    from ..evaluation.report import write_report
 
     result = run_evaluation(run, data, tta=tta, batch_size=batch_size, num_workers=num_workers,
                             quiet=quiet or json_output, top_k=top_k)

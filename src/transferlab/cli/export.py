@@ -24,7 +24,7 @@ def export(
 
     Example: transferlab export runs/cd --format onnx && transferlab predict runs/cd/export-onnx cat.jpg
     """
-    from ..export import ParityError, export_model
+    from ..deploy.export import ParityError, export_model
 
     try:
         report = export_model(run, format, out, int8)

@@ -25,8 +25,8 @@ def layers(
 
     Example: transferlab layers resnet50 --strategy unfreeze-from=layer4
     """
-    from ..finetune import apply_strategy, count_parameters
     from ..models import build_classifier, summarize_layers
+    from ..training.strategies import apply_strategy, count_parameters
 
     net = build_classifier(model, num_classes=num_classes, weights="none", image_size=image_size)
     if strategy:

@@ -22,19 +22,9 @@ def models(
     Keras spellings work wherever a model name is asked for (`--model ResNet50`), and so does any timm
     architecture or `hf-hub:org/name`.
     """
-    from ..models import get_model_info
-    from ..models.catalog import catalog_rows
+    from ..models.table import catalog_rows
 
     rows = catalog_rows()
-    course = get_model_info("course_cnn")
-    from ..models import create_model
-
-    cnn = create_model("course_cnn", num_classes=2, weights="none")
-    params = sum(p.numel() for p in cnn.parameters())
-    rows.insert(0, {"name": course.name, "keras": "", "family": "course", "source": "transferlab",
-                    "source_name": course.architecture, "parameters": params, "depth": 6,
-                    "size_mb": round(params * 4 / 2**20, 1), "input_size": 150, "top1": None, "top5": None,
-                    "accuracy_source": "", "weights": "none", "note": course.description})
     if json_output:
         print_json(rows)
         return

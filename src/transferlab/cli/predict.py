@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .._io import write_text
+from ..errors import MissingFileError
 from ._common import err_console, print_json, user_errors
 
 
@@ -31,24 +32,22 @@ def predict(
 
     Example: transferlab predict runs/cd my_photos/ --top-k 2
     """
-    from ..predict import Predictor, expand_image_paths
+    from ..inference.predictor import expand_image_paths, load_predictor
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
-    from ..onnx_reader import OnnxPredictor, is_onnx_export
-
-    predictor = OnnxPredictor(run) if is_onnx_export(run) else Predictor(run, engine=engine)
+    predictor = load_predictor(run, engine=engine)
     paths = expand_image_paths(images)
     if not paths:
-        raise FileNotFoundError(f"No image files found in {', '.join(map(str, images))}.")
-    from .._errors import check_choice
+        raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")
+    from ..errors import check_choice
 
     check_choice("tta", tta, ("none", "flip"), where="predict")
     results = predictor.predict(paths, top_k=top_k, tta=tta)
     if output:
         _write_csv(output, results, top_k)
     if plot:
-        from ..plots import prediction_grid
+        from ..evaluation.displays import prediction_grid
 
         prediction_grid(results, plot)
     if json_output:

@@ -30,7 +30,7 @@ def serve(
     """
     import uvicorn
 
-    from ..serve import API_KEY_ENV, ServeConfig, check_bind, create_app
+    from ..serve.app import API_KEY_ENV, ServeConfig, check_bind, create_app
 
     key = api_key or os.environ.get(API_KEY_ENV)
     check_bind(host, key)

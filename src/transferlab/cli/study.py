@@ -35,7 +35,7 @@ def regularization(
 
     Example: transferlab study regularization cifar10-jpg --subset 500 --epochs 8 --image-size 64
     """
-    from ..study import regularization_study
+    from ..workflows.study import regularization_study
 
     names = [v.strip() for v in variants.split(",")] if variants else None
     rows = regularization_study(data, out, epochs=epochs, subset=subset, image_size=image_size,

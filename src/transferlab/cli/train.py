@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from ..config import TrainConfig
+from ..errors import SettingError
+from ..training.config import TrainConfig
 from ._common import print_json, user_errors
 
 _STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
@@ -35,7 +36,7 @@ def _lr(value: str | None) -> float | str | None:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"--lr must be a number such as 1e-3, or 'auto'; got {value!r}.") from None
+        raise SettingError(f"--lr must be a number such as 1e-3, or 'auto'; got {value!r}.") from None
 
 
 @user_errors
@@ -142,8 +143,8 @@ def train(
 
     Example: transferlab train cats_and_dogs_filtered --strategy two-phase --epochs 10 --out runs/cd
     """
-    from ..train import fit
-    from ..train import resume as resume_run
+    from ..training.fit import fit
+    from ..training.fit import resume as resume_run
 
     if resume is not None:
         result = resume_run(resume, epochs=epochs, quiet=quiet or json_output)

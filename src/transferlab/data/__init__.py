@@ -1,11 +1,11 @@
-"""Data: image folders, splits, image reading, preprocessing and augmentation."""
+"""Data: image folders, splits, indexes and streams, image decoding, preprocessing and augmentation, caches.
+Names load lazily: `data.images` (decoding) needs no torch."""
 
-from .augment import PRESETS, AugmentConfig, KerasAffine, resolve_augment
-from .datasets import ImageListDataset
-from .folder import DataSplits, Sample, load_image_folder
-from .images import is_image_file, load_rgb
-from .transforms import Preprocessing, eval_transform, train_transform
+from .._lazy import lazy_exports
 
-__all__ = ["PRESETS", "AugmentConfig", "DataSplits", "ImageListDataset", "KerasAffine",
-           "Preprocessing", "Sample", "eval_transform", "is_image_file", "load_image_folder", "load_rgb",
-           "resolve_augment", "train_transform"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "PRESETS": ".augment", "AugmentConfig": ".augment", "KerasAffine": ".augment", "resolve_augment": ".augment",
+    "ImageListDataset": ".datasets", "DataSplits": ".folder", "Sample": ".folder", "load_image_folder": ".folder",
+    "is_image_file": ".images", "load_rgb": ".images", "Preprocessing": ".transforms", "eval_transform": ".transforms",
+    "train_transform": ".transforms",
+})

@@ -17,6 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..errors import ArchiveError
+
 __all__ = ["ArchiveError", "is_archive", "safe_extract", "extracted_root", "MAX_BYTES", "MAX_RATIO"]
 
 MAX_BYTES = 50 * 1024**3  # 50 GiB expanded
@@ -24,8 +26,6 @@ MAX_RATIO = 200  # expanded size / archive size
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
-class ArchiveError(ValueError):
-    """An archive is unsafe or unreadable; the message names the member and why."""
 
 
 def is_archive(path: str | os.PathLike[str]) -> bool:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from .._errors import check_choice, did_you_mean
+from ..errors import DataError, check_choice, did_you_mean
 
 __all__ = ["AugmentConfig", "PRESETS", "KerasAffine", "BatchAugment", "resolve_augment", "pil_transforms", "FILL_MODES"]
 
@@ -66,20 +66,20 @@ class AugmentConfig:
         check_choice("fill_mode", self.fill_mode, FILL_MODES, where="augment")
         for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "noise_std"):
             if float(getattr(self, name)) < 0:
-                raise ValueError(f"The {name!r} augmentation parameter must be >= 0; got {getattr(self, name)}.")
+                raise DataError(f"The {name!r} augmentation parameter must be >= 0; got {getattr(self, name)}.")
         for name in ("brightness_range", "contrast_range"):
             value = getattr(self, name)
             if value is not None and (len(value) != 2 or not 0 <= value[0] <= value[1]):
-                raise ValueError(f"The {name!r} augmentation parameter must be two numbers low <= high, e.g. "
+                raise DataError(f"The {name!r} augmentation parameter must be two numbers low <= high, e.g. "
                                  f"[0.8, 1.2]; got {value}.")
         if self.rescale not in (None, 1 / 255, 1.0 / 255.0) and not math.isclose(self.rescale or 0, 1 / 255):
-            raise ValueError(
+            raise DataError(
                 f"rescale={self.rescale} is not supported: pixels are scaled to [0, 1] and normalised with the "
                 "model's own mean and std (its pretrained config). Leave rescale out, or pass 1/255 as in the course."
             )
         lo, hi = self.zoom_bounds
         if not 0 < lo <= hi:
-            raise ValueError(f"The 'zoom_range' parameter must give factors > 0 (e.g. 0.2 or [0.8, 1.2]); got "
+            raise DataError(f"The 'zoom_range' parameter must give factors > 0 (e.g. 0.2 or [0.8, 1.2]); got "
                              f"{self.zoom_range}.")
 
     @property
@@ -134,7 +134,7 @@ def resolve_augment(value: str | Mapping[str, Any] | AugmentConfig | None) -> Au
     names = [f.name for f in fields(AugmentConfig)]
     for key in data:
         if key not in names:
-            raise ValueError(f"Unknown augmentation parameter {key!r}." + did_you_mean(key, names)
+            raise DataError(f"Unknown augmentation parameter {key!r}." + did_you_mean(key, names)
                              + f" Known: {', '.join(names)}.")
     for key in ("brightness_range", "contrast_range", "zoom_range"):
         if isinstance(data.get(key), list):

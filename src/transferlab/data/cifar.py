@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .._io import file_digest
+from ..errors import DataError, MissingFileError
 
 __all__ = ["is_cifar_folder", "load_cifar", "cifar_image", "is_cifar_path", "cifar_identity"]
 
@@ -43,7 +44,7 @@ def _unpickle(path: Path) -> dict:
     with open(path, "rb") as f:
         obj = _NumpyOnly(io.BytesIO(f.read()), encoding="bytes").load()
     if not isinstance(obj, dict):
-        raise ValueError(f"'{path}' is not a CIFAR batch (expected a dict, got {type(obj).__name__}).")
+        raise DataError(f"'{path}' is not a CIFAR batch (expected a dict, got {type(obj).__name__}).")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -96,7 +97,7 @@ def load_cifar(folder: str | os.PathLike[str]) -> tuple[list[str], dict[str, lis
         for name in names:
             file = folder / name
             if not file.is_file():
-                raise FileNotFoundError(f"CIFAR folder '{folder}' lacks {name}; the archive is incomplete.")
+                raise MissingFileError(f"CIFAR folder '{folder}' lacks {name}; the archive is incomplete.")
             _, labels = _batch(str(file))
             for i, label in enumerate(labels):
                 per_class[classes[label]].append(f"{SCHEME}{file}#{i}")

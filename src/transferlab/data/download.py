@@ -13,14 +13,12 @@ from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from .._errors import did_you_mean
 from .._io import file_digest
+from ..errors import DataError, DownloadError, did_you_mean
 
 __all__ = ["DatasetInfo", "DATASETS", "download", "get_dataset", "DownloadError"]
 
 
-class DownloadError(RuntimeError):
-    """A download failed or did not verify; the message says how to get the file by hand."""
 
 
 @dataclass(frozen=True)
@@ -132,5 +130,5 @@ def get_dataset(name: str, folder: str | os.PathLike[str], quiet: bool = False) 
     from .archive import extracted_root
 
     if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}. Known: {', '.join(DATASETS)}." + did_you_mean(name, DATASETS))
+        raise DataError(f"Unknown data set {name!r}. Known: {', '.join(DATASETS)}." + did_you_mean(name, DATASETS))
     return extracted_root(download(DATASETS[name], folder, quiet=quiet))

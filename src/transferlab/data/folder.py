@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError, MissingFileError
 from .images import check_image, is_image_file
 
 __all__ = ["Sample", "DataSplits", "load_image_folder", "scan_class_folders", "link_class_folders", "VALIDATION_NAMES"]
@@ -156,19 +157,19 @@ def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[s
 
 def _check_classes(images: dict[str, list[str]], folder: Path) -> None:
     if not images:
-        raise ValueError(
+        raise DataError(
             f"No class folders found in '{folder}'. Expected one sub-folder per class (e.g. "
             f"'{folder}/cats/', '{folder}/dogs/') holding the images, or train/ and validation/ folders "
             "each organised that way."
         )
     empty = [name for name, paths in images.items() if not paths]
     if empty:
-        raise ValueError(
+        raise DataError(
             f"Class folder(s) {', '.join(repr(str(folder / e)) for e in empty)} contain no readable images. "
             "Add images or remove the folder(s); see the skipped files in the report above."
         )
     if len(images) < 2:
-        raise ValueError(
+        raise DataError(
             f"Found only one class ({next(iter(images))!r}) in '{folder}'; a classifier needs at least 2 class "
             "folders."
         )
@@ -180,7 +181,7 @@ def stratified_split(images: dict[str, list[str]], val_split: float, seed: int) 
     train, val = {}, {}
     for name, paths in images.items():
         if len(paths) < 2:
-            raise ValueError(
+            raise DataError(
                 f"Class {name!r} has only {len(paths)} image; at least 2 are needed to split it into train and "
                 "validation. Add images, or provide separate train/ and validation/ folders."
             )
@@ -225,15 +226,15 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
         if is_archive(root):
             return load_image_folder(extracted_root(root), val_split=val_split, seed=seed)
     if not root.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Data folder '{root}' does not exist. Pass a folder with one sub-folder per class, or with "
             "train/ and validation/ folders organised that way."
         )
     if not root.is_dir():
-        raise ValueError(f"Data path '{root}' is a file that is neither a CSV/TSV of path,label rows nor a "
+        raise DataError(f"Data path '{root}' is a file that is neither a CSV/TSV of path,label rows nor a "
                          ".zip/.tar archive; pass the folder that holds the class folders.")
     if not 0.0 < val_split < 1.0:
-        raise ValueError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
+        raise DataError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
     from .cifar import is_cifar_folder, load_cifar
 
     if is_cifar_folder(root):  # the official CIFAR-10 python batches, read in place
@@ -257,7 +258,7 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
             only_train = sorted(set(train_images) - set(val_images))
             only_val = sorted(set(val_images) - set(train_images))
             if only_train or only_val:
-                raise ValueError(
+                raise DataError(
                     f"The class folders of '{train_dir}' and '{val_dir}' differ: only in train: {only_train}, "
                     f"only in {val_dir.name}: {only_val}. Give both the same class folders."
                 )
@@ -294,7 +295,7 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
     else:
         header = ["path", "label", "split"][: max((len(r) for r in rows), default=2)]
     if "path" not in header or "label" not in header:
-        raise ValueError(f"CSV '{path}' needs the columns path,label (and optionally split); got {header}.")
+        raise DataError(f"CSV '{path}' needs the columns path,label (and optionally split); got {header}.")
     ip, il = header.index("path"), header.index("label")
     isplit = header.index("split") if "split" in header else None
     candidates: list[tuple[Path, str, str | None]] = []
@@ -303,11 +304,11 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
         if not row or not any(c.strip() for c in row):
             continue
         if len(row) <= max(ip, il):
-            raise ValueError(f"CSV '{path}' line {n}: expected path{delimiter}label, got {row}.")
+            raise DataError(f"CSV '{path}' line {n}: expected path{delimiter}label, got {row}.")
         file = (path.parent / row[ip].strip()).resolve()
         split = row[isplit].strip().lower() if isplit is not None and len(row) > isplit else None
         if split and split not in ("train", *VALIDATION_NAMES):
-            raise ValueError(f"CSV '{path}' line {n}: split must be train or validation, got {split!r}.")
+            raise DataError(f"CSV '{path}' line {n}: split must be train or validation, got {split!r}.")
         candidates.append((file, row[il].strip(), split))
     with ThreadPoolExecutor(max_workers=8) as pool:
         checks = list(pool.map(lambda c: check_image(c[0]) if c[0].is_file() else ("file not found", None),
@@ -331,7 +332,7 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
     _check_classes(train, path)
     missing = sorted(set(train) - set(val))
     if missing:
-        raise ValueError(f"CSV '{path}': classes {missing} have no validation images; add rows or drop the split "
+        raise DataError(f"CSV '{path}': classes {missing} have no validation images; add rows or drop the split "
                          "column so the split is made for you.")
     classes = sorted(train)
     layout = "csv" if not unsplit else "csv+split"
@@ -353,13 +354,13 @@ def link_class_folders(source: str | os.PathLike[str], root: str | os.PathLike[s
     splits = splits or {"train": "train", "validation": "test"}
     first = source / next(iter(splits.values()))
     if not first.is_dir():
-        raise ValueError(f"'{first}' is not a folder; pass a tree with {sorted(set(splits.values()))} class folders.")
+        raise DataError(f"'{first}' is not a folder; pass a tree with {sorted(set(splits.values()))} class folders.")
     names = classes or sorted(p.name for p in first.iterdir() if p.is_dir())
     for split, origin in splits.items():
         for name in names:
             folder = source / origin / name
             if not folder.is_dir():
-                raise ValueError(f"Class folder '{folder}' does not exist; check the class names {names}.")
+                raise DataError(f"Class folder '{folder}' does not exist; check the class names {names}.")
             target = root / split / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():

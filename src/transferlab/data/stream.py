@@ -1,5 +1,8 @@
 """Data sets that do not fit a folder walk: streamed indexes and WebDataset-style tar shards.
 
+Over 400 lines: the index stream, the shard writer and reader, and the balanced dealing of rows and shards to
+DDP ranks and workers that both streams share belong together; split, each part would import the others.
+
 - `IndexDataset`: rows of a CSV/TSV or Parquet index (`path,label[,split]`, paths relative to the index or
   absolute, local or `s3://`, `gs://`, `http(s)://` through fsspec) are read a few at a time, never all at
   once: memory stays flat for millions of rows. Rows are dealt round-robin to DataLoader workers and DDP ranks.
@@ -40,6 +43,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .._io import atomic_path, distributed_world, write_json
+from ..errors import DataError, MissingFileError
 
 __all__ = ["IndexDataset", "ShardDataset", "StreamSource", "write_shards", "scan_index", "scan_index_labels",
            "open_binary", "open_stream", "is_stream_source"]
@@ -58,7 +62,7 @@ def open_binary(path: str) -> Any:
         try:
             import fsspec
         except ImportError as e:
-            raise ValueError(f"Reading '{path}' needs fsspec (and s3fs/gcsfs for cloud storage): "
+            raise DataError(f"Reading '{path}' needs fsspec (and s3fs/gcsfs for cloud storage): "
                              "`pip install 'transferlab[stream]'`.") from e
         return fsspec.open(path, "rb").open()
     return open(path.removeprefix("file://"), "rb")
@@ -116,13 +120,13 @@ def _parquet_rows(index: str) -> Iterator[tuple[str, str, str | None]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise ValueError(f"Reading the Parquet index '{index}' needs pyarrow: `pip install 'transferlab[stream]'`, "
+        raise DataError(f"Reading the Parquet index '{index}' needs pyarrow: `pip install 'transferlab[stream]'`, "
                          "or write the index as CSV.") from e
     with open_binary(index) as raw:
         table = pq.ParquetFile(raw)
         named = _columns(table.schema_arrow.names)
         if named is None:
-            raise ValueError(f"Parquet index '{index}' has columns {table.schema_arrow.names}; it needs a path "
+            raise DataError(f"Parquet index '{index}' has columns {table.schema_arrow.names}; it needs a path "
                              f"column ({'/'.join(PATH_COLUMNS)}) and a label column ({'/'.join(LABEL_COLUMNS)}).")
         names = table.schema_arrow.names
         wanted = [names[named[0]], names[named[1]]] + ([names[named[2]]] if named[2] is not None else [])
@@ -139,7 +143,7 @@ def _split_of(path: str, split: str | None, val_split: float) -> str:
         try:
             return SPLIT_NAMES[split.strip().lower()]
         except KeyError:
-            raise ValueError(f"Unknown split {split!r} for '{path}'; use train or validation.") from None
+            raise DataError(f"Unknown split {split!r} for '{path}'; use train or validation.") from None
     h = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "big") / 2**64
     return "validation" if h < val_split else "train"
 
@@ -300,7 +304,7 @@ class IndexDataset(_Stream):
             rows = _shuffled(rows, ROW_SHUFFLE_BUFFER, rng)
         for i, path, label in rows:
             if label not in self.class_index:
-                raise ValueError(f"Index '{self.index}' row {i + 1}: label {label!r} is not one of the classes "
+                raise DataError(f"Index '{self.index}' row {i + 1}: label {label!r} is not one of the classes "
                                  f"{self.classes[:10]}...; pass the full class list.")
             try:
                 image = self.reader(self._resolve(path))
@@ -339,17 +343,17 @@ def write_shards(data: str | os.PathLike[str], out: str | os.PathLike[str], shar
     from .folder import load_image_folder
 
     if shard_size < 1:
-        raise ValueError(f"--shard-size must be at least 1; got {shard_size}.")
+        raise DataError(f"--shard-size must be at least 1; got {shard_size}.")
     splits = load_image_folder(data, val_split=val_split, seed=seed)
     samples = {"train": splits.train, "validation": splits.validation}.get(split)
     if samples is None:
-        raise ValueError(f"split must be 'train' or 'validation'; got {split!r}.")
+        raise DataError(f"split must be 'train' or 'validation'; got {split!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "classes.json").is_file():
         existing = json.loads((out / "classes.json").read_text(encoding="utf-8"))
         if existing != splits.classes:
-            raise ValueError(f"'{out}' already holds shards of the classes {existing[:10]}, not {splits.classes[:10]}; "
+            raise DataError(f"'{out}' already holds shards of the classes {existing[:10]}, not {splits.classes[:10]}; "
                              "use another --out folder.")
     shards, counts = [], []
     for start in range(0, len(samples), shard_size):
@@ -391,7 +395,7 @@ class ShardDataset(_Stream):
         super().__init__(shuffle, seed, total, balanced, batch_size)
         self.shards = [str(s) for s in shards]
         if not self.shards:
-            raise ValueError("No shard files given; make them with `transferlab data shard DATA --out shards/`.")
+            raise DataError("No shard files given; make them with `transferlab data shard DATA --out shards/`.")
         if classes is None:
             with open_binary(f"{_folder_of(self.shards[0])}/classes.json") as f:
                 classes = json.loads(f.read())
@@ -512,14 +516,14 @@ def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamS
     if folder.is_dir():
         return _open_shards(folder)
     if not text.lower().endswith((".csv", ".tsv", ".parquet", ".pq")):
-        raise ValueError(f"Cannot stream '{text}': pass a shard folder (made by `transferlab data shard`) or an "
+        raise DataError(f"Cannot stream '{text}': pass a shard folder (made by `transferlab data shard`) or an "
                          "index file (.csv, .tsv or .parquet with path and label columns).")
     if "://" not in text and not folder.is_file():
-        raise FileNotFoundError(f"The index '{text}' does not exist.")
+        raise MissingFileError(f"The index '{text}' does not exist.")
     summary = scan_index(text, val_split)
     for split in ("train", "validation"):
         if not summary.counts[split]:
-            raise ValueError(f"The index '{text}' has no {split} rows; add a split column (train/validation) or "
+            raise DataError(f"The index '{text}' has no {split} rows; add a split column (train/validation) or "
                              "more rows.")
     counts = {k: dict(v) for k, v in summary.counts.items()}
     return StreamSource(text, "stream (index)", summary.classes, counts, val_split)
@@ -527,14 +531,14 @@ def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamS
 
 def _open_shards(folder: Path) -> StreamSource:
     if not (folder / "classes.json").is_file():
-        raise ValueError(f"'{folder}' has no classes.json: make shards with `transferlab data shard DATA --out "
+        raise DataError(f"'{folder}' has no classes.json: make shards with `transferlab data shard DATA --out "
                          f"{folder} --split train` (and --split validation).")
     classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
     shards, counts = {}, {}
     for split in ("train", "validation"):
         files = sorted(str(p) for p in folder.glob(f"{split}-*.tar"))
         if not files:
-            raise ValueError(f"'{folder}' has no {split} shards ({split}-NNNNNN.tar); make them with "
+            raise DataError(f"'{folder}' has no {split} shards ({split}-NNNNNN.tar); make them with "
                              f"`transferlab data shard DATA --out {folder} --split {split}`.")
         summary_path = folder / f"{split}-shards.json"
         summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}

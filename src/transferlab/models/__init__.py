@@ -1,8 +1,10 @@
-"""Models: a registry over timm, weight sources, the course's CNN, and the base + new head classifier."""
+"""Models: the data-only registry (`catalog.CATALOG`), weight sources, the course's CNN, Hugging Face and Keras
+facades, and the base + new head classifier. Names load lazily: `models.catalog` needs no torch."""
 
-from ._registry import ModelInfo, create_model, get_model_info, list_models, register
-from .transfer import HeadConfig, TransferNet, build_classifier, summarize_layers
-from .weights import WeightsUnavailableError
+from .._lazy import lazy_exports
 
-__all__ = ["HeadConfig", "ModelInfo", "TransferNet", "WeightsUnavailableError", "build_classifier", "create_model",
-           "get_model_info", "list_models", "register", "summarize_layers"]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "ModelInfo": ".catalog", "CATALOG": ".catalog", "create_model": "._registry", "get_model_info": "._registry",
+    "list_models": "._registry", "register": "._registry", "HeadConfig": ".transfer", "TransferNet": ".transfer",
+    "build_classifier": ".transfer", "summarize_layers": ".transfer", "WeightsUnavailableError": "..errors",
+})

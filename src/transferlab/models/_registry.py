@@ -6,63 +6,33 @@ import contextlib
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 from torch import nn
 
-from .._errors import did_you_mean
+from ..errors import SettingError, WeightsUnavailableError, did_you_mean
 from . import classic as _classic  # noqa: F401  (registers `lenet5` with timm)
 from . import course_cnn as _course_cnn  # noqa: F401  (registers `course_cnn` with timm)
-from .catalog import CATALOG, resolve_name
-from .weights import BUNDLED, WeightsUnavailableError, bundled_state_dict, load_into, load_state_dict_file
+from .catalog import CATALOG, ModelInfo, resolve_name
+from .weights import bundled_state_dict, load_into, load_state_dict_file
 
 __all__ = ["ModelInfo", "register", "list_models", "get_model_info", "create_model"]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A registry entry: plain data, no behaviour.
-
-    Attributes:
-        name: The name users type (`efficientnet_lite0`).
-        architecture: The timm architecture it builds (`tf_efficientnet_lite0`).
-        weights: Where ImageNet weights come from: 'bundled', 'timm' (hub download), 'torchvision' (torch.hub
-            download) or 'none'.
-        description: One line for `transferlab models`.
-    """
-
-    name: str
-    architecture: str
-    weights: str
-    description: str = ""
-
-    @property
-    def has_pretrained(self) -> bool:
-        return self.weights != "none"
-
-
-_REGISTRY: dict[str, ModelInfo] = {}
+_REGISTRY: dict[str, ModelInfo] = {entry.name: entry for entry in CATALOG}
 
 
 def register(info: ModelInfo) -> ModelInfo:
-    """Adds `info` to the registry and returns it."""
+    """Adds a model to the registry at run time (for user code; transferlab's own models are entries of
+    `catalog.CATALOG`) and returns it.
+
+    Example:
+        >>> register(ModelInfo("my_resnet", "", "resnet18", "My ResNet", weights="none")).name
+        'my_resnet'
+    """
     _REGISTRY[info.name] = info
     return info
-
-
-register(ModelInfo("efficientnet_lite0", "tf_efficientnet_lite0", "bundled",
-                   "EfficientNet-Lite0, ImageNet weights bundled (works offline)"))
-register(ModelInfo("course_cnn", "course_cnn", "none",
-                   "The course's 4-conv baseline CNN, trained from scratch (150x150)"))
-for _entry in CATALOG:
-    if _entry.name not in _REGISTRY:
-        _kind = ("torchvision" if _entry.architecture.startswith("tv:") else "none"
-                 if _entry.architecture == "lenet5" else "bundled" if _entry.name in BUNDLED else "timm")
-        register(ModelInfo(_entry.name, _entry.architecture, _kind,
-                           f"{_entry.family}" + (f" = Keras {_entry.keras}" if _entry.keras else "")
-                           + (f"; {_entry.note}" if _entry.note else "")))
 
 
 def list_models() -> list[ModelInfo]:
@@ -70,7 +40,7 @@ def list_models() -> list[ModelInfo]:
 
     Example:
         >>> [m.name for m in list_models()][:2]
-        ['efficientnet_lite0', 'course_cnn']
+        ['course_cnn', 'lenet5']
     """
     return list(_REGISTRY.values())
 
@@ -85,14 +55,14 @@ def get_model_info(name: str) -> ModelInfo:
         ValueError: The name is neither registered nor a timm architecture; the message suggests names.
     """
     if name.startswith("hf:"):
-        return ModelInfo(name, name, "hf", "Hugging Face transformers image classifier")
+        return ModelInfo(name, "", name, "Hugging Face transformers image classifier", weights="hf")
     name = resolve_name(name)
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith("hf-hub:") or timm.is_model(name):
-        return ModelInfo(name, name, "timm", "timm model")
+        return ModelInfo(name, "", name, "timm model", weights="timm")
     hint = did_you_mean(name, _REGISTRY) or did_you_mean(name, timm.list_models())
-    raise ValueError(
+    raise SettingError(
         f"Unknown model {name!r}. Run `transferlab models` for the registered ones; any timm architecture "
         f"name works too (`timm.list_models()`)." + hint
     )
@@ -186,13 +156,13 @@ def _build(info: ModelInfo, pretrained: bool, kwargs: dict) -> nn.Module:
 
 def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
     if info.weights == "none":
-        raise ValueError(
+        raise SettingError(
             f"Model {info.name!r} has no pretrained weights: it is trained from scratch. Pass weights='none' "
             "(`--weights none`), or `--weights FILE` with a state dict of your own."
         )
-    if info.weights == "bundled" and info.name in BUNDLED:
+    if info.weights == "bundled" and info.bundled_package:
         model = timm.create_model(info.architecture, pretrained=False, **kwargs)
-        load_into(model, bundled_state_dict(info.name), source=f"bundled weights of {info.name!r}")
+        load_into(model, bundled_state_dict(info), source=f"bundled weights of {info.name!r}")
         return model
     if not info.architecture.startswith(("tv:", "hf-hub:", "hf:")) and not timm.list_pretrained(
             info.architecture if "." in info.architecture else info.architecture + ".*"):

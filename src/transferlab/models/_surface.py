@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SettingError
+
 __all__ = ["ClassifierSurface", "SequentialNet", "replace_submodule", "from_scratch"]
 
 
@@ -69,7 +71,7 @@ def from_scratch(cls: type[nn.Module], name: str, pretrained: bool, kwargs: dict
     """The body of a timm factory for a model without pretrained weights: refuses `pretrained`, drops the
     pretrained-config arguments timm passes, builds `cls(**kwargs)`."""
     if pretrained:
-        raise ValueError(f"{name} has no pretrained weights: it is trained from scratch. Pass weights='none'.")
+        raise SettingError(f"{name} has no pretrained weights: it is trained from scratch. Pass weights='none'.")
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
         kwargs.pop(key, None)
     return cls(**kwargs)

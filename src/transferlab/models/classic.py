@@ -15,6 +15,7 @@ import torch
 from timm.models import register_model
 from torch import nn
 
+from ..errors import SettingError
 from ._surface import ClassifierSurface, SequentialNet, from_scratch, replace_submodule
 
 __all__ = ["LeNet5", "TorchvisionNet", "lenet5", "torchvision_model", "TORCHVISION_MODELS"]
@@ -32,7 +33,7 @@ class LeNet5(SequentialNet):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0) -> None:
         super().__init__()
         if img_size < 32:
-            raise ValueError(f"lenet5 needs images of at least 32 pixels; got image_size={img_size}.")
+            raise SettingError(f"lenet5 needs images of at least 32 pixels; got image_size={img_size}.")
         self.features = nn.Sequential(
             nn.Conv2d(in_chans, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
             nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),

@@ -18,6 +18,7 @@ import torch
 from timm.models import register_model
 from torch import nn
 
+from ..errors import SettingError
 from ._surface import SequentialNet, from_scratch
 
 __all__ = ["CourseCNN", "course_cnn"]
@@ -66,7 +67,7 @@ class CourseCNN(SequentialNet):
                  batch_norm: bool = False, in_chans: int = 3) -> None:
         super().__init__()
         if _out_size(img_size) < 1:
-            raise ValueError(f"course_cnn needs an image size of at least 46 pixels; got image_size={img_size}.")
+            raise SettingError(f"course_cnn needs an image size of at least 46 pixels; got image_size={img_size}.")
         layers: list[nn.Module] = []
         chans = [in_chans, 32, 64, 128, 128]
         for cin, cout in zip(chans[:-1], chans[1:]):

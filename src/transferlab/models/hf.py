@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SettingError, WeightsUnavailableError
 from ._surface import ClassifierSurface, replace_submodule
-from .weights import WeightsUnavailableError
 
 __all__ = ["HFNet", "hf_model", "is_hf_name"]
 
@@ -35,14 +35,14 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError as e:
-        raise ValueError("Hugging Face models need the transformers package: `pip install transferlab[hf]`.") from e
+        raise SettingError("Hugging Face models need the transformers package: `pip install transferlab[hf]`.") from e
     return transformers
 
 
 def _last_linear(module: nn.Module) -> tuple[str, nn.Linear]:
     linears = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"Cannot find the classifier's Linear layer in {type(module).__name__}.")
+        raise SettingError(f"Cannot find the classifier's Linear layer in {type(module).__name__}.")
     return linears[-1]
 
 
@@ -56,7 +56,7 @@ class HFNet(ClassifierSurface):
         self.model = model
         head = getattr(model, "classifier", None)
         if head is None:
-            raise ValueError(f"{name}: {type(model).__name__} has no `classifier`; transferlab supports the "
+            raise SettingError(f"{name}: {type(model).__name__} has no `classifier`; transferlab supports the "
                              "AutoModelForImageClassification models whose head is called `classifier`.")
         path, linear = _last_linear(head) if not isinstance(head, nn.Linear) else ("", head)
         self.num_features = self.head_hidden_size = linear.in_features
@@ -122,7 +122,7 @@ def hf_model(name: str, pretrained: bool = True) -> HFNet:
     transformers = _transformers()
     source = name[len(PREFIX):]
     if not source:
-        raise ValueError("Give the Hugging Face model after 'hf:', e.g. `--model hf:google/vit-base-patch16-224` or "
+        raise SettingError("Give the Hugging Face model after 'hf:', e.g. `--model hf:google/vit-base-patch16-224` or "
                          "`--model hf:/path/to/saved_model`.")
     try:
         if pretrained:

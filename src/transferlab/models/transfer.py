@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SettingError
 from ._registry import create_model
 
 __all__ = ["HeadConfig", "TransferNet", "Layer", "Base", "build_classifier", "base_layers"]
@@ -44,9 +45,9 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"The head dropout rate must be in [0, 1), e.g. 0.5; got {self.dropout}.")
+            raise SettingError(f"The head dropout rate must be in [0, 1), e.g. 0.5; got {self.dropout}.")
         if any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"Hidden layer sizes must be positive integers; got {list(self.hidden)}.")
+            raise SettingError(f"Hidden layer sizes must be positive integers; got {list(self.hidden)}.")
 
     def build(self, in_features: int, outputs: int) -> nn.Sequential:
         layers: list[nn.Module] = []
@@ -222,7 +223,7 @@ def build_classifier(name: str, num_classes: int, weights: str | os.PathLike[str
         3453121
     """
     if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes; got num_classes={num_classes}.")
+        raise SettingError(f"A classifier needs at least 2 classes; got num_classes={num_classes}.")
     features = create_model(name, num_classes=None, weights=weights, image_size=image_size, **model_kwargs)
     features.reset_classifier(0)
     size = image_size or features.pretrained_cfg["input_size"][-1]

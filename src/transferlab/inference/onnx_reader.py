@@ -1,0 +1,88 @@
+"""The ONNX Runtime engine of the `Predictor` interface — numpy, Pillow and onnxruntime, no torch.
+
+`transferlab export` copies this file into every ONNX export folder as `predict_onnx.py`, with the shared
+decode + preprocess code beside it (`tl_portable.py`, `tl_images.py`), so the folder runs anywhere
+(`pip install onnxruntime pillow numpy`) and turns a file into exactly the pixels `transferlab predict` uses:
+
+    python predict_onnx.py photo.jpg other.jpg --top-k 3
+
+Inside transferlab, `load_predictor(EXPORT_FOLDER)` (`predict`, `evaluate`, `serve`) uses it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # inside the package
+    from .portable import BasePredictor, softmax_or_sigmoid
+except ImportError:  # pragma: no cover - run as predict_onnx.py in an export folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tl_portable import BasePredictor, softmax_or_sigmoid  # type: ignore[no-redef]
+
+__all__ = ["OnnxPredictor", "is_onnx_export"]
+
+
+def is_onnx_export(path: str | os.PathLike[str]) -> bool:
+    """True for a folder holding a *.onnx model and its labels.json."""
+    p = Path(path)
+    return p.is_dir() and any(p.glob("*.onnx")) and (p / "labels.json").is_file()
+
+
+class OnnxPredictor(BasePredictor):
+    """Classifies images with an exported ONNX model folder (model*.onnx, labels.json, preprocessing.json).
+
+    Example:
+        >>> OnnxPredictor("runs/cd/export-onnx").predict(["cat.jpg"], top_k=1)  # doctest: +SKIP
+        [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}]}]
+    """
+
+    engine_name = "onnxruntime"
+
+    def __init__(self, folder: str | os.PathLike[str], threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        models = sorted(folder.glob("*.onnx"))
+        if not models or not (folder / "labels.json").is_file() or not (folder / "preprocessing.json").is_file():
+            raise FileNotFoundError(f"'{folder}' is not a transferlab ONNX export (model.onnx, labels.json and "
+                                    "preprocessing.json). Make one with `transferlab export RUN --format onnx`.")
+        self.folder = folder
+        self.labels: list[str] = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        self.preprocessing: dict[str, Any] = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(models[0]), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = {"model": models[0].name, "format": "onnx"}
+
+    def batch_probabilities(self, batch: np.ndarray, tta: str = "none") -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        probs = softmax_or_sigmoid(self.session.run(None, {self.input_name: batch})[0])
+        if tta == "flip":
+            mirrored = np.ascontiguousarray(batch[..., ::-1])
+            probs = (probs + softmax_or_sigmoid(self.session.run(None, {self.input_name: mirrored})[0])) / 2
+        return probs
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Classify images with this ONNX export (no torch needed).")
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--model", default=str(Path(__file__).resolve().parent), help="the export folder")
+    args = parser.parse_args(argv)
+    results = OnnxPredictor(args.model).predict(args.images, top_k=args.top_k)
+    sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return 0 if any("top" in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The torch-free core of every predictor: one decode + preprocess path, probabilities, top-k, and the
+`BasePredictor` interface that the PyTorch and ONNX Runtime engines implement.
+
+This file imports only numpy, Pillow and (for decoding) `transferlab.data.images`: `transferlab export`
+copies it, with the decoder, into every ONNX export folder, so that `predict RUN`, `predict EXPORT`,
+`evaluate`, `serve` and the exported `predict_onnx.py` turn the same file into the same pixels.
+
+The geometry is torchvision's (`Resize(shorter side)` with the long side truncated, `CenterCrop` rounding),
+the resampling Pillow's antialiased filters, the normalisation `(x / 255 - mean) / std` in float32.
+
+Example:
+    >>> from PIL import Image
+    >>> pre = {"image_size": 4, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    >>> preprocess(Image.new("RGB", (8, 6), (255, 0, 0)), pre)[:, 0, 0].tolist()
+    [1.0, -1.0, -1.0]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+try:  # inside the package
+    from ..data.images import is_image_file, load_rgb
+except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
+    from tl_images import is_image_file, load_rgb  # type: ignore[no-redef]
+
+__all__ = ["BasePredictor", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k", "expand_image_paths"]
+
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+             "nearest": Image.Resampling.NEAREST}
+
+
+def resize_size(pre: Mapping[str, Any]) -> int:
+    """The size an image is resized to before the centre crop: image_size / crop_pct (rounded down)."""
+    size, crop_pct = int(pre["image_size"]), float(pre.get("crop_pct", 1.0))
+    return math.floor(size / crop_pct) if crop_pct < 1.0 else size
+
+
+def preprocess(image: Image.Image, pre: Mapping[str, Any]) -> np.ndarray:
+    """An RGB image -> the model input, float32 [3, S, S]: resize (shorter side to `resize_size`, or both
+    sides with crop_mode 'squash'), centre crop S = image_size, scale to [0, 1], normalise.
+
+    Args:
+        image: An RGB PIL image (from `decode`).
+        pre: The bundle's preprocessing: image_size, mean, std, interpolation, crop_pct, crop_mode.
+    """
+    size, scale = int(pre["image_size"]), resize_size(pre)
+    resample = _RESAMPLE.get(str(pre.get("interpolation", "bicubic")), Image.Resampling.BICUBIC)
+    w, h = image.size
+    if pre.get("crop_mode", "center") == "squash":
+        new_w, new_h = scale, scale
+    elif w <= h:  # torchvision's Resize(int): the shorter side becomes `scale`, the longer one is truncated
+        new_w, new_h = scale, int(scale * h / w)
+    else:
+        new_w, new_h = int(scale * w / h), scale
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample)
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    x = np.asarray(image, dtype=np.uint8)
+    if top < 0 or left < 0:  # smaller than the crop (squash to a smaller size): pad like torchvision, with 0
+        pad = np.zeros((max(size, new_h), max(size, new_w), 3), dtype=np.uint8)
+        pad[max(0, -top):max(0, -top) + new_h, max(0, -left):max(0, -left) + new_w] = x
+        x, top, left = pad, max(0, top), max(0, left)
+    x = x[top:top + size, left:left + size].astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    mean = np.asarray(pre["mean"], dtype=np.float32)[:, None, None]
+    std = np.asarray(pre["std"], dtype=np.float32)[:, None, None]
+    return (x - mean) / std
+
+
+def softmax_or_sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits [N, C]; a single output is a sigmoid (binary) head -> [P(0), P(1)]."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape[-1] == 1:
+        p = 1.0 / (1.0 + np.exp(-logits))
+        return np.concatenate([1 - p, p], axis=-1)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_k(row: Sequence[float] | np.ndarray, labels: Sequence[str], k: int,
+          ids: Sequence[str] | None = None, decimals: int | None = 6) -> list[dict[str, Any]]:
+    """The k most probable labels of one row of probabilities, most probable first (ties: the lower index).
+
+    Example:
+        >>> top_k([0.1, 0.7, 0.2], ["a", "b", "c"], 2)
+        [{'label': 'b', 'probability': 0.7}, {'label': 'c', 'probability': 0.2}]
+    """
+    row = np.asarray(row, dtype=np.float64)
+    k = max(1, min(int(k), len(labels)))
+    order = np.argsort(-row, kind="stable")[:k]
+    return [{**({"wnid": ids[i]} if ids else {}), "label": labels[i],
+             "probability": float(row[i]) if decimals is None else round(float(row[i]), decimals)} for i in order]
+
+
+def expand_image_paths(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expands folders into the image files below them (sorted); files are kept as given.
+
+    Raises:
+        FileNotFoundError: An input does not exist.
+    """
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise _missing(f"Image or folder '{p}' does not exist.")
+    return out
+
+
+def _missing(message: str) -> Exception:
+    try:
+        from ..errors import MissingFileError
+
+        return MissingFileError(message)
+    except ImportError:  # pragma: no cover - in an export folder
+        return FileNotFoundError(message)
+
+
+class BasePredictor:
+    """What every predictor offers: labels, preprocessing, and predictions from files, bytes or images.
+
+    Subclasses set `labels`, `preprocessing` (a dict), `engine_name` and `metadata`, and implement
+    `batch_probabilities` on a preprocessed float32 [N, 3, S, S] batch.
+    """
+
+    labels: list[str]
+    preprocessing: dict[str, Any]
+    engine_name: str = "?"
+    metadata: dict[str, Any]
+    ids: list[str] | None = None
+
+    def batch_probabilities(self, batch: np.ndarray, tta: str = "none") -> np.ndarray:
+        """[N, C] probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'."""
+        raise NotImplementedError
+
+    def decode(self, source: Any) -> Image.Image:
+        """An upright RGB image from a path, bytes or a file object, decoded at the reduced JPEG scale that
+        still covers the model's resize (the same call everywhere, so that every engine sees the same pixels)."""
+        return load_rgb(source, min_size=resize_size(self.preprocessing))
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """See `preprocess`."""
+        return preprocess(image, self.preprocessing)
+
+    def image_probabilities(self, images: Sequence[Image.Image], tta: str = "none") -> np.ndarray:
+        """[N, C] probabilities of decoded RGB images (the web service's entry point)."""
+        return self.batch_probabilities(np.stack([self.preprocess(im) for im in images]), tta)
+
+    def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
+                      num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,
+                                                                         dict[int, str]]:
+        """[N, C] probabilities of image files (rows of unreadable files are zero), the TTA probabilities
+        (tta='flip') or None, and {index: reason} of the unreadable files."""
+        plain = np.zeros((len(paths), len(self.labels)))
+        flipped = np.zeros_like(plain) if tta == "flip" else None
+        failed: dict[int, str] = {}
+        for start in range(0, len(paths), batch_size):
+            indices, arrays = [], []
+            for i in range(start, min(start + batch_size, len(paths))):
+                try:
+                    arrays.append(self.preprocess(self.decode(paths[i])))
+                    indices.append(i)
+                except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+                    failed[i] = f"cannot read image: {e}"
+            if indices:
+                batch = np.stack(arrays)
+                plain[indices] = self.batch_probabilities(batch)
+                if flipped is not None:
+                    flipped[indices] = self.batch_probabilities(batch, tta="flip")
+        return plain, flipped, failed
+
+    def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3, batch_size: int = 32,
+                tta: str = "none") -> list[dict[str, Any]]:
+        """Per image {"path", "top": [{"label", "probability"}, ...]} or {"path", "error"} (one bad file does
+        not stop the others); with tta='flip' the probabilities average the image's and its mirror image's."""
+        results: list[dict[str, Any]] = []
+        probs, _, failed = self.predict_proba(list(paths), batch_size=batch_size) if tta == "none" else \
+            _flip_only(self.predict_proba(list(paths), tta=tta, batch_size=batch_size))
+        for i, path in enumerate(paths):
+            if i in failed:
+                results.append({"path": str(path), "error": failed[i]})
+            else:
+                results.append({"path": str(path), "top": _top(self, probs[i], top_k)})
+        return results
+
+    def predict_images(self, images: Sequence[Image.Image], top_k: int = 3, tta: str = "none") -> list[list[dict]]:
+        """Top-k labels of decoded images, one list per image."""
+        return [_top(self, row, top_k) for row in self.image_probabilities(images, tta)]
+
+
+def _flip_only(result: tuple[np.ndarray, np.ndarray | None, dict[int, str]]) -> tuple:
+    plain, flipped, failed = result
+    return (flipped if flipped is not None else plain), None, failed
+
+
+def _top(predictor: BasePredictor, row: np.ndarray, k: int) -> list[dict[str, Any]]:
+    return top_k(row, predictor.labels, k, predictor.ids)
+
+

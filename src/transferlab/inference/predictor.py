@@ -1,0 +1,162 @@
+"""The PyTorch engine of the `Predictor` interface, and `load_predictor`, the one place that decides which
+engine reads a path (a run or bundle folder: PyTorch; an ONNX export folder: ONNX Runtime).
+
+Example:
+    >>> predictor = load_predictor("runs/cd")  # doctest: +SKIP
+    >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]  # doctest: +SKIP
+    'cats'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._console import progress_bar
+from ..errors import check_choice
+from ..runs.bundle import Bundle, load_bundle
+from .engine import Engine, best_engine
+from .portable import BasePredictor, expand_image_paths, preprocess, resize_size
+
+__all__ = ["Predictor", "load_predictor", "predict", "expand_image_paths", "probabilities"]
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities from logits; a single output is a sigmoid (binary) head -> [P(class 0), P(class 1)]."""
+    if logits.shape[-1] == 1:
+        p = torch.sigmoid(logits.float())
+        return torch.cat([1 - p, p], dim=-1)
+    return torch.softmax(logits.float(), dim=-1)
+
+
+class Predictor(BasePredictor):
+    """Loads a model bundle once and classifies images with PyTorch.
+
+    Args:
+        bundle: A run folder, bundle folder, model.safetensors path, or a loaded `Bundle`.
+        device: Torch device.
+        engine: 'auto' (the fastest correct path here: bf16 autocast + channels_last where the CPU or GPU runs
+            bf16 natively, see docs/benchmarks.md) or 'fp32' (eager float32).
+
+    Example:
+        >>> predictor = Predictor("runs/x")  # doctest: +SKIP
+        >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]
+        'cats'
+    """
+
+    def __init__(self, bundle: str | os.PathLike[str] | Bundle, device: str = "cpu", engine: str = "auto") -> None:
+        check_choice("engine", engine, ("auto", "fp32"), where="Predictor")
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, device=device)
+        self.device = device
+        self.engine = best_engine(device) if engine == "auto" else Engine(dtype="float32", channels_last=False,
+                                                                          device=device)
+        self.engine_name = f"pytorch ({self.engine.get('dtype')})"
+        self.model: nn.Module = self.bundle.model.eval().to(device)
+        if self.engine.get("channels_last"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.preprocessing = self.bundle.preprocessing.to_dict()
+        self.metadata = self.bundle.metadata
+        self.ids: list[str] | None = self.bundle.metadata.get("label_ids")
+
+    @property
+    def labels(self) -> list[str]:  # type: ignore[override]
+        return self.bundle.labels
+
+    def transform(self, image: Any) -> torch.Tensor:
+        """A decoded image as the model's input tensor [3, S, S] (the shared `preprocess`)."""
+        return torch.from_numpy(self.preprocess(image))
+
+    def logits(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Model outputs (float32) for a preprocessed batch, on this predictor's engine."""
+        dtype = getattr(torch, self.engine.get("dtype", "float32"))
+        x = torch.as_tensor(batch).to(self.device)
+        if self.engine.get("channels_last") and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(x.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        with torch.inference_mode(), autocast:
+            return self.model(x).float()
+
+    def batch_probabilities(self, batch: torch.Tensor | np.ndarray, tta: str = "none") -> np.ndarray:
+        x = torch.as_tensor(batch)
+        probs = probabilities(self.logits(x))
+        if tta == "flip":
+            probs = (probs + probabilities(self.logits(x.flip(-1)))) / 2
+        return probs.cpu().numpy()
+
+    def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
+                      num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,
+                                                                         dict[int, str]]:
+        """As `BasePredictor.predict_proba`, decoding in `num_workers` DataLoader processes."""
+        from torch.utils.data import DataLoader
+
+        dataset = _Files([str(p) for p in paths], self.preprocessing)
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+        plain = np.zeros((len(dataset), len(self.labels)))
+        flipped = np.zeros_like(plain) if tta == "flip" else None
+        failed: dict[int, str] = {}
+        with progress_bar(quiet) as progress:
+            task = progress.add_task("Predicting", total=len(dataset))
+            for indices, arrays, errors in loader:
+                failed.update(errors)
+                if indices:
+                    batch = torch.from_numpy(np.stack(arrays))
+                    plain[indices] = self.batch_probabilities(batch)
+                    if flipped is not None:
+                        flipped[indices] = self.batch_probabilities(batch, tta="flip")
+                progress.advance(task, len(indices) + len(errors))
+        return plain, flipped, failed
+
+
+class _Files(torch.utils.data.Dataset):
+    """Image files -> (index, input array or None, error or None); unreadable files are reported, not skipped."""
+
+    def __init__(self, paths: list[str], pre: dict[str, Any]) -> None:
+        self.paths, self.pre = paths, pre
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str | None]:
+        from ..data.images import load_rgb
+
+        try:
+            image = load_rgb(self.paths[index], min_size=resize_size(self.pre))
+            return index, preprocess(image, self.pre), None
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+            return index, None, f"cannot read image: {e}"
+
+
+def _collate(items: list) -> tuple[list[int], list[np.ndarray], dict[int, str]]:
+    good = [(i, t) for i, t, e in items if e is None]
+    return [i for i, _ in good], [t for _, t in good], {i: e for i, _, e in items if e is not None}
+
+
+def load_predictor(source: str | os.PathLike[str] | Bundle, engine: str = "auto", device: str = "cpu") -> BasePredictor:
+    """The predictor for `source`: an `OnnxPredictor` (ONNX Runtime) for an ONNX export folder, else a PyTorch
+    `Predictor` for a run folder, bundle folder or model.safetensors file. The one place that decides.
+
+    Example:
+        >>> load_predictor("runs/cd/export-onnx").engine_name  # doctest: +SKIP
+        'onnxruntime'
+    """
+    from .onnx_reader import OnnxPredictor, is_onnx_export
+
+    if not isinstance(source, Bundle) and is_onnx_export(source):
+        return OnnxPredictor(source)
+    return Predictor(source, device=device, engine=engine)
+
+
+def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
+            top_k: int = 3) -> list[dict[str, Any]]:
+    """Classifies image files and folders with a trained bundle or an ONNX export; see `BasePredictor.predict`.
+
+    Example:
+        >>> predict("runs/x", ["new_photos/"], top_k=2)  # doctest: +SKIP
+    """
+    return load_predictor(bundle).predict(expand_image_paths(images), top_k=top_k)

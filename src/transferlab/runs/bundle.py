@@ -1,0 +1,109 @@
+"""The self-contained inference bundle: model.safetensors + labels.json + preprocessing.json.
+
+The safetensors metadata names the architecture, so a bundle folder is all `predict` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .._io import atomic_path, write_json
+from .._version import __version__
+from ..data.transforms import Preprocessing
+from ..errors import MissingFileError, SettingError
+from ..models.transfer import HeadConfig
+
+__all__ = ["Bundle", "save_bundle", "load_bundle", "find_bundle", "BUNDLE_FILES"]
+
+BUNDLE_FILES = ("model.safetensors", "labels.json", "preprocessing.json")
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the model in eval mode, its class labels and preprocessing."""
+
+    model: nn.Module
+    labels: list[str]
+    preprocessing: Preprocessing
+    metadata: dict[str, Any]
+
+
+def save_bundle(folder: str | os.PathLike[str], model: nn.Module, model_name: str, labels: list[str],
+                preprocessing: Preprocessing, head: HeadConfig | None = None,
+                model_kwargs: dict[str, Any] | None = None) -> Path:
+    """Writes the bundle files into `folder` (each atomically) and returns the folder.
+
+    Example:
+        >>> save_bundle("runs/x", model, "efficientnet_lite0", ["cat", "dog"], pre)  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    arch = getattr(model, "pretrained_cfg", {}).get("architecture", model_name)
+    metadata = {
+        "format": "transferlab-bundle",
+        "format_version": "1",
+        "transferlab_version": __version__,
+        "model": model_name,
+        "architecture": str(arch),
+        "num_classes": str(len(labels)),
+        "model_kwargs": json.dumps(model_kwargs or {}),
+        "head": json.dumps((head or HeadConfig()).to_dict()),
+    }
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    write_json(folder / "labels.json", labels)
+    write_json(folder / "preprocessing.json", preprocessing.to_dict())
+    return folder
+
+
+def find_bundle(path: str | os.PathLike[str]) -> Path:
+    """The bundle folder of a run folder, bundle folder or model.safetensors path."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path.parent
+    if (path / "model.safetensors").is_file():
+        return path
+    if not path.exists():
+        raise MissingFileError(f"'{path}' does not exist. Pass a run folder made by `transferlab train`.")
+    raise MissingFileError(
+        f"'{path}' holds no model bundle (expected {', '.join(BUNDLE_FILES)}). Pass the run folder of "
+        "`transferlab train` or a folder with those files."
+    )
+
+
+def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Bundle:
+    """Loads a bundle from a run folder, a bundle folder or its model.safetensors file.
+
+    Example:
+        >>> bundle = load_bundle("runs/x")  # doctest: +SKIP
+        >>> bundle.labels
+        ['cats', 'dogs']
+    """
+    from ..models.transfer import build_classifier
+
+    folder = find_bundle(path)
+    for name in BUNDLE_FILES:
+        if not (folder / name).is_file():
+            raise MissingFileError(f"Bundle '{folder}' lacks {name}; it is incomplete. Re-export or re-train it.")
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    if metadata.get("format") != "transferlab-bundle":
+        raise SettingError(f"'{folder / 'model.safetensors'}' was not written by transferlab (no bundle metadata).")
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    pre = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text(encoding="utf-8")))
+    kwargs = json.loads(metadata.get("model_kwargs", "{}"))
+    model = build_classifier(metadata["model"], num_classes=len(labels), weights="none", image_size=pre.image_size,
+                             head=HeadConfig.from_dict(json.loads(metadata.get("head", "{}"))), **kwargs)
+    model.load_state_dict(state)
+    model.eval().to(device)
+    return Bundle(model, labels, pre, metadata)

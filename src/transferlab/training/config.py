@@ -1,0 +1,211 @@
+"""The training configuration: one dataclass, loadable from YAML, saved resolved into every run folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import MissingFileError, SettingError, check_choice, did_you_mean
+
+__all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS"]
+
+MONITORS = {"val_accuracy": "max", "val_loss": "min"}
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
+CLASS_WEIGHTS = ("none", "balanced")
+# Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
+RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. `None` means "resolve from the model and data" (see `resolved`).
+
+    Attributes:
+        data: Data folder (train/validation class folders, or one folder of class folders).
+        out: Run folder; default `runs/<model>-<date>-<time>`.
+        model: Registered model name or any timm architecture.
+        weights: 'imagenet', 'none' or a .safetensors/.pth file; default: 'imagenet' where available.
+        strategy: 'freeze', 'unfreeze-from=K', 'unfreeze-last=N', 'full' or 'two-phase'; default 'freeze'
+            with pretrained weights, else 'full'.
+        unfreeze_from: For 'two-phase': the layer (index or name) the second phase unfreezes from; None = all.
+        finetune_lr_factor: For 'two-phase': the second phase's learning rate is lr / this factor.
+        finetune_epochs: For 'two-phase': maximum epochs of the second phase (default: `epochs`).
+        backbone_lr_mult: The base trains at lr * this (discriminative learning rates), e.g. 0.1.
+        layer_decay: Per-layer decay of the base's learning rate (timm's layer decay), e.g. 0.75.
+        epochs: Maximum number of epochs.
+        batch_size: Images per batch.
+        lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)); 'auto' runs
+            `transferlab advise` (a learning-rate range test) and uses its rate.
+        optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
+        weight_decay: Weight decay (L2) of the optimizer.
+        lr_schedule: Learning-rate decay: 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'plateau'.
+        warmup_epochs: Epochs of linear learning-rate warmup.
+        head_hidden: Hidden Dense(relu) layers of the new head, e.g. [256].
+        head_dropout: Dropout rate in the head.
+        head_batch_norm: BatchNormalization after each hidden head layer.
+        label_smoothing: Label smoothing of the loss (0 to 1).
+        class_weight: 'none' or 'balanced' (weights inversely proportional to class frequency).
+        mixup: MixUp alpha (e.g. 0.2); 0 turns it off. Batches of mixed images with soft labels.
+        cutmix: CutMix alpha (e.g. 1.0); 0 turns it off. With both, each batch uses one of the two.
+        image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
+        augment: Augmentation: a preset ('none', 'course', 'flip', 'light', 'strong') or a mapping of Keras
+            ImageDataGenerator parameters, optionally with 'preset' (see `transferlab.data.augment`).
+        val_split: Validation fraction when the data has no validation folder.
+        seed: Seed of the split, the initialisation and the data order.
+        monitor: 'val_accuracy' or 'val_loss': chooses the best checkpoint and drives early stopping.
+        patience: Epochs without improvement before stopping; 0 disables early stopping.
+        num_workers: Data-loading processes; default picked from the CPU count.
+        feature_cache: With 'freeze' (and the first phase of 'two-phase') and no augmentation, compute the base's
+            features once and train the head on the cache.
+        feature_cache_copies: With augmentation and 'freeze': compute N augmented copies of every training image's
+            features once and train on copy (epoch mod N); 0 runs the base every epoch instead.
+        decoded_cache: Keep decoded, resized images in a shared memory-mapped file (up to 8 GiB), so epochs
+            after the first never decode JPEGs again.
+        channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
+        precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
+        stream: Stream the data instead of listing it: DATA is an index (CSV/TSV/Parquet of path,label[,split],
+            local or s3://, gs://, http(s)://) or a shard folder (`transferlab data shard`); shard folders and
+            Parquet indexes always stream. No feature or decoded cache; every DDP rank reads its share.
+        compile: Compile the training module with `torch.compile` (Lightning's integration): slower first
+            steps (compilation, ~30 s even for a small model), faster later ones on a GPU.
+        accelerator: Lightning accelerator: 'auto', 'cpu', 'gpu', ...
+        devices: Lightning devices: 'auto' or a count.
+        num_nodes: Machines of a multi-node DDP run (launched by torchrun or SLURM; see docs/distributed.md).
+        model_kwargs: Passed to the architecture, e.g. {"drop_rate": 0.5, "batch_norm": true} for course_cnn
+            (the course's Dropout and BatchNormalization variants).
+        subset: Use at most this many training images per class (and a quarter as many validation images),
+            drawn with `seed`: an affordable run on a CPU.
+        max_minutes: A time budget for the training loops (each phase of 'two-phase' gets half); training stops
+            when it is spent, keeping the best checkpoint so far.
+        advice: Set by `strategy='auto'` / `lr='auto'`: the advice that chose them, with its measurements.
+
+    Example:
+        >>> TrainConfig(data="cats_and_dogs_filtered", epochs=5).monitor
+        'val_accuracy'
+    """
+
+    data: str | None = None
+    out: str | None = None
+    model: str = "efficientnet_lite0"
+    weights: str | None = None
+    strategy: str | None = None
+    unfreeze_from: str | None = None
+    finetune_lr_factor: float = 10.0
+    finetune_epochs: int | None = None
+    backbone_lr_mult: float = 1.0
+    layer_decay: float | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | str | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    head_hidden: list[int] = field(default_factory=list)
+    head_dropout: float = 0.0
+    head_batch_norm: bool = False
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    class_weight: str = "none"
+    image_size: int | None = None
+    augment: str | dict[str, Any] = "none"
+    val_split: float = 0.2
+    seed: int = 42
+    monitor: str = "val_accuracy"
+    patience: int = 5
+    num_workers: int | None = None
+    feature_cache: bool = True
+    feature_cache_copies: int = 0
+    decoded_cache: bool = True
+    channels_last: bool = True
+    precision: str = "auto"
+    compile: bool = False
+    stream: bool = False
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    num_nodes: int = 1
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    subset: int | None = None
+    advice: dict[str, Any] | None = None
+    max_minutes: float | None = None
+
+    def validate(self) -> TrainConfig:
+        """Raises ValueError naming the parameter when a setting is out of range; returns self."""
+        from ..data.augment import resolve_augment
+        from .strategies import parse_strategy
+
+        check_choice("monitor", self.monitor, MONITORS, where="train")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
+        check_choice("precision", self.precision, PRECISIONS, where="train")
+        resolve_augment(self.augment)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
+        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
+        if self.strategy is not None and self.strategy != "auto":
+            parse_strategy(self.strategy)
+        if self.lr_schedule == "plateau" and self.warmup_epochs:
+            raise SettingError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise SettingError(
+                f"The 'label_smoothing' parameter must be in [0, 1), e.g. 0.1; got {self.label_smoothing}.")
+        if self.finetune_lr_factor <= 0 or self.backbone_lr_mult < 0:
+            raise SettingError("finetune_lr_factor must be > 0 and backbone_lr_mult >= 0 (e.g. 10 and 0.1).")
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise SettingError(f"The 'layer_decay' parameter must be in (0, 1], e.g. 0.75; got {self.layer_decay}.")
+        self.head_hidden = [int(h) for h in (self.head_hidden or [])]
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise SettingError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise SettingError(f"mixup and cutmix are alpha values >= 0 (e.g. 0.2 and 1.0); got {self.mixup}, "
+                             f"{self.cutmix}.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise SettingError(f"The 'max_minutes' parameter must be a positive time budget; got {self.max_minutes}.")
+        if self.subset is not None and int(self.subset) < 1:
+            raise SettingError(f"The 'subset' parameter must be at least 1 image per class; got {self.subset}.")
+        if self.feature_cache_copies < 0:
+            raise SettingError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
+        if self.patience < 0:
+            raise SettingError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got {self.patience}.")
+        if self.lr == "auto":
+            pass
+        elif isinstance(self.lr, str):
+            raise SettingError(f"The 'lr' parameter must be a learning rate such as 1e-3, or 'auto'; got {self.lr!r}.")
+        elif self.lr is not None and not self.lr > 0:
+            raise SettingError(f"The 'lr' parameter must be a positive learning rate such as 1e-3; got {self.lr}.")
+        if self.image_size is not None and self.image_size < 8:
+            raise SettingError(f"The 'image_size' parameter must be at least 8 pixels; got {self.image_size}.")
+        if not 0.0 < self.val_split < 1.0:
+            raise SettingError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {self.val_split}.")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Builds a config from a mapping; unknown keys are an error that suggests the right name."""
+        names = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in names:
+                raise SettingError(f"Unknown training setting {key!r}." + did_you_mean(key, names)
+                                 + f" Known settings: {', '.join(names)}.")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Loads a YAML config file (the `config.yaml` of a run works too)."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"Config file '{path}' does not exist.")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise SettingError(f"Config file '{path}' must hold a mapping of settings, e.g. 'epochs: 10'.")
+        data = data.get("train", data)
+        return cls.from_dict({k: v for k, v in data.items() if k not in RUN_RECORD_KEYS})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

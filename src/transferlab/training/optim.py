@@ -1,0 +1,59 @@
+"""Optimizers and learning-rate schedules (the course's "learning decay"), as Lightning's optimizer config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import SettingError
+from .config import MONITORS, TrainConfig
+
+__all__ = ["build_optimizer", "build_scheduler"]
+
+
+
+def build_optimizer(groups: list[dict[str, Any]], name: str, lr: float) -> torch.optim.Optimizer:
+    """The optimizer `name` ('adam', 'adamw', 'sgd' with momentum 0.9, 'rmsprop') over parameter groups.
+
+    Example:
+        >>> opt = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}], "sgd", 0.1)
+        >>> type(opt).__name__, opt.defaults["momentum"]
+        ('SGD', 0.9)
+    """
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr)
+    raise SettingError(f"Unknown optimizer {name!r}: use 'adam', 'adamw', 'sgd' or 'rmsprop'.")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: int, total_steps: int) -> Any:
+    """Lightning's optimizer config for the course's "learning decay" (`lr_schedule`) with optional warmup."""
+    sched = torch.optim.lr_scheduler
+    warmup = min(cfg.warmup_epochs, max(0, epochs - 1))
+    if cfg.lr_schedule == "onecycle":
+        scheduler = sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                     total_steps=max(1, total_steps),
+                                     pct_start=(warmup / epochs) if warmup else 0.3)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    if cfg.lr_schedule == "plateau":
+        scheduler = sched.ReduceLROnPlateau(optimizer, mode=MONITORS[cfg.monitor], factor=0.2, patience=2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor}}
+    main_epochs = max(1, epochs - warmup)
+    if cfg.lr_schedule == "step":
+        main = sched.StepLR(optimizer, step_size=max(1, main_epochs // 3), gamma=0.1)
+    elif cfg.lr_schedule == "exponential":
+        main = sched.ExponentialLR(optimizer, gamma=0.9)
+    elif cfg.lr_schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=main_epochs, eta_min=0.0)
+    else:
+        main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup:
+        ramp = sched.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
+        main = sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": main, "interval": "epoch"}}

@@ -1,0 +1,274 @@
+"""The phases of a run (one `trainer.fit` each) and the state they share: caches, loaders, the Trainer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..data.augment import resolve_augment
+from ..data.datasets import ImageListDataset, ImageLoader
+from ..data.decoded import DecodedCache
+from ..data.folder import DataSplits
+from ..data.stream import StreamSource
+from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
+from ..models.transfer import TransferNet
+from .boundary import BoundaryNet, Prefix, boundary_stage
+from .callbacks.checkpoint_io import AtomicCheckpointIO
+from .callbacks.epoch_data import EpochData
+from .callbacks.history import HistoryCallback
+from .callbacks.progress import KerasProgressBar
+from .config import MONITORS, TrainConfig
+from .features import cached_features, weights_digest
+from .loaders import (
+    DECODED_CACHE_LIMIT,
+    EvalDistributedSampler,
+    FeatureCopies,
+    PhaseData,
+    feature_cache_dir,
+    no_augment,
+)
+from .module import TransferModule, class_weights
+from .strategies import (
+    Strategy,
+    apply_strategy,
+    count_parameters,
+    parse_strategy,
+)
+
+__all__ = ["Phase", "plan_phases", "PhaseRunner"]
+
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One `trainer.fit` of a run: its strategy, learning rate, epochs and checkpoint names."""
+
+    index: int
+    strategy: Strategy
+    lr: float
+    epochs: int
+    best_name: str
+    last_name: str
+
+
+def plan_phases(config: TrainConfig) -> list[Phase]:
+    strategy = parse_strategy(config.strategy)
+    if strategy.kind != "two-phase":
+        return [Phase(1, strategy, config.lr, config.epochs, "best", "last")]
+    second = Strategy("full")
+    if config.unfreeze_from is not None:
+        second = Strategy("unfreeze-from", str(config.unfreeze_from))
+    return [Phase(1, Strategy("freeze"), config.lr, config.epochs, "best-phase1", "last-phase1"),
+            Phase(2, second, config.lr / config.finetune_lr_factor, config.finetune_epochs or config.epochs,
+                  "best-phase2", "last-phase2")]
+
+
+def _precision(config: TrainConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda"):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+class PhaseRunner:
+    """The state shared by the phases of one `fit`."""
+
+    def __init__(self, config: TrainConfig, data: DataSplits, model: TransferNet, pre: Preprocessing,
+                 run_dir: Path, console: Console, quiet: bool, callbacks: list[Callback] | None = None,
+                 loggers: list[Logger] | None = None) -> None:
+        self.config, self.data, self.model, self.pre = config, data, model, pre
+        self.run_dir, self.console, self.quiet = run_dir, console, quiet
+        self.user_callbacks, self.user_loggers = list(callbacks or []), list(loggers or [])
+        self.weights = class_weights(data, config.class_weight)
+        self._digest: str | None = None
+        self._features: dict[str, torch.Tensor] | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.data, StreamSource)
+
+    def uses_cache(self, phase: Phase) -> bool:
+        cfg = self.config
+        if self.streamed:  # features are cached by position: streams have none
+            return False
+        augmented_ok = no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
+        return cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok
+
+    def boundary(self, phase: Phase) -> int | None:
+        """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
+        cfg = self.config
+        if self.streamed or not (cfg.feature_cache and no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
+                                                                                  "unfreeze-last")):
+            return None
+        return boundary_stage(self.model.features)
+
+    def _weights_digest(self) -> str:
+        """Digest of the base's weights, computed once: every cache of a run is made before the base trains."""
+        if self._digest is None:
+            self._digest = weights_digest(self.model.features)
+        return self._digest
+
+    def _extract(self, samples: list, transform: Any, label: str, extra: dict[str, Any],
+                 base: nn.Module | None = None) -> torch.Tensor:
+        cfg = self.config
+        start = time.perf_counter()
+        feats, hit = cached_features(
+            base or self.model.features, samples, transform, self.pre.to_dict(), feature_cache_dir(),
+            batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers, quiet=self.quiet,
+            description=f"Features ({label})", min_size=self.pre.resize_size, extra=extra,
+            store_dtype=torch.bfloat16 if base is not None else torch.float32, weights=self._weights_digest())
+        source = "from the cache" if hit else "extracted and cached"
+        self.console.print(f"Features of {len(samples)} {label} images: {source} ({time.perf_counter() - start:.1f} s)")
+        return feats
+
+    def features(self) -> dict[str, Any]:
+        """{'train': [copies of train features], 'validation': features}; one copy without augmentation."""
+        if self._features is None:
+            cfg, data = self.config, self.data
+            if no_augment(cfg):
+                train = [self._extract(data.train, eval_transform(self.pre), "train", {})]
+            else:
+                train = []
+                for k in range(cfg.feature_cache_copies):
+                    torch.manual_seed(cfg.seed * 1000 + k)  # each augmented copy is reproducible
+                    train.append(self._extract(data.train, train_transform(self.pre, cfg.augment),
+                                               f"train, augmented copy {k + 1}/{cfg.feature_cache_copies}",
+                                               {"augment": resolve_augment(cfg.augment).to_dict(), "copy": k,
+                                                "seed": cfg.seed}))
+            val = self._extract(data.validation, eval_transform(self.pre), "validation", {})
+            self._features = {"train": train, "validation": val}
+        return self._features
+
+    def fit_model(self, phase: Phase, k: int | None) -> nn.Module:
+        """The module a phase trains: the head on cached features, the suffix on boundary activations, or all."""
+        if k is not None:
+            return BoundaryNet(self.model.features, self.model.head, k)
+        return self.model.head if self.uses_cache(phase) else self.model
+
+    def loaders(self, phase: Phase, k: int | None) -> tuple[nn.Module, DataLoader, DataLoader]:
+        """(module to train, train loader, validation loader); `k` is the boundary stage (see `boundary`)."""
+        return (self.fit_model(phase, k), *self._loaders(phase, k))
+
+    def _loaders(self, phase: Phase, k: int | None) -> tuple[DataLoader, DataLoader]:
+        cfg, data = self.config, self.data
+        if self.streamed:
+            return self._stream_loaders()
+        train_y = torch.tensor([s.label for s in data.train])
+        val_y = torch.tensor([s.label for s in data.validation])
+        drop_last = len(data.train) % cfg.batch_size == 1
+        if k is not None:
+            prefix = Prefix(self.model.features, k)
+            extra = {"boundary_stage": k}
+            z_train = self._extract(data.train, eval_transform(self.pre), f"train, stage-{k} boundary", extra, prefix)
+            z_val = self._extract(data.validation, eval_transform(self.pre), f"validation, stage-{k} boundary",
+                                  extra, prefix)
+            return (DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
+                               drop_last=drop_last),
+                    DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size),
+                               sampler=EvalDistributedSampler(len(val_y))))
+        if self.uses_cache(phase):
+            feats = self.features()
+            return (DataLoader(FeatureCopies(feats["train"], train_y), batch_size=cfg.batch_size, shuffle=True,
+                               drop_last=drop_last),
+                    DataLoader(TensorDataset(feats["validation"], val_y), batch_size=max(256, cfg.batch_size),
+                               sampler=EvalDistributedSampler(len(val_y))))
+        args = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+                    persistent_workers=cfg.num_workers > 0)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        return (ImageLoader(self._images(data.train, "train"), shuffle=True, drop_last=drop_last,
+                            worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
+                ImageLoader(self._images(data.validation, "validation"), sampler=EvalDistributedSampler(
+                    len(data.validation)), **args))
+
+    def _stream_loaders(self) -> tuple[DataLoader, DataLoader]:
+        """Loaders of a streamed source: balanced shuffled training stream, every validation image once."""
+        cfg, pre, source = self.config, self.pre, self.data
+        train = source.dataset("train", train_uint8_transform(pre, cfg.augment), cfg.seed, cfg.batch_size,
+                               pre.resize_size)
+        val = source.dataset("validation", eval_transform(pre), cfg.seed, min_size=pre.resize_size)
+        args = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available())
+        for ds in (train, val):
+            ds.num_workers = cfg.num_workers
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        return (ImageLoader(train, batch_size=cfg.batch_size,
+                            worker_transform=self._batch_transform() if self._cpu_only() else None, **args),
+                DataLoader(val, batch_size=max(64, cfg.batch_size), **args))
+
+    def _batch_transform(self) -> BatchTransform:
+        cfg = self.config
+        return BatchTransform(self.pre, cfg.augment, len(self.data.classes), cfg.mixup, cfg.cutmix)
+
+    def _cpu_only(self) -> bool:
+        return self.config.accelerator == "cpu" or not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+    def _images(self, samples: list, split: str) -> ImageListDataset:
+        """Images of a split with their transform, through the decoded-image cache where it fits."""
+        cfg, pre = self.config, self.pre
+        cached = cfg.decoded_cache and DecodedCache.nbytes(len(samples), pre) <= DECODED_CACHE_LIMIT
+        if split == "train":
+            transform = train_uint8_transform(pre, cfg.augment, resized=cached)
+        else:
+            transform = eval_transform(pre, resized=cached)
+        cache = DecodedCache(samples, pre) if cached else None
+        return ImageListDataset(samples, transform, pre.resize_size, cache=cache)
+
+    def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
+        cfg = self.config
+        apply_strategy(self.model, phase.strategy)
+        k = self.boundary(phase)
+        fit_model = self.fit_model(phase, k)
+        data = PhaseData(lambda: self._loaders(phase, k))
+        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform())
+        mode = MONITORS[cfg.monitor]
+        checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
+                                     save_top_k=1, save_last=True, auto_insert_metric_name=False,
+                                     enable_version_counter=False)
+        checkpoint.CHECKPOINT_NAME_LAST = phase.last_name
+        history.start_phase(phase.index)
+        callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch"),
+                                     EpochData()]
+        if not self.quiet:
+            two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
+            callbacks.append(KerasProgressBar(phase.index if two_phase else None))
+        if cfg.patience > 0:
+            callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
+        callbacks += self.user_callbacks
+        params = count_parameters(self.model)
+        self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
+                           f"{params['trainable']:,} of {params['total']:,} parameters trainable"
+                           + (", head on cached features" if self.uses_cache(phase) else "")
+                           + (f", suffix from stage {k} on cached boundary activations" if k is not None else ""))
+        budget = None
+        if cfg.max_minutes:
+            share = cfg.max_minutes / (2 if parse_strategy(cfg.strategy).kind == "two-phase" else 1)
+            budget = {"seconds": max(1.0, share * 60)}
+        trainer = L.Trainer(
+            max_epochs=phase.epochs, max_time=budget, accelerator=cfg.accelerator, devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            precision=_precision(cfg),
+            callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+            logger=[CSVLogger(save_dir=str(self.run_dir), name="logs"), *self.user_loggers], enable_progress_bar=not self.quiet,
+            enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+            default_root_dir=str(self.run_dir),
+        )
+        # Lightning's torch.compile integration: it unwraps the compiled module for checkpoints and strategies
+        trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path)
+        best = checkpoint.best_model_path
+        if best:  # the phase ends with its best weights in the model
+            module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        score = checkpoint.best_model_score
+        self.model.to(memory_format=torch.contiguous_format).cpu()
+        return best, (float(score) if score is not None else None)
