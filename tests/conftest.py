@@ -64,3 +64,22 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.pth"
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> tuple[Path, Path]:
+    """One short run that evaluation, export and serving tests share: (data root, run folder). The data has
+    three classes in train/ and validation/, a test/ folder of 15 images and one broken file in it."""
+    from transferlab import TrainConfig, fit
+
+    root = make_dataset(tmp_path_factory.mktemp("shared") / "data", classes=("cats", "dogs", "birds"), n_train=10,
+                        n_val=4)
+    for k, name in enumerate(("birds", "cats", "dogs")):
+        make_images(root / "test" / name, COLORS[name], 5, seed=200 + k)
+    (root / "test" / "cats" / "broken.jpg").write_bytes(b"not an image")
+    run = root.parent / "run"
+    with pytest.MonkeyPatch.context() as patch:  # session fixtures start before the per-test home is set
+        patch.setenv("TRANSFERLAB_HOME", str(tmp_path_factory.mktemp("shared-home")))
+        fit(TrainConfig(data=str(root), out=str(run), model=TINY_MODEL, weights=str(tiny_weights), epochs=3,
+                        lr=0.01, image_size=32, num_workers=0, seed=1), quiet=True)
+    return root, run

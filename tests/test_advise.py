@@ -54,9 +54,13 @@ def test_advise_command_measures_and_recommends(tmp_path, tiny_weights):
     advice = json.loads(result.stdout)
     m = advice["measurements"]
     assert m["classes"] == 3 and m["images_per_class_median"] == 12 and m["median_short_side"] == 24
-    assert 0 <= m["linear_probe_accuracy"] <= 1 and 0 <= m["knn_accuracy"] <= 1 and 0 < m["imagenet_entropy"] <= 1
+    # three colours: separable by any features, far above chance (1/3); a random base's ImageNet outputs are flat
+    assert m["linear_probe_accuracy"] == 1.0 and m["knn_accuracy"] == 1.0 and m["chance_accuracy"] == 0.3333
+    assert m["imagenet_entropy"] == pytest.approx(1.0, abs=0.02)
     assert 1e-4 <= advice["lr"] <= 1e-2
-    if not torch.cuda.is_available():
+    gpu = torch.cuda.is_available()
+    assert advice["strategy"] == choose_strategy(True, 12, m["linear_probe_accuracy"], gpu)[0]
+    if not gpu:
         assert advice["strategy"] == "freeze"  # the CPU rule
     assert advice["command"].startswith(f"transferlab train {data}") and f"--strategy {advice['strategy']}" in \
         advice["command"]
@@ -95,3 +99,24 @@ def test_learning_rate_pick_is_not_the_too_low_steepest_point():
     assert pick_lr(lrs, losses, steepest=1e-5) == pytest.approx(10 ** -2.5, rel=0.3)  # a third of the minimum
     assert pick_lr(lrs, losses, steepest=8e-3) == 8e-3
     assert pick_lr(lrs[:3], losses[:3], steepest=2e-4) == 2e-4  # too short a curve: the finder's own pick
+
+
+def test_knn_and_probe_accuracy_agree_with_scikit_learn():
+    """The two separability measurements against scikit-learn on the same features: leave-one-out 5-NN with
+    cosine distance, and cross-validated logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneOut, StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(20)
+    features = torch.randn(60, 16, generator=g) + 1.2 * torch.nn.functional.one_hot(labels, 16).float()
+    knn = cross_val_score(KNeighborsClassifier(5, metric="cosine", algorithm="brute"), features.numpy(),
+                          labels.numpy(), cv=LeaveOneOut()).mean()
+    assert knn_accuracy(features, labels) == pytest.approx(knn, abs=0.05)  # ties may break differently
+    probe = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), features.numpy(),
+                            labels.numpy(), cv=StratifiedKFold(5, shuffle=True, random_state=0)).mean()
+    assert linear_probe_accuracy(features, labels) == pytest.approx(probe, abs=0.1)
+    assert 0.5 < knn < 1.0  # neither trivial nor hopeless: the comparison means something

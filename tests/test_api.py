@@ -36,7 +36,7 @@ def test_fit_takes_callbacks_and_loggers_and_restores_global_state(tmp_path, tin
             self.epochs.append(trainer.current_epoch)
 
     root = make_dataset(tmp_path / "data")
-    before = _global_state()
+    ours = [f for f in warnings.filters if "does not have many workers" in str(f[1])]  # pytest.ini's own
     counter = EpochCounter()
     mine = CSVLogger(save_dir=str(tmp_path / "extra"), name="mine")
     result = fit(TrainConfig(data=str(root), out=str(tmp_path / "run"), model=TINY_MODEL, weights=str(tiny_weights),
@@ -50,8 +50,14 @@ def test_fit_takes_callbacks_and_loggers_and_restores_global_state(tmp_path, tin
         rows = list(csv.DictReader(f))
     # the user's logger saw the same per-epoch validation accuracy as the run's own history.csv
     assert [round(float(r["val_accuracy"]), 5) for r in logged] == [round(float(r["val_accuracy"]), 5) for r in rows]
-    assert _global_state() == before
+    # none of fit's quietening is left behind (Lightning's own import-time filters may be new: not ours)
+    assert [f for f in warnings.filters if "does not have many workers" in str(f[1])] == ours
+    assert not any("Tip:" in repr(f) for f in logging.getLogger("lightning.pytorch.utilities.rank_zero").filters)
+    before = _global_state()  # everything Lightning imports is imported now: the next runs must change nothing
     advise(root, TINY_MODEL, str(tiny_weights), lr_test=True)
+    assert _global_state() == before
+    fit(TrainConfig(data=str(root), out=str(tmp_path / "run2"), model=TINY_MODEL, weights=str(tiny_weights),
+                    epochs=1, image_size=32, num_workers=0), quiet=True)
     assert _global_state() == before
 
 

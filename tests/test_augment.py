@@ -144,7 +144,8 @@ def test_augment_command_draws_grids(dataset, tmp_path):
     assert Image.open(out).size[0] > 300
     grid = tmp_path / "samples.png"
     result = runner.invoke(app, ["augment", str(dataset), "--samples", "--out", str(grid), "--model", "course_cnn"])
-    assert result.exit_code == 0, result.output and grid.is_file()
+    assert result.exit_code == 0, result.output
+    assert grid.is_file() and Image.open(grid).size[0] > 300
 
 
 def test_train_flags_use_keras_names(dataset, tmp_path):

@@ -235,3 +235,15 @@ def test_subset_and_time_budget_flags(dataset, tmp_path):
     report = json.loads((out / "data_report.json").read_text())
     assert report["counts"]["train"] == {"cats": 3, "dogs": 3} and report["num_validation"] == 2
     assert yaml.safe_load((out / "config.yaml").read_text())["max_minutes"] == 5
+
+
+def test_max_minutes_stops_training_when_the_budget_is_spent(dataset, tmp_path, monkeypatch):
+    """A budget of 0.001 minutes (60 ms) ends a 50-epoch run long before its epochs, with the best checkpoint and a
+    bundle (Lightning's max_time; the budget is checked between steps)."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(dataset), "--model", TINY_MODEL, "--weights", "none", "--epochs", "50",
+                                 "--max-minutes", "0.001", "--no-feature-cache", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] < 50 and metrics["stopped_early"]
+    assert (out / "best.ckpt").is_file() and (out / "model.safetensors").is_file()

@@ -11,6 +11,8 @@ import pytest
 
 from .conftest import TINY_MODEL, make_dataset
 
+pytestmark = pytest.mark.heavy  # two processes per test (gloo DDP)
+
 
 def _train(data, out, weights, devices: int, log, strategy: str, *extra: str) -> subprocess.CompletedProcess:
     # a home of its own: the feature and decoded caches start empty, so the ranks really extract

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from transferlab.cli import app
@@ -18,20 +20,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_weights):
-    """A 3-class data set with a test/ folder and a short run trained on it."""
-    from transferlab import TrainConfig, fit
-
-    root = make_dataset(tmp_path_factory.mktemp("eval") / "data", classes=("cats", "dogs", "birds"), n_train=10,
-                        n_val=4)
-    for k, name in enumerate(("birds", "cats", "dogs")):
-        color = {"cats": (220, 60, 40), "dogs": (40, 80, 220), "birds": (40, 200, 60)}[name]
-        make_images(root / "test" / name, color, 5, seed=200 + k)
-    (root / "test" / "cats" / "broken.jpg").write_bytes(b"not an image")
-    run = root.parent / "run"
-    fit(TrainConfig(data=str(root), out=str(run), model=TINY_MODEL, weights=str(tiny_weights), epochs=3,
-                    lr=0.01, image_size=32, num_workers=0, seed=1), quiet=True)
-    return root, run
+def trained(tiny_run):
+    """The shared 3-class run (conftest.tiny_run): data root with a test/ folder, and the run folder."""
+    return tiny_run
 
 
 def test_metrics_match_scikit_learn():
@@ -95,12 +86,18 @@ def test_tta_flip_averages_the_mirror_image(trained):
 
     root, run = trained
     predictor = Predictor(run, engine="fp32")
-    path = next((root / "test" / "dogs").glob("*.png"))
+    path = root.parent / "half_and_half.png"  # red left, blue right: its mirror image is another picture
+    pixels = np.zeros((24, 24, 3), np.uint8)
+    pixels[:, :12] = (220, 60, 40)
+    pixels[:, 12:] = (40, 80, 220)
+    Image.fromarray(pixels).save(path)
     x = predictor.transform(load_rgb(path))[None]
     with torch.no_grad():
-        expected = (probabilities(predictor.model(x)) + probabilities(predictor.model(x.flip(-1)))) / 2
-    got = predictor.predict([path], top_k=3, tta="flip")[0]["top"]
-    assert got[0]["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+        plain, mirrored = probabilities(predictor.model(x)), probabilities(predictor.model(x.flip(-1)))
+    assert (plain - mirrored).abs().max() > 1e-3  # the flip changes the answer: the test can tell TTA from none
+    expected = (plain + mirrored)[0] / 2
+    got = {t["label"]: t["probability"] for t in predictor.predict([path], top_k=3, tta="flip")[0]["top"]}
+    assert [got[label] for label in predictor.labels] == pytest.approx(expected.tolist(), abs=1e-5)
     result = runner.invoke(app, ["predict", str(run), str(path), "--tta", "flip", "--json"])
     assert result.exit_code == 0, result.output
 
@@ -154,12 +151,36 @@ def test_displays_are_usable_from_python(trained):
     fig, ax = plt.subplots()
     disp = ConfusionMatrixDisplay.from_result(result).plot(ax=ax)
     assert disp.ax_ is ax and disp.matrix.sum() == 15
-    top = MisclassifiedDisplay.from_result(result, count=4)
-    assert len(top.items) <= 4 and all(i["true"] != i["predicted"] for i in top.items)
-    losses = [i["loss"] for i in top.items]
-    assert losses == sorted(losses, reverse=True)
+    assert MisclassifiedDisplay.from_result(result).plot().figure_ is not None  # with or without mistakes
 
 
+def test_misclassified_display_picks_the_mistakes_by_loss(tmp_path):
+    """Six images with hand-set probabilities, three of them wrong: the display lists exactly those three, highest
+    loss -log p(true) first (worked out by hand), and draws them."""
+    import math
+
+    import torch
+
+    from transferlab.data.folder import Sample
+    from transferlab.evaluation.displays import MisclassifiedDisplay
+    from transferlab.evaluation.metrics import EvalResult
+
+    paths = make_images(tmp_path / "imgs", (120, 40, 40), 6, seed=0)
+    truth = [0, 0, 1, 1, 2, 2]
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1],    # right; wrong, p(true) 0.2
+                          [0.1, 0.8, 0.1], [0.6, 0.3, 0.1],      # right; wrong, p(true) 0.3
+                          [0.05, 0.9, 0.05], [0.1, 0.1, 0.8]])  # wrong, p(true) 0.05; right
+    result = EvalResult(["a", "b", "c"], [Sample(str(p), t) for p, t in zip(paths, truth)], probs, {})
+    display = MisclassifiedDisplay.from_result(result, count=9)
+    assert [(i["true"], i["predicted"]) for i in display.items] == [("c", "b"), ("a", "b"), ("b", "a")]
+    assert [i["loss"] for i in display.items] == pytest.approx([-math.log(0.05), -math.log(0.2), -math.log(0.3)])
+    assert [i["confidence"] for i in display.items] == pytest.approx([0.9, 0.7, 0.6])
+    assert len(MisclassifiedDisplay.from_result(result, count=2).items) == 2
+    display.plot().save(tmp_path / "mistakes.png")
+    assert (tmp_path / "mistakes.png").stat().st_size > 1000
+
+
+@pytest.mark.heavy
 def test_report_renders_in_headless_chromium(trained, tmp_path):
     chromium = chromium_or_skip()
     root, run = trained

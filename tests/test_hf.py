@@ -67,15 +67,40 @@ def test_hf_model_trains_with_every_strategy_and_predicts(hf_models, tmp_path, s
     result = runner.invoke(app, ["predict", str(out), str(data / "validation"), "--json"])
     assert result.exit_code == 0, result.output
     preds = json.loads(result.stdout)
-    assert len(preds) == 4 and all(p["top"][0]["label"] in ("cats", "dogs") for p in preds)
+    # the same labels as the bundle's network run directly on the preprocessed images
+    import torch
+
+    from transferlab.inference.portable import preprocess
+    from transferlab.runs.bundle import load_bundle
+
+    bundle = load_bundle(out)
+    pre = bundle.preprocessing.to_dict()
+    from transferlab.data.images import load_rgb
+
+    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p["path"], min_size=pre["image_size"]), pre))
+                     for p in preds])
+    with torch.no_grad():
+        expected = [bundle.labels[i] for i in bundle.model(x).argmax(-1).tolist()]
+    assert len(preds) == 4 and [p["top"][0]["label"] for p in preds] == expected
 
 
 def test_hf_classify_uses_the_models_own_labels(hf_models, tmp_path):
     from transferlab.inference.classify import classify
 
     image = make_dataset(tmp_path / "d", n_train=1, n_val=1) / "train" / "cats" / "img_000.png"
-    result = classify([image], model=f"hf:{hf_models / 'vit'}", top=2)
-    assert result[0]["top"][0]["label"] in ("tench", "goldfish", "shark") and len(result[0]["top"]) == 2
+    result = classify([image], model=f"hf:{hf_models / 'vit'}", top=2, engine="fp32")
+    # the transformers model itself, on the same input, names the same two classes through its id2label
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    from transferlab.inference.classify import imagenet_predictor
+
+    predictor = imagenet_predictor(f"hf:{hf_models / 'vit'}", engine="fp32")
+    x = predictor.transform(predictor.decode(image))[None]
+    hf = AutoModelForImageClassification.from_pretrained(hf_models / "vit").eval()
+    with torch.no_grad():
+        order = hf(pixel_values=x).logits[0].argsort(descending=True)[:2].tolist()
+    assert [t["label"] for t in result[0]["top"]] == [hf.config.id2label[i] for i in order]
 
 
 def test_hf_offline_error_says_what_to_do(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from .conftest import make_dataset
 
 
 def test_csv_of_paths_and_labels(tmp_path):
-    root = make_dataset(tmp_path / "imgs", n_train=5, n_val=0, layout="flat")
+    make_dataset(tmp_path / "imgs", n_train=5, n_val=0, layout="flat")
     lines = ["path,label"] + [f"imgs/{c}/img_{i:03d}.png,{c}" for c in ("cats", "dogs") for i in range(5)]
     lines.append("imgs/cats/missing.png,cats")
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
@@ -23,7 +24,8 @@ def test_csv_of_paths_and_labels(tmp_path):
     assert splits.classes == ["cats", "dogs"] and splits.layout == "csv+split"
     assert len(splits.train) == 6 and len(splits.validation) == 4
     assert splits.skipped[0]["reason"] == "file not found"
-    assert root.exists()
+    assert {s.path for s in splits.train + splits.validation} == {str((tmp_path / line.split(",")[0]).resolve())
+                                                                  for line in lines[1:-1]}
 
 
 def test_tsv_with_a_split_column(tmp_path):
@@ -60,7 +62,8 @@ def test_zip_slip_is_refused(tmp_path, name, message):
     archive = _zip(tmp_path / "bad.zip", {name: b"x"})
     with pytest.raises(ArchiveError, match=message):
         safe_extract(archive, tmp_path / "out")
-    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists() and not Path("/etc/evil").exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))  # nothing extracted at all
 
 
 def test_zip_bomb_is_refused(tmp_path):
@@ -153,3 +156,26 @@ def test_cifar_batches_never_unpickle_objects(tmp_path):
     path.write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
         _unpickle(path)
+
+
+def test_listed_and_streamed_csv_read_the_same_rows_and_headers(tmp_path):
+    """One index reader: a `class,file` CSV (named columns, another order, a byte-order mark) lists without
+    --stream exactly the images a stream reads, and a malformed row names its line in both."""
+    from transferlab.data.index import read_index_rows
+    from transferlab.data.stream import IndexDataset, scan_index
+
+    make_dataset(tmp_path / "imgs", n_train=4, n_val=0, layout="flat")
+    rows = [f"{c},imgs/{c}/img_{i:03d}.png" for c in ("cats", "dogs") for i in range(4)]
+    index = tmp_path / "labels.csv"
+    index.write_text("\ufeffclass,file\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    listed = load_image_folder(index, val_split=0.25)
+    assert listed.classes == ["cats", "dogs"] and len(listed.train) + len(listed.validation) == 8
+    summary = scan_index(index, val_split=0.25)
+    assert sorted(summary.classes) == ["cats", "dogs"]
+    streamed = IndexDataset(index, classes=listed.classes)
+    listed_paths = {Path(s.path).resolve() for s in listed.train + listed.validation}
+    assert {Path(streamed._resolve(r.path)).resolve() for r in read_index_rows(str(index))} == listed_paths
+    index.write_text("path,label\nimgs/cats/img_000.png,cats\nonly-one-column\n", encoding="utf-8")
+    for read in (lambda: load_image_folder(index), lambda: scan_index(index)):
+        with pytest.raises(ValueError, match="line 3"):
+            read()

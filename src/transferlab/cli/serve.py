@@ -39,7 +39,7 @@ def serve(
     if workers > 1:  # uvicorn's worker processes import the app by factory
         os.environ["TRANSFERLAB_SERVE_MODEL"] = str(model)
         os.environ["TRANSFERLAB_SERVE_CONFIG"] = __import__("json").dumps(config.__dict__)
-        uvicorn.run("transferlab.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run("transferlab.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="info")
     else:
         uvicorn.run(create_app(model, config), host=host, port=port, log_level="info")

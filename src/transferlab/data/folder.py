@@ -283,33 +283,17 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
         >>> load_csv("labels.csv").classes  # doctest: +SKIP
         ['cat', 'dog']
     """
-    import csv
+    from .index import read_index_rows
 
     path = Path(path)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
-        header = [c.strip().lower() for c in rows[0]]
-        rows = rows[1:]
-    else:
-        header = ["path", "label", "split"][: max((len(r) for r in rows), default=2)]
-    if "path" not in header or "label" not in header:
-        raise DataError(f"CSV '{path}' needs the columns path,label (and optionally split); got {header}.")
-    ip, il = header.index("path"), header.index("label")
-    isplit = header.index("split") if "split" in header else None
     candidates: list[tuple[Path, str, str | None]] = []
     skipped: list[dict[str, str]] = []
-    for n, row in enumerate(rows, start=2):
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) <= max(ip, il):
-            raise DataError(f"CSV '{path}' line {n}: expected path{delimiter}label, got {row}.")
-        file = (path.parent / row[ip].strip()).resolve()
-        split = row[isplit].strip().lower() if isplit is not None and len(row) > isplit else None
+    for row in read_index_rows(str(path)):  # the same reader as streamed indexes: the same files work
+        file = (path.parent / row.path).resolve()
+        split = row.split.lower() if row.split else None
         if split and split not in ("train", *VALIDATION_NAMES):
-            raise DataError(f"CSV '{path}' line {n}: split must be train or validation, got {split!r}.")
-        candidates.append((file, row[il].strip(), split))
+            raise DataError(f"CSV '{path}' line {row.line}: split must be train or validation, got {split!r}.")
+        candidates.append((file, row.label, split))
     with ThreadPoolExecutor(max_workers=8) as pool:
         checks = list(pool.map(lambda c: check_image(c[0]) if c[0].is_file() else ("file not found", None),
                                candidates))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -123,15 +122,16 @@ def check_image(path: str | os.PathLike[str]) -> tuple[str | None, tuple[int, in
     try:
         if os.path.getsize(path) == 0:
             return "empty file (0 bytes)", None
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                size = img.size
-                img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-                img.load()
+        with Image.open(path) as img:  # reads the header only
+            size = img.size
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and size[0] * size[1] > limit:  # checked here, not through the (process-wide, not
+                # thread-safe) warning filters: scans run in threads
+                return (f"too large (possible decompression bomb): {size[0]}x{size[1]} = {size[0] * size[1]:,} "
+                        f"pixels, over Pillow's limit of {limit:,}"), None
+            img.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            img.load()
         return None, size
-    except Image.DecompressionBombWarning as e:
-        return f"too large (possible decompression bomb): {e}", None
     except UnidentifiedImageError:
         return "not an image PIL can identify", None
     except (OSError, SyntaxError, ValueError) as e:

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -44,28 +43,15 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._io import atomic_path, distributed_world, write_json
 from ..errors import DataError, MissingFileError
+from .index import is_parquet, open_binary, read_index_rows
 
 __all__ = ["IndexDataset", "ShardDataset", "StreamSource", "write_shards", "scan_index", "scan_index_labels",
            "open_binary", "open_stream", "is_stream_source"]
 
-PATH_COLUMNS = ("path", "file", "filename", "image")
-LABEL_COLUMNS = ("label", "class", "category")
 SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
                "valid": "validation"}
 ROW_SHUFFLE_BUFFER = 8192  # rows (paths and labels: cheap) shuffled together in an index stream
 SAMPLE_SHUFFLE_BUFFER = 256  # encoded images shuffled together in a shard stream
-
-
-def open_binary(path: str) -> Any:
-    """Opens a local path or an fsspec URL (s3://, gs://, http(s)://) for reading bytes."""
-    if "://" in path and not path.startswith("file://"):
-        try:
-            import fsspec
-        except ImportError as e:
-            raise DataError(f"Reading '{path}' needs fsspec (and s3fs/gcsfs for cloud storage): "
-                             "`pip install 'transferlab[stream]'`.") from e
-        return fsspec.open(path, "rb").open()
-    return open(path.removeprefix("file://"), "rb")
 
 
 def _split_info() -> tuple[int, int]:
@@ -74,67 +60,6 @@ def _split_info() -> tuple[int, int]:
     worker = get_worker_info()
     wid, nworkers = (worker.id, worker.num_workers) if worker else (0, 1)
     return rank * nworkers + wid, world * nworkers
-
-
-def _is_parquet(index: str) -> bool:
-    return index.lower().endswith((".parquet", ".pq"))
-
-
-def _columns(header: list[str]) -> tuple[int, int, int | None] | None:
-    """(path, label, split) column positions when `header` names them, else None (no header line)."""
-    names = [h.strip().lower() for h in header]
-    path = next((names.index(n) for n in PATH_COLUMNS if n in names), None)
-    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
-    if path is None or label is None:
-        return None
-    return path, label, names.index("split") if "split" in names else None
-
-
-def _rows(index: str) -> Iterator[tuple[str, str, str | None]]:
-    """Streams (path, label, split or None) rows of a CSV/TSV/Parquet index.
-
-    A CSV header naming the columns (path/file/filename/image, label/class/category, optional split) is
-    used; without one, the columns are path, label[, split].
-    """
-    if _is_parquet(index):
-        yield from _parquet_rows(index)
-        return
-    delimiter = "\t" if index.lower().endswith(".tsv") else ","
-    with open_binary(index) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
-        cols: tuple[int, int, int | None] = (0, 1, 2)
-        for i, row in enumerate(reader):
-            if i == 0:
-                named = _columns(row)
-                if named is not None:
-                    cols = named
-                    continue
-            if len(row) < 2:
-                continue
-            split = row[cols[2]].strip() if cols[2] is not None and len(row) > cols[2] else None
-            yield row[cols[0]].strip(), row[cols[1]].strip(), split or None
-
-
-def _parquet_rows(index: str) -> Iterator[tuple[str, str, str | None]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise DataError(f"Reading the Parquet index '{index}' needs pyarrow: `pip install 'transferlab[stream]'`, "
-                         "or write the index as CSV.") from e
-    with open_binary(index) as raw:
-        table = pq.ParquetFile(raw)
-        named = _columns(table.schema_arrow.names)
-        if named is None:
-            raise DataError(f"Parquet index '{index}' has columns {table.schema_arrow.names}; it needs a path "
-                             f"column ({'/'.join(PATH_COLUMNS)}) and a label column ({'/'.join(LABEL_COLUMNS)}).")
-        names = table.schema_arrow.names
-        wanted = [names[named[0]], names[named[1]]] + ([names[named[2]]] if named[2] is not None else [])
-        for batch in table.iter_batches(batch_size=4096, columns=wanted):  # one row group slice at a time
-            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            splits = columns[2] if len(columns) > 2 else [None] * batch.num_rows
-            for path, label, split in zip(columns[0], columns[1], splits):
-                yield str(path), str(label), (str(split) if split else None)
 
 
 def _split_of(path: str, split: str | None, val_split: float) -> str:
@@ -161,7 +86,7 @@ def scan_index(index: str | os.PathLike[str], val_split: float = 0.2) -> IndexSu
     """Classes and per-split counts of an index in one streaming pass (memory: one counter per class)."""
     counts = {"train": Counter(), "validation": Counter()}
     has_split = False
-    for path, label, split in _rows(str(index)):
+    for _, path, label, split in read_index_rows(str(index)):
         has_split = has_split or split is not None
         counts[_split_of(path, split, val_split)][label] += 1
     classes = sorted(set(counts["train"]) | set(counts["validation"]))
@@ -170,7 +95,7 @@ def scan_index(index: str | os.PathLike[str], val_split: float = 0.2) -> IndexSu
 
 def scan_index_labels(index: str | os.PathLike[str]) -> list[str]:
     """The sorted class names of an index, in one streaming pass (memory: one entry per class)."""
-    return sorted({label for _, label, _ in _rows(str(index))})
+    return sorted({row.label for row in read_index_rows(str(index))})
 
 
 class _Stream(IterableDataset):
@@ -291,7 +216,7 @@ class IndexDataset(_Stream):
 
     def _my_rows(self, me: int, readers: int) -> Iterator[tuple[int, str, str]]:
         n = 0
-        for i, (path, label, split) in enumerate(_rows(self.index)):
+        for i, (_, path, label, split) in enumerate(read_index_rows(self.index)):
             if self.split is not None and _split_of(path, split, self.val_split) != self.split:
                 continue
             n += 1
@@ -455,7 +380,7 @@ def _folder_of(path: str) -> str:
 def is_stream_source(data: str | os.PathLike[str]) -> bool:
     """True for a shard folder (classes.json + train-*.tar) or a Parquet index: data that only streams."""
     text = str(data)
-    if _is_parquet(text):
+    if is_parquet(text):
         return True
     folder = Path(text)
     return folder.is_dir() and (folder / "classes.json").is_file() and any(folder.glob("train-*.tar"))

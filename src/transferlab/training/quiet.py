@@ -18,7 +18,7 @@ class _DropTips(logging.Filter):
 @contextlib.contextmanager
 def quiet_lightning(everything: bool = False) -> Iterator[None]:
     """Within the block, Lightning's tips and the warnings about things we do on purpose are silenced
-    (`everything=True`: every warning and every Lightning log line below ERROR). The warning filters and the
+    (`everything=True`: every warning and every Lightning log line below CRITICAL). The warning filters and the
     loggers are restored when the block ends, so nothing changes for the rest of the user's program.
 
     Example:
@@ -34,7 +34,7 @@ def quiet_lightning(everything: bool = False) -> Iterator[None]:
         with warnings.catch_warnings():
             if everything:
                 warnings.simplefilter("ignore")
-                lightning_logger.setLevel(logging.ERROR)
+                lightning_logger.setLevel(logging.CRITICAL)
             for pattern in _EXPECTED:
                 warnings.filterwarnings("ignore", message=pattern)
             yield

@@ -124,7 +124,7 @@ def benchmark_models(names: Sequence[str], config: BenchmarkConfig = BenchmarkCo
     for name in names:
         if progress:
             progress(name)
-        cmd = [sys.executable, "-m", "transferlab.benchmark", name, json.dumps(asdict(config))]
+        cmd = [sys.executable, "-m", "transferlab.workflows.benchmark", name, json.dumps(asdict(config))]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
@@ -144,7 +144,7 @@ def _with_accuracy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entry = entries.get(resolve_name(row["model"]))
         top1 = entry.keras_top1 if entry else None
         if entry and entry.architecture.startswith("tv:"):
-            from ..models.catalog import _torchvision_metrics
+            from ..models.table import _torchvision_metrics
 
             top1 = _torchvision_metrics(entry.architecture[3:])[0]
         out.append({**row, "top1": top1})
@@ -194,7 +194,7 @@ def write_outputs(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
     return {k: out / f"benchmark.{k}" for k in ("csv", "md", "json", "png")}
 
 
-if __name__ == "__main__":  # one model per process: python -m transferlab.benchmark NAME CONFIG_JSON
+if __name__ == "__main__":  # one model per process: python -m transferlab.workflows.benchmark NAME CONFIG_JSON
     from .._runtime import tune_malloc
 
     tune_malloc()

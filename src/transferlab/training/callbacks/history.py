@@ -23,6 +23,7 @@ class HistoryCallback(Callback):
         self.phase = 1
         self.offset = 0
         self._start = 0.0
+        self._lr: float | None = None
 
     def start_phase(self, phase: int) -> None:
         """Epochs of a later phase continue the numbering after the earlier phases' epochs."""
@@ -31,13 +32,16 @@ class HistoryCallback(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
+        # the rate this epoch trains with (per-step schedules: its first step's); read at the end it would be the
+        # next epoch's, after the scheduler stepped
+        self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
         row: dict[str, Any] = {"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             row[key] = round(float(metrics[key]), 6) if key in metrics else None
-        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        row["lr"] = self._lr
         row["seconds"] = round(time.perf_counter() - self._start, 3)
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
         if trainer.is_global_zero:
