@@ -70,7 +70,7 @@ def main() -> None:
             versions = {"before": before / "src", "after": ROOT / "src"}
             times: dict[str, dict[str, list[float]]] = {c: {v: [] for v in versions} for c in commands}
             for name, argv in commands.items():
-                for v, src in versions.items():  # one untimed run each: byte-compile, fill the file cache
+                for src in versions.values():  # one untimed run each: byte-compile, fill the file cache
                     timed(argv, src)
                 for _ in range(args.repeats):
                     for v, src in versions.items():

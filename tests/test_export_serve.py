@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from transferlab.cli import app
 
 from .browser import browser_page, chromium_or_skip
-from .conftest import TINY_MODEL, make_dataset
 
 runner = CliRunner()
 pytest.importorskip("onnxruntime")

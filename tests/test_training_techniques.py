@@ -148,8 +148,8 @@ def test_lr_schedules_change_the_rate(dataset, tmp_path, tiny_weights, schedule)
 
 
 def test_plateau_schedule_cuts_the_rate_as_torch_would(dataset, tmp_path, tiny_weights):
-    """At a rate too small to change the predictions, val_accuracy stays flat: the rate must fall exactly when torch's own
-    ReduceLROnPlateau (factor 0.2, patience 2, mode max), fed the same val_accuracy series, cuts it."""
+    """At a rate too small to change the predictions, val_accuracy stays flat: the rate must fall exactly when
+    torch's own ReduceLROnPlateau (factor 0.2, patience 2, mode max), fed the same val_accuracy series, cuts it."""
     import torch
 
     out = tmp_path / "run"
@@ -206,7 +206,14 @@ def test_layers_command_and_the_course_layer_143():
     assert (first["index"], first["name"], first["type"]) == (127, "layer4.0.conv1", "Conv2d")
     assert first["output_shape"] == [512, 14, 14]
     assert all(r["trainable"] in (False, None) for r in doc["layers"][:127])
-    assert doc["total"] == doc["trainable"] + doc["non_trainable"]
+    # counted independently on torchvision's ResNet50: its last stage, plus the new 2-class head on 2048 features
+    import torchvision
+
+    reference = torchvision.models.resnet50()
+    stage4 = sum(p.numel() for p in reference.layer4.parameters())
+    base = sum(p.numel() for p in reference.parameters()) - sum(p.numel() for p in reference.fc.parameters())
+    assert stage4 == 14_964_736 and base == 23_508_032
+    assert doc["trainable"] == stage4 + 2048 * 2 + 2 and doc["total"] == base + 2048 * 2 + 2
     table = runner.invoke(app, ["layers", "course_cnn"])
     assert table.exit_code == 0 and "3,453,121" in table.output
 
@@ -281,8 +288,8 @@ def test_boundary_split_reproduces_the_full_forward(name):
 
 def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, tiny_weights):
     out = tmp_path / "run"
-    result = fit(_config(dataset, out, tiny_weights, strategy="unfreeze-last=1", epochs=2, lr=1e-2, batch_size=64,
-                         patience=0), quiet=True)
+    fit(_config(dataset, out, tiny_weights, strategy="unfreeze-last=1", epochs=2, lr=1e-2, batch_size=64,
+                patience=0), quiet=True)
     cache = Path(os.environ["TRANSFERLAB_HOME"]) / "features"
     assert len(list(cache.iterdir())) == 2  # train and validation activations at the boundary
     state = torch.load(out / "best.ckpt", weights_only=True)["state_dict"]

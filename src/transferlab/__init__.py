@@ -36,11 +36,11 @@ _MODULES = {"applications": "transferlab.models.keras"}
 __all__ = [*sorted(_EXPORTS), *sorted(_MODULES), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .errors import TransferlabError
-    from .inference.predictor import Predictor, load_predictor, predict
-    from .models import create_model, list_models
-    from .training.config import TrainConfig
-    from .training.fit import TrainResult, fit, resume
+    from .errors import TransferlabError  # noqa: F401
+    from .inference.predictor import Predictor, load_predictor, predict  # noqa: F401
+    from .models import create_model, list_models  # noqa: F401
+    from .training.config import TrainConfig  # noqa: F401
+    from .training.fit import TrainResult, fit, resume  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

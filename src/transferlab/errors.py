@@ -10,7 +10,8 @@ Example:
     ...     check_choice("monitor", "val_acc", ["val_accuracy", "val_loss"], where="train")
     ... except SettingError as e:
     ...     print(e)
-    The 'monitor' parameter of train must be one of 'val_accuracy', 'val_loss'. Got 'val_acc' instead. Did you mean 'val_accuracy'?
+    The 'monitor' parameter of train must be one of 'val_accuracy', 'val_loss'. Got 'val_acc' instead. Did you \
+mean 'val_accuracy'?
 """
 
 from __future__ import annotations

@@ -101,4 +101,5 @@ def decode_predictions(preds: np.ndarray | torch.Tensor, top: int = 5) -> list[l
         raise SettingError(f"decode_predictions expects a batch of 1000-class predictions, shape (N, 1000); got "
                          f"{array.shape}.")
     ids, names = imagenet_labels()
-    return [[(t["wnid"], t["label"], t["probability"]) for t in top_k(row, names, top, ids, decimals=None)] for row in array]
+    return [[(t["wnid"], t["label"], t["probability"]) for t in top_k(row, names, top, ids, decimals=None)]
+            for row in array]

@@ -172,7 +172,8 @@ class TrainConfig:
         if self.feature_cache_copies < 0:
             raise SettingError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
         if self.patience < 0:
-            raise SettingError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got {self.patience}.")
+            raise SettingError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got "
+                               f"{self.patience}.")
         if self.lr == "auto":
             pass
         elif isinstance(self.lr, str):

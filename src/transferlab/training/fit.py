@@ -273,7 +273,7 @@ def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bo
     Example:
         >>> resume("runs/cd", epochs=20)  # doctest: +SKIP
     """
-    saved = Path(run_dir) / "config.yaml"
+    saved = RunFolder(run_dir).file("config.yaml")
     if not saved.is_file():
         raise MissingFileError(f"Cannot resume: '{saved}' does not exist. Pass the folder of a run made by "
                                 "`transferlab train`.")

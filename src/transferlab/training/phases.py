@@ -260,7 +260,8 @@ class PhaseRunner:
             num_nodes=cfg.num_nodes,
             precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-            logger=[CSVLogger(save_dir=str(self.run_dir), name="logs"), *self.user_loggers], enable_progress_bar=not self.quiet,
+            logger=[CSVLogger(save_dir=str(self.run_dir), name="logs"), *self.user_loggers],
+            enable_progress_bar=not self.quiet,
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
             default_root_dir=str(self.run_dir),
         )

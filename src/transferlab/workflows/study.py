@@ -65,7 +65,7 @@ def regularization_study(data: str | os.PathLike[str], out: str | os.PathLike[st
     for name in names:
         overrides, _ = VARIANTS[name]
         run_dir = out / name
-        if not RunFolder(run_dir).file("metrics.json").is_file():  # an unfinished run is started again
+        if not RunFolder(run_dir).is_finished():  # an unfinished run is started again
             fit(replace(base, out=str(run_dir), **overrides), overwrite=True, quiet=quiet)
         runs.append(run_dir)
     rows = compare_runs(runs, out)
