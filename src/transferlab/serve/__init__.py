@@ -3,5 +3,6 @@
 from .._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "ServeConfig": ".app", "create_app": ".app", "MicroBatcher": ".app", "check_bind": ".app", "API_KEY_ENV": ".app",
+    "ServeConfig": ".config", "create_app": ".app", "MicroBatcher": ".batcher", "check_bind": ".app",
+    "API_KEY_ENV": ".config",
 })
