@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,3 +250,48 @@ def test_max_minutes_stops_training_when_the_budget_is_spent(dataset, tmp_path, 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] < 50 and metrics["stopped_early"]
     assert (out / "best.ckpt").is_file() and (out / "model.safetensors").is_file()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "transferlab", *map(str, args)]
+
+
+def test_piped_training_prints_one_line_per_epoch_and_announces_early_stopping(tmp_path, tiny_weights):
+    """Output to a pipe (a log file, nohup, CI): one plain line per epoch with the same numbers as history.csv,
+    the improving epochs marked, early stopping announced, and none of Lightning's own lines."""
+    data = make_dataset(tmp_path / "data", n_train=20, n_val=6)
+    out = tmp_path / "run"
+    proc = subprocess.run(_cli("train", data, "--model", TINY_MODEL, "--weights", tiny_weights, "--epochs", "12",
+                               "--patience", "2", "--lr", "1e-6", "--out", out, "--image-size", "32",
+                               "--num-workers", "0"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("Epoch ")]
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(lines) == len(rows) == 3  # the plateau from epoch 1 stops after patience 2
+    for line, row in zip(lines, rows):
+        assert line.startswith(f"Epoch {row['epoch']}/12  loss {float(row['loss']):.3f}  ")
+        assert f"val_accuracy {float(row['val_accuracy']):.3f}" in line and "lr 1e-6" in line
+    assert lines[0].endswith("(best)") and not any(line.endswith("(best)") for line in lines[1:])
+    assert "Early stopping: no val_accuracy improvement for 2 epochs; best epoch 1 restored." in proc.stderr
+    noise = proc.stdout + proc.stderr
+    assert "GPU available" not in noise and "TPU available" not in noise and "Tip:" not in noise
+    assert "it/s" not in noise and "\r" not in noise  # no progress bar drawn into a pipe
+
+
+def test_epoch_lines_reach_a_pipe_while_training_runs(tmp_path, tiny_weights):
+    """Each line is flushed as its epoch ends: the first one is readable long before the run ends."""
+    data = make_dataset(tmp_path / "data", n_train=20, n_val=6)
+    env = {**os.environ, "PYTHONUNBUFFERED": "0"}  # no help from the interpreter: the tool must flush
+    proc = subprocess.Popen(_cli("train", data, "--model", TINY_MODEL, "--weights", tiny_weights, "--epochs", "500",
+                                 "--patience", "0", "--no-feature-cache", "--out", tmp_path / "run", "--image-size",
+                                 "32", "--num-workers", "0"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, env=env)
+    try:
+        for line in proc.stderr:
+            if line.startswith("Epoch 1/500"):
+                break
+        assert proc.poll() is None  # still training: the line was not held back until the end
+    finally:
+        proc.kill()
+        proc.wait()

@@ -44,3 +44,17 @@ def test_unknown_variant_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="dropout50"):
         regularization_study(tmp_path, tmp_path / "s", variants=["dropout60"])
+
+
+def test_study_announces_each_variant_and_warns_when_nothing_was_learned(tmp_path, capsys):
+    """A rate of 1e-9 cannot learn anything in one epoch: every variant stays at chance, and the study says so
+    instead of presenting a meaningless comparison."""
+    from transferlab.workflows.study import regularization_study
+
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    rows = regularization_study(data, tmp_path / "s", epochs=1, image_size=48, lr=1e-9, num_workers=0,
+                                variants=["baseline", "dropout50"], quiet=False)
+    err = capsys.readouterr().err
+    assert "Variant 1/2: baseline (" in err and "Variant 2/2: dropout50 (" in err
+    assert all(r["best_val_accuracy"] == 0.5 for r in rows)
+    assert "every variant stayed at chance accuracy (0.50 for 2 classes)" in err

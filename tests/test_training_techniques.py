@@ -347,3 +347,52 @@ def test_progress_bar_counts_epochs_like_keras():
     two = KerasProgressBar(phase=2)
     two._trainer = SimpleNamespace(max_epochs=5)
     assert two._get_train_description(4).strip() == "Phase 2, epoch 5/5"
+
+
+def _train_until(out: Path, data: Path, weights: Path, rows: int, sig: int) -> tuple[int, str]:
+    """Starts a long CLI training whose val_accuracy plateaus from epoch 1 (a frozen base, its batch norm in eval
+    mode, and a head at lr 1e-6), waits for `rows` history rows, sends `sig`; returns the exit code and output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "transferlab", "train", str(data), "--model", TINY_MODEL, "--weights", str(weights),
+           "--strategy", "freeze", "--no-feature-cache", "--epochs", "500", "--patience", "0", "--image-size", "32", "--batch-size", "4",
+           "--num-workers", "0", "--lr", "1e-6", "--out", str(out), "--no-decoded-cache"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_history(out) if (out / "history.csv").is_file() else []) < rows:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before the signal"
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, output
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_interrupt_after_a_plateau_then_resume_continues_at_the_next_epoch(tmp_path, tiny_weights, sig):
+    """The best epoch is 1 and never improves; last.ckpt must still be the latest epoch, so that `--resume`
+    continues after it: the history rows written before the interruption are kept exactly, none is repeated.
+    Ctrl+C also leaves a usable bundle (the best so far) and prints the command that resumes."""
+    data = make_dataset(tmp_path / "data", n_train=40, n_val=8)
+    out = tmp_path / "run"
+    code, output = _train_until(out, data, tiny_weights, 4, sig)
+    before = _history(out)
+    assert len(before) >= 4 and len({r["val_accuracy"] for r in before}) == 1  # a plateau: epoch 1 stays the best
+    last = torch.load(out / "last.ckpt", weights_only=True)
+    assert last["epoch"] + 1 >= len(before)  # the last state is the latest epoch's, not the best one's
+    if sig == signal.SIGINT:
+        assert code == 130 and f"transferlab train --resume {out}" in output, output
+        assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
+        predicted = runner.invoke(app, ["predict", str(out), str(data / "validation"), "--json"])
+        assert predicted.exit_code == 0 and len(json.loads(predicted.stdout)) == 16
+    else:
+        assert code == -signal.SIGKILL
+    done = int(last["epoch"]) + 1
+    result = runner.invoke(app, ["train", "--resume", str(out), "--epochs", str(done + 2), "--quiet"])
+    assert result.exit_code == 0, result.output
+    after = _history(out)
+    assert [int(r["epoch"]) for r in after] == list(range(1, done + 3))
+    assert after[:done] == before[:done]  # nothing rewritten

@@ -32,7 +32,7 @@ from ..runs.folder import RunFolder
 from ..runs.history import best_row, run_metrics
 from .callbacks.history import HistoryCallback
 from .config import MONITORS, TrainConfig
-from .phases import PhaseRunner, plan_phases
+from .phases import PhaseRunner, TrainingInterrupted, plan_phases
 from .quiet import quiet_lightning
 from .strategies import (
     apply_strategy,
@@ -160,6 +160,7 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     history = HistoryCallback(folder, folder.history() if resume else None)
     results: dict[int, tuple[str, float | None]] = {}
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    interrupted: TrainingInterrupted | None = None
     try:
         phases = plan_phases(config)
         for phase in phases:
@@ -182,6 +183,10 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
             state.setdefault("scores", {})[str(phase.index)] = results[phase.index][1]
             if rank_zero:
                 folder.write_state(state)
+    except TrainingInterrupted as stop:  # Ctrl+C or SIGTERM: keep what the run has, then stop
+        interrupted = stop
+        if stop.best_checkpoint:
+            results[stop.phase] = (stop.best_checkpoint, stop.score)
     finally:
         if history.rows and rank_zero:
             best = best_row(history.rows, config.monitor)
@@ -190,6 +195,9 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
 
     planned = config.epochs + ((config.finetune_epochs or config.epochs) if str(config.strategy) == "two-phase" else 0)
     metrics = run_metrics(history.rows, config.monitor, planned, time.perf_counter() - started)
+    if interrupted is not None:
+        _keep_interrupted_run(interrupted, results, snapshots, model, folder, metrics, config, data, pre, head,
+                              console, rank_zero)
     if not rank_zero:  # DDP: the other ranks trained their shards; rank 0 writes the results
         return TrainResult(run_dir, metrics, config, data)
     best_phase = _finish_checkpoints(run_dir, results, config)
@@ -207,6 +215,31 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
                   f"at epoch {metrics['best_epoch']}; run folder: {run_dir}"
                   + (" (report.html)" if (run_dir / "report.html").is_file() else ""))
     return TrainResult(run_dir, metrics, config, data)
+
+
+def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[str, float | None]],
+                          snapshots: dict[int, dict[str, torch.Tensor]], model: nn.Module, folder: RunFolder,
+                          metrics: dict[str, Any], config: TrainConfig, data: Any, pre: Preprocessing,
+                          head: HeadConfig, console: Console, rank_zero: bool) -> None:
+    """After Ctrl+C: the bundle from the best checkpoint so far (so `predict RUN` works), metrics.json marked
+    interrupted, the exact command that resumes; then the interruption goes on to the caller."""
+    resume_command = f"transferlab train --resume {folder.path}"
+    if rank_zero and results:
+        best_phase = _finish_checkpoints(folder.path, results, config)
+        if best_phase in snapshots:
+            model.load_state_dict(snapshots[best_phase])
+        save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
+                    model_kwargs=dict(config.model_kwargs or {}))
+        folder.write_metrics({**metrics, "interrupted": True})
+        best = metrics.get("best_val_accuracy")
+        console.print(f"[yellow]Interrupted after epoch {metrics['epochs_run']}.[/] The best model so far "
+                      + (f"(val_accuracy {best:.4f}, epoch {metrics['best_epoch']}) " if best is not None else "")
+                      + f"is saved in {folder.path}; `transferlab predict {folder.path} IMAGES` uses it.\n"
+                      f"Resume with: {resume_command}")
+    elif rank_zero:
+        console.print(f"[yellow]Interrupted before the first epoch ended:[/] nothing to save yet. Start again, or "
+                      f"resume later with: {resume_command}")
+    raise stop
 
 
 def _load_data(config: TrainConfig) -> DataSplits | StreamSource:

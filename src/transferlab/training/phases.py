@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..models.transfer import TransferNet
 from .boundary import BoundaryNet, Prefix, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.epoch_data import EpochData
+from .callbacks.epoch_line import EpochLine
 from .callbacks.history import HistoryCallback
 from .callbacks.progress import KerasProgressBar
 from .config import MONITORS, TrainConfig
@@ -45,7 +47,21 @@ from .strategies import (
     parse_strategy,
 )
 
-__all__ = ["Phase", "plan_phases", "PhaseRunner"]
+__all__ = ["Phase", "plan_phases", "PhaseRunner", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl+C (or SIGTERM) stopped a phase; `fit` saves what it has and re-raises it.
+
+    Attributes:
+        phase: The phase that was running.
+        best_checkpoint: Its best checkpoint so far, or None before the first validation.
+        score: The monitored value of that checkpoint.
+    """
+
+    def __init__(self, phase: int, best_checkpoint: str | None, score: float | None = None) -> None:
+        super().__init__(f"training interrupted in phase {phase}")
+        self.phase, self.best_checkpoint, self.score = phase, best_checkpoint, score
 
 
 
@@ -225,6 +241,11 @@ class PhaseRunner:
         cache = DecodedCache(samples, pre) if cached else None
         return ImageListDataset(samples, transform, pre.resize_size, cache=cache)
 
+    def _line(self, text: str) -> None:
+        """One plain line on the run's console, flushed now (pipes, log files, notebooks see it at once)."""
+        self.console.print(text, markup=False, highlight=False)
+        self.console.file.flush()
+
     def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
         cfg = self.config
         apply_strategy(self.model, phase.strategy)
@@ -234,23 +255,34 @@ class PhaseRunner:
         module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform())
         mode = MONITORS[cfg.monitor]
         checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
-                                     save_top_k=1, save_last=True, auto_insert_metric_name=False,
-                                     enable_version_counter=False)
-        checkpoint.CHECKPOINT_NAME_LAST = phase.last_name
+                                     save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+        # the last state, every epoch: Lightning's save_last only refreshes it when `monitor` improves, and a
+        # resume would then repeat (and rewrite) the epochs after the best one
+        last = ModelCheckpoint(dirpath=self.run_dir, filename=phase.last_name, monitor=None, save_top_k=1,
+                               every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False)
         history.start_phase(phase.index)
-        callbacks: list[Callback] = [checkpoint, history, LearningRateMonitor(logging_interval="epoch"),
+        callbacks: list[Callback] = [checkpoint, last, history, LearningRateMonitor(logging_interval="epoch"),
                                      EpochData()]
-        if not self.quiet:
-            two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
+        two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
+        bar = not self.quiet and self.console.is_terminal and not self.console.is_jupyter  # pipes get lines only
+        if bar:
             callbacks.append(KerasProgressBar(phase.index if two_phase else None))
-        if cfg.patience > 0:
-            callbacks.append(EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience))
+        if not self.quiet:
+            callbacks.append(EpochLine(history, cfg.monitor, mode, self._line, phase.index if two_phase else None))
+        stopper = EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience) if cfg.patience > 0 else None
+        if stopper is not None:
+            callbacks.append(stopper)
         callbacks += self.user_callbacks
         params = count_parameters(self.model)
         self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
                            f"{params['trainable']:,} of {params['total']:,} parameters trainable"
                            + (", head on cached features" if self.uses_cache(phase) else "")
                            + (f", suffix from stage {k} on cached boundary activations" if k is not None else ""))
+        if two_phase and phase.index > 1:
+            self.console.print(f"Phase {phase.index} fine-tunes the unfrozen layers at lr {phase.lr:g} (lr / "
+                               f"{cfg.finetune_lr_factor:g}), starting from phase {phase.index - 1}'s best weights. "
+                               "The loss often rises for an epoch when layers unfreeze; the best checkpoint of "
+                               "either phase is kept.")
         budget = None
         if cfg.max_minutes:
             share = cfg.max_minutes / (2 if parse_strategy(cfg.strategy).kind == "two-phase" else 1)
@@ -261,15 +293,39 @@ class PhaseRunner:
             precision=_precision(cfg),
             callbacks=callbacks, plugins=[AtomicCheckpointIO()],
             logger=[CSVLogger(save_dir=str(self.run_dir), name="logs"), *self.user_loggers],
-            enable_progress_bar=not self.quiet,
+            enable_progress_bar=bar,
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
             default_root_dir=str(self.run_dir),
         )
         # Lightning's torch.compile integration: it unwraps the compiled module for checkpoints and strategies
-        trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path,
+                        weights_only=True)
+        except SystemExit:  # Lightning turns Ctrl+C into sys.exit(1), leaving SIGINT ignored for the process
+            if not trainer.interrupted:
+                raise
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            best, score = checkpoint.best_model_path, checkpoint.best_model_score
+            if best:  # the phase's best weights so far go into the model, as at a normal end
+                module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+            self.model.to(memory_format=torch.contiguous_format).cpu()
+            raise TrainingInterrupted(phase.index, best or None, float(score) if score is not None else None) \
+                from None
         best = checkpoint.best_model_path
         if best:  # the phase ends with its best weights in the model
             module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
         score = checkpoint.best_model_score
+        if stopper is not None and stopper.stopped_epoch > 0:
+            best_epoch = _best_epoch(history, phase.index, cfg.monitor)
+            self._line(f"Early stopping: no {cfg.monitor} improvement for {cfg.patience} epochs; best epoch "
+                       f"{best_epoch} restored.")
         self.model.to(memory_format=torch.contiguous_format).cpu()
         return best, (float(score) if score is not None else None)
+
+
+def _best_epoch(history: HistoryCallback, phase: int, monitor: str) -> int | None:
+    """The run-wide epoch number of a phase's best epoch (the one restored), from the history rows."""
+    from ..runs.history import best_row
+
+    best = best_row([r for r in history.rows if int(r.get("phase") or 1) == phase], monitor)
+    return int(best["epoch"]) if best else None

@@ -29,7 +29,8 @@ def quiet_lightning(everything: bool = False) -> Iterator[None]:
     tips = _DropTips()
     rank_zero.addFilter(tips)
     lightning_logger = logging.getLogger("lightning.pytorch")
-    level = lightning_logger.level
+    level, rank_zero_level = lightning_logger.level, rank_zero.level
+    rank_zero.setLevel(logging.WARNING)  # "GPU available: False", "`Trainer.fit` stopped": we print our own lines
     try:
         with warnings.catch_warnings():
             if everything:
@@ -40,6 +41,7 @@ def quiet_lightning(everything: bool = False) -> Iterator[None]:
             yield
     finally:
         rank_zero.removeFilter(tips)
+        rank_zero.setLevel(rank_zero_level)
         lightning_logger.setLevel(level)
 
 

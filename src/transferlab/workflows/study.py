@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from .._io import write_json, write_text
 from ..errors import SettingError
 from ..evaluation.compare import compare_runs, markdown_table
@@ -61,14 +63,24 @@ def regularization_study(data: str | os.PathLike[str], out: str | os.PathLike[st
     base = TrainConfig(data=str(data), model="course_cnn", weights="none", strategy="full", epochs=epochs,
                        batch_size=batch_size, lr=lr, seed=seed, subset=subset, image_size=image_size,
                        patience=0, num_workers=num_workers)
+    console = Console(stderr=True, quiet=quiet, soft_wrap=True)
     runs = []
-    for name in names:
-        overrides, _ = VARIANTS[name]
+    for i, name in enumerate(names, start=1):
+        overrides, description = VARIANTS[name]
         run_dir = out / name
-        if not RunFolder(run_dir).is_finished():  # an unfinished run is started again
+        finished = RunFolder(run_dir).is_finished()
+        console.print(f"Variant {i}/{len(names)}: {name} ({description})" + (" - finished before, kept" if finished
+                                                                             else ""), highlight=False)
+        if not finished:  # an unfinished run is started again
             fit(replace(base, out=str(run_dir), **overrides), overwrite=True, quiet=quiet)
         runs.append(run_dir)
     rows = compare_runs(runs, out)
+    classes = RunFolder(runs[0]).config().get("classes") or []
+    chance = 1 / len(classes) if classes else None
+    if chance and all((r["best_val_accuracy"] or 0) <= chance + 0.05 for r in rows):
+        console.print(f"[yellow]Warning:[/] every variant stayed at chance accuracy ({chance:.2f} for "
+                      f"{len(classes)} classes): the comparison says nothing yet. Train longer (--epochs), on more "
+                      "images (--subset), or with a higher --lr.", highlight=False)
     for row, name in zip(rows, names):
         row["variant"], row["description"] = name, VARIANTS[name][1]
     write_text(out / "study.md", markdown_table(rows, [

@@ -25,6 +25,4 @@ class KerasProgressBar(RichProgressBar):
         return f"{text:{len(self.validation_description)}}"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)  # the logger's version number: noise next to Keras' metric names
-        return metrics
+        return {}  # the metrics are in the line each epoch prints (EpochLine): the bar stays one line

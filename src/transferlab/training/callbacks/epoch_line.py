@@ -1,0 +1,79 @@
+"""One persistent line per epoch, flushed as the epoch ends, like Keras' `verbose=2`:
+
+    Epoch 3/30  loss 0.213  accuracy 0.921  val_loss 0.180  val_accuracy 0.944  lr 1e-3  12.1 s  (best)
+
+in a terminal (above the live progress bar), in a pipe or log file (where no bar is drawn) and in a notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+from .history import HistoryCallback
+
+__all__ = ["EpochLine", "format_epoch_line"]
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def format_epoch_line(row: dict[str, Any], of: int | None = None, best: bool = False, phase: int | None = None,
+                      epoch: int | None = None) -> str:
+    """The line for one history row.
+
+    Example:
+        >>> format_epoch_line({"epoch": 3, "loss": 0.213, "accuracy": 0.921, "val_loss": 0.18, "val_accuracy": 0.944,
+        ...                    "lr": 0.001, "seconds": 12.1}, of=30, best=True)
+        'Epoch 3/30  loss 0.213  accuracy 0.921  val_loss 0.180  val_accuracy 0.944  lr 1e-3  12.1 s  (best)'
+    """
+    number = f"{epoch if epoch is not None else row['epoch']}" + (f"/{of}" if of else "")
+    parts = [f"Phase {phase}, epoch {number}" if phase else f"Epoch {number}"]
+    parts += [f"{key} {row[key]:.3f}" for key in METRICS if row.get(key) is not None]
+    if row.get("lr") is not None:
+        mantissa, exponent = f"{row['lr']:.1e}".split("e")
+        parts.append(f"lr {mantissa.removesuffix('.0')}e{int(exponent)}")
+    if row.get("seconds") is not None:
+        parts.append(f"{row['seconds']:.1f} s")
+    return "  ".join(parts) + ("  (best)" if best else "")
+
+
+class EpochLine(Callback):
+    """Prints `format_epoch_line` for each epoch as it ends, marking the epochs that improved `monitor`.
+
+    Args:
+        history: The run's HistoryCallback (its row of the epoch is the one printed: the same numbers as
+            history.csv).
+        monitor: 'val_accuracy' or 'val_loss'.
+        mode: 'max' or 'min'.
+        show: Where lines go (a console's print).
+        phase: The phase number of a two-phase run (printed), or None.
+    """
+
+    def __init__(self, history: HistoryCallback, monitor: str, mode: str, show: Callable[[str], None],
+                 phase: int | None = None) -> None:
+        self.history, self.monitor, self.mode, self.show, self.phase = history, monitor, mode, show, phase
+        self.best: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        previous = [r[self.monitor] for r in self.history.rows
+                    if r.get(self.monitor) is not None and int(r.get("phase") or 1) == self.history.phase]
+        self.best = (max if self.mode == "max" else min)(previous) if previous else None  # a resumed run
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.history.rows:
+            return
+        row = self.history.rows[-1]
+        value = row.get(self.monitor)
+        improved = value is not None and (self.best is None or (value > self.best if self.mode == "max"
+                                                                 else value < self.best))
+        if improved:
+            self.best = value
+        line = format_epoch_line(row, trainer.max_epochs, improved, self.phase, trainer.current_epoch + 1)
+        bar = getattr(trainer.progress_bar_callback, "progress", None)
+        if bar is not None and getattr(bar, "live", None) is not None and bar.live.is_started:
+            bar.console.print(line, markup=False, highlight=False)  # above the live bar, which keeps running
+        else:
+            self.show(line)
