@@ -74,7 +74,7 @@ def classify_step(data: Path, per_class: int) -> dict:
                                                           / len(results), 3)}
         out["images"] += len(results)
     out["wall_seconds"] = round(time.perf_counter() - start, 1)
-    out["command"] = "transferlab classify cifar10/validation/<class>/ --model efficientnet_lite0 --top 1"
+    out["command"] = "transferlab classify cifar10/validation/<class>/ --model efficientnet_lite0 --top-k 1"
     return out
 
 

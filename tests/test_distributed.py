@@ -79,8 +79,9 @@ def test_ddp_run_resumes_under_ddp(tmp_path, tiny_weights):
     rows = (out / "history.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # epoch 1 kept, epoch 2 added, each once
     last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
-    # 24 images, batch 4, 2 ranks: 3 steps per rank and epoch; the step counter went on from epoch 1
-    assert last["global_step"] == 6 and last["epoch"] == 2
+    # 24 images, batch 4, 2 ranks: 3 steps per rank and epoch; the step counter went on from epoch 1. last.ckpt is
+    # written as each epoch ends (after its validation), so it records the 0-based index of the second epoch
+    assert last["global_step"] == 6 and last["epoch"] == 1
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
     writes = [line.split("\t") for line in (tmp_path / "resume.log").read_text().splitlines()]
     assert writes and {rank for rank, path in writes if str(out) in path} == {"0"}, writes

@@ -341,3 +341,32 @@ def test_every_inference_path_gives_the_same_probabilities_from_the_same_files(r
     report = json.loads((target / "export_report.json").read_text())
     assert report["file_parity"]["top1_agreement"] == 1.0
     assert report["file_parity"]["max_abs_probability_diff"] <= 1e-4
+
+
+def test_the_usual_upload_dialects_all_work_and_keep_their_order(run, client_factory):
+    """`curl -F file=@x.jpg` (field 'file'), the field 'files', several files, and a raw image body all get the
+    same answer as `predict` on the same bytes, in the order sent; anything else is a clear 415."""
+    from transferlab.inference.predictor import Predictor
+
+    client = client_factory()
+    red, blue = _png((220, 60, 40)), _png((40, 80, 220))
+    local = Predictor(run[0])
+    expected = {name: local.predict_images([local.decode(data)], top_k=1)[0][0]["label"]
+                for name, data in (("red.png", red), ("blue.png", blue))}
+    one = client.post("/predict", files=[("file", ("red.png", red, "image/png"))])
+    assert one.status_code == 200 and one.json()[0]["top"][0]["label"] == expected["red.png"]
+    both = client.post("/predict", files=[("files", ("blue.png", blue, "image/png")),
+                                          ("files", ("red.png", red, "image/png"))])
+    assert [r["path"] for r in both.json()] == ["blue.png", "red.png"]
+    assert [r["top"][0]["label"] for r in both.json()] == [expected["blue.png"], expected["red.png"]]
+    raw = client.post("/predict?top_k=2", content=blue, headers={"Content-Type": "image/png"})
+    assert raw.status_code == 200 and raw.json()[0]["top"][0]["label"] == expected["blue.png"]
+    assert len(raw.json()[0]["top"]) == 2
+    bad = client.post("/predict", content=b"{}", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 415 and "curl -F file=@" in bad.json()["detail"]
+    empty = client.post("/predict", files={"note": (None, "no file here")})  # multipart with no image
+    assert empty.status_code == 400
+    page = client.get("/").text
+    assert "Classes: birds, cats, dogs" in page or "클래스 / Classes: " + ", ".join(local.labels) in page
+    schema = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/*"} <= set(schema)

@@ -354,7 +354,8 @@ def _train_until(out: Path, data: Path, weights: Path, rows: int, sig: int) -> t
     mode, and a head at lr 1e-6), waits for `rows` history rows, sends `sig`; returns the exit code and output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "transferlab", "train", str(data), "--model", TINY_MODEL, "--weights", str(weights),
-           "--strategy", "freeze", "--no-feature-cache", "--epochs", "500", "--patience", "0", "--image-size", "32", "--batch-size", "4",
+           "--strategy", "freeze", "--no-feature-cache", "--epochs", "500", "--patience", "0", "--image-size", "32",
+           "--batch-size", "4",
            "--num-workers", "0", "--lr", "1e-6", "--out", str(out), "--no-decoded-cache"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,13 +32,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 (and writers may recreate the file): a run folder is
+        os.replace(tmp, path)  # read by others on shared lab servers, as files made with open() are
         if os.environ.get("TRANSFERLAB_WRITE_LOG"):  # an audit trail of who wrote what (distributed tests)
             with open(os.environ["TRANSFERLAB_WRITE_LOG"], "a", encoding="utf-8") as log:
                 log.write(f"{global_rank()}\t{path}\n")
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask (read once, by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def distributed_world() -> tuple[int, int]:

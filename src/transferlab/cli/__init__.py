@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from .advise import advise
@@ -42,6 +44,20 @@ app.command()(augment)
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")
 app.command()(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"transferlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Turn a folder of images into an accurate image classifier by transfer learning."""
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from ._common import err_console, print_json, user_errors
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     model: Annotated[str, typer.Option(help="Catalog name, Keras spelling or timm name.")] = "efficientnet_lite0",
-    top: Annotated[int, typer.Option(help="Labels per image (Keras' decode_predictions top).")] = 3,
+    top_k: Annotated[int, typer.Option(help="Labels per image (Keras' decode_predictions top).")] = 3,
+    top: Annotated[int | None, typer.Option("--top", hidden=True, help="Old spelling of --top-k.")] = None,
     weights: Annotated[str | None, typer.Option(help="'imagenet' (default) or a weights file.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
     engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
@@ -27,13 +28,14 @@ def classify(
 
     Works offline with the bundled EfficientNet-Lite0; other models need their weights cached or `--weights FILE`.
 
-    Example: transferlab classify elephant.jpg --top 3 --plot grid.png
+    Example: transferlab classify elephant.jpg --top-k 3 --plot grid.png
     """
     from ..inference.classify import imagenet_predictor
     from ..inference.predictor import expand_image_paths
 
+    top = top if top is not None else top_k
     if top < 1:
-        raise typer.BadParameter(f"--top must be at least 1; got {top}.")
+        raise typer.BadParameter(f"--top-k must be at least 1; got {top}.")
     paths = expand_image_paths(images)
     if not paths:
         raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")

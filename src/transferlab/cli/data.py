@@ -18,16 +18,17 @@ app = typer.Typer(help="Get named data sets and inspect data folders.", no_args_
 @user_errors
 def get(
     name: Annotated[str, typer.Argument(help="cats_and_dogs_filtered or cifar10.")],
-    dir: Annotated[Path, typer.Option("--dir", help="Folder to download into.")] = Path("data"),
+    out: Annotated[Path, typer.Option(help="Folder to download into.")] = Path("data"),
+    dir: Annotated[Path | None, typer.Option("--dir", hidden=True, help="Old spelling of --out.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Download a named data set (resumable, checksum-verified) and print its folder.
 
-    Example: transferlab data get cats_and_dogs_filtered --dir data
+    Example: transferlab data get cats_and_dogs_filtered --out data
     """
     from ..data.download import get_dataset
 
-    folder = get_dataset(name, dir, quiet=quiet)
+    folder = get_dataset(name, dir or out, quiet=quiet)
     Console(soft_wrap=True).print(f"{name}: {folder}", highlight=False)
 
 

@@ -22,7 +22,7 @@ def evaluate(
     top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Accuracy, top-k, per-class precision/recall/F1, confusion matrix, ROC/AUC (2 classes), calibration.
@@ -50,8 +50,9 @@ def evaluate(
         return
     m = result.metrics
     console = Console()
-    k = next(key for key in m if key.startswith("top") and key.endswith("_accuracy"))
-    line = f"Accuracy {m['accuracy']:.4f}, {k.replace('_', ' ')} {m[k]:.4f}, loss {m['loss']:.4f}"
+    k = next((key for key in m if key.startswith("top") and key.endswith("_accuracy")), None)  # none for 2 classes
+    line = f"Accuracy {m['accuracy']:.4f}" + (f", {k.replace('_', ' ')} {m[k]:.4f}" if k else "") \
+        + f", loss {m['loss']:.4f}"
     if "roc_auc" in m:
         line += f", ROC AUC {m['roc_auc']:.4f}"
     console.print(f"{result.source}: {m['images']} images. " + line

@@ -21,7 +21,8 @@ def predict(
     run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder / model.safetensors).")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     top_k: Annotated[int, typer.Option(help="Labels per image.")] = 3,
-    output: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", hidden=True, help="Old spelling of --out.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
     engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
     tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (average with the mirror "
@@ -44,8 +45,9 @@ def predict(
 
     check_choice("tta", tta, ("none", "flip"), where="predict")
     results = predictor.predict(paths, top_k=top_k, tta=tta)
-    if output:
-        _write_csv(output, results, top_k)
+    out = out or output
+    if out:
+        _write_csv(out, results, top_k)
     if plot:
         from ..evaluation.displays import prediction_grid
 

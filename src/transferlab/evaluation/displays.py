@@ -197,6 +197,7 @@ class CompareDisplay(_Display):
         for ax, title in zip(axes, ("Validation accuracy", "Validation loss")):
             ax.set_title(title)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.tight_layout()

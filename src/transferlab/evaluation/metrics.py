@@ -129,7 +129,7 @@ def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: 
         0.6667
     """
     c = len(labels)
-    k = min(top_k, c)
+    k = min(top_k, c - 1)  # top-k with k >= the number of classes is always 1.0: not reported
     p, y = probabilities.float(), targets.long()
     r4 = lambda v: round(float(v), 4)  # noqa: E731
     precision = tm.classification.multiclass_precision(p, y, c, average=None, zero_division=0)
@@ -144,7 +144,8 @@ def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: 
     metrics: dict[str, Any] = {
         "images": int(len(y)),
         "accuracy": r4(tm.classification.multiclass_accuracy(p, y, c, average="micro")),
-        f"top{k}_accuracy": r4(tm.classification.multiclass_accuracy(p, y, c, average="micro", top_k=k)),
+        **({f"top{k}_accuracy": r4(tm.classification.multiclass_accuracy(p, y, c, average="micro", top_k=k))}
+           if k >= 2 else {}),
         "loss": r4(F.nll_loss(p.clamp_min(1e-12).log(), y)),
         "macro_avg": {"precision": r4(precision.mean()), "recall": r4(recall.mean()), "f1": r4(f1.mean())},
         "weighted_avg": {"precision": r4((precision * weights).sum()), "recall": r4((recall * weights).sum()),

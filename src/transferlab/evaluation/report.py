@@ -68,13 +68,34 @@ def _table(rows: list[list[Any]], header: list[str] | None = None) -> str:
     return "".join(out) + "</table>"
 
 
+def _duration(seconds: float) -> str:
+    """'42.1 s', '3 min 05 s', '1 h 02 min'.
+
+    Example:
+        >>> _duration(10.26), _duration(185), _duration(3720)
+        ('10.3 s', '3 min 05 s', '1 h 02 min')
+    """
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def _metric_cards(metrics: dict[str, Any], keys: list[tuple[str, str]]) -> str:
     cards = []
     for key, label in keys:
         value = metrics.get(key)
         if value is None:
             continue
-        text = f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+        if key.endswith("seconds"):
+            text = _duration(float(value))
+        elif isinstance(value, float):
+            text = f"{value:.4f}"
+        else:
+            text = html.escape(str(value))
         cards.append(f'<div class="card">{html.escape(label)}<b>{text}</b></div>')
     return '<div class="cards">' + "".join(cards) + "</div>"
 
@@ -137,7 +158,7 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
         parts.append("<h2>Result</h2>")
         parts.append(_metric_cards(metrics, [("best_val_accuracy", "best val_accuracy"),
                                              ("best_val_loss", "best val_loss"), ("best_epoch", "best epoch"),
-                                             ("epochs_run", "epochs run"), ("wall_seconds", "wall time (s)")]))
+                                             ("epochs_run", "epochs run"), ("wall_seconds", "wall time")]))
     if (run / "history.png").is_file():
         parts.append("<h2>Training history</h2>" + _img(run / "history.png", "training history"))
     parts.append(_eval_section(eval_folder, "", "Evaluation"))

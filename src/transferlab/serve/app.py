@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import html
 import ipaddress
 import os
 import secrets
@@ -40,7 +41,7 @@ from .page import PAGE
 from .uploads import decode_upload
 
 try:  # the optional extra transferlab[serve]; names at module level so that FastAPI can read the annotations
-    from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 except ImportError:  # pragma: no cover - the error comes when an app is made
     FastAPI = None  # type: ignore[assignment,misc]
@@ -129,17 +130,20 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
     async def model() -> dict[str, Any]:
         return info
 
-    @app.post("/predict")
-    async def predict(files: list[UploadFile] = File(...), top_k: int | None = None) -> list[dict[str, Any]]:  # noqa: B008
-        if not files:
-            raise HTTPException(400, "Send one or more images as multipart field 'files'.")
-        if len(files) > config.max_files:
-            raise HTTPException(413, f"{len(files)} files in one request; the limit is {config.max_files}.")
+    @app.post("/predict", openapi_extra=PREDICT_OPENAPI)
+    async def predict(request: Request, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Classify images: multipart form fields `file` or `files` (one or many, in order), or one image as
+        the raw request body (Content-Type image/*). Example: `curl -F file=@cat.jpg http://HOST/predict`."""
+        uploads = await _uploads(request, config.max_upload_mb)
+        if not uploads:
+            raise HTTPException(400, "Send one or more images: multipart field 'file' or 'files' (curl -F "
+                                     "file=@cat.jpg URL), or the image itself as the body (curl --data-binary "
+                                     "@cat.jpg -H 'Content-Type: image/jpeg' URL).")
+        if len(uploads) > config.max_files:
+            raise HTTPException(413, f"{len(uploads)} files in one request; the limit is {config.max_files}.")
         k = max(1, min(int(top_k or config.top_k), len(labels)))
         images, names = [], []
-        for f in files:
-            data = await f.read(int(config.max_upload_mb * 2**20) + 1)
-            name = f.filename or f"upload-{len(names)}"
+        for name, data in uploads:
             images.append(await run_in_threadpool(decode_upload, data, name, config, predictor))
             names.append(name)
         try:
@@ -150,9 +154,38 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
-        return PAGE.replace("__TITLE__", f"transferlab — {info['source']}")
+        return PAGE.replace("__TITLE__", html.escape(f"transferlab — {info['source']}")).replace(
+            "__CLASSES__", html.escape(", ".join(labels)))
 
     return app
+
+
+async def _uploads(request: Any, max_upload_mb: float) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every image in the request, in the order sent: the files of a multipart form, whatever
+    their field names (`file`, `files`, ...), or the raw body of an image/* or octet-stream request."""
+    from fastapi import HTTPException
+
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = int(max_upload_mb * 2**20) + 1
+    if kind == "multipart/form-data":
+        form = await request.form()
+        out = []
+        for _, value in form.multi_items():
+            if hasattr(value, "read"):  # an UploadFile; text fields are ignored
+                out.append((value.filename or f"upload-{len(out)}", await value.read(limit)))
+        return out
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return [("upload", await request.body())]
+    raise HTTPException(415, f"Content-Type {kind or '(none)'} is not an upload: send multipart/form-data (curl -F "
+                             "file=@cat.jpg URL) or the image bytes with Content-Type image/jpeg, image/png, ...")
+
+
+PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary", "description": "one image"},
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "one or more images, answered in this order"}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 def app_from_env() -> Any:

@@ -13,6 +13,7 @@ body{font-family:system-ui,'Noto Sans KR',sans-serif;max-width:900px;margin:2em 
 </style></head><body>
 <h1>이미지 분류 <small>Image classification</small></h1>
 <p>이미지를 끌어다 놓거나 선택하세요. <small>Drop images here or choose them.</small></p>
+<p id="classes"><small>클래스 / Classes: __CLASSES__</small></p>
 <div id="drop" tabindex="0">📷 이미지 선택 / Choose images
 <input id="files" type="file" accept="image/*" multiple hidden></div>
 <p><small id="status"></small></p>
@@ -37,7 +38,9 @@ async function send(files) {
   const data = await response.json();
   status.textContent = "";
   if (!response.ok) { results.prepend(message(data.detail || response.statusText)); return; }
-  data.forEach((item, i) => results.prepend(card(files[i], item)));
+  const batch = document.createDocumentFragment();  // newest request on top, its images in upload order
+  data.forEach((item, i) => batch.appendChild(card(files[i], item)));
+  results.prepend(batch);
 }
 function message(text) { const p = document.createElement("p"); p.className = "err";
   p.textContent = "오류 / Error: " + text; return p; }

@@ -134,7 +134,9 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
                              head=head, **dict(config.model_kwargs or {}))
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
-    params = count_parameters(model)
+    phases = plan_phases(config)
+    # what the first phase trains (the console's "Phase 1: ... trainable" line counts the same way)
+    params = count_parameters(apply_strategy(model, phases[0].strategy))
     rank_zero = is_rank_zero()
     if not rank_zero:
         console.quiet = True
@@ -162,7 +164,6 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     interrupted: TrainingInterrupted | None = None
     try:
-        phases = plan_phases(config)
         for phase in phases:
             if phase.index > 1:  # the weights each later phase starts from, in case it never beats them
                 snapshots[phase.index - 1] = {k: v.clone() for k, v in model.state_dict().items()}
