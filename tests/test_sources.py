@@ -179,3 +179,41 @@ def test_listed_and_streamed_csv_read_the_same_rows_and_headers(tmp_path):
     for read in (lambda: load_image_folder(index), lambda: scan_index(index)):
         with pytest.raises(ValueError, match="line 3"):
             read()
+
+
+def test_commands_that_take_images_accept_every_data_form_train_accepts(tmp_path, tiny_run):
+    """predict and classify read a CIFAR-10 folder as `data get` leaves it (and its train/CLASS,
+    validation/CLASS paths), a CSV index and a zip archive, besides files and folders."""
+    import json
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+    from transferlab.data.sources import list_images
+
+    runner = CliRunner()
+    data = tmp_path / "data"
+    _fake_cifar(data / "cifar-10-batches-py", per_batch=4)
+    assert len(list_images([data])) == 24  # 5 train batches + the test batch, 4 images each
+    cats = list_images([data / "cifar-10-batches-py" / "validation" / "cat"])
+    assert len(cats) == 2 and all(p.startswith("cifar://") and p.endswith(("#0", "#2")) for p in cats)
+    assert len(list_images([data / "train" / "dog"])) == 10  # also from the folder the archive was extracted into
+    with pytest.raises(FileNotFoundError, match="no class 'horse'"):
+        list_images([data / "cifar-10-batches-py" / "validation" / "horse"])
+    root, run = tiny_run
+    images = sorted((root / "validation" / "cats").glob("*.png"))[:3]
+    (tmp_path / "index.csv").write_text("path,label\n" + "".join(f"{p},cats\n" for p in images))
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        for p in images:
+            archive.write(p, f"photos/{p.name}")
+    for source, count in ((data / "cifar-10-batches-py" / "validation" / "cat", 2), (tmp_path / "index.csv", 3),
+                          (tmp_path / "photos.zip", 3)):
+        predicted = runner.invoke(app, ["predict", str(run), str(source), "--json"])
+        assert predicted.exit_code == 0, predicted.output
+        assert len([r for r in json.loads(predicted.stdout) if "top" in r]) == count, source
+    classified = runner.invoke(app, ["classify", str(data / "cifar-10-batches-py" / "validation" / "cat"),
+                                     "--top-k", "1", "--json", "--model", "test_efficientnet", "--weights", "none"])
+    assert classified.exit_code == 0, classified.output  # timm's test model has 1000 (ImageNet) outputs
+    results = json.loads(classified.stdout)
+    assert [r["path"] for r in results] == cats and all(len(r["top"]) == 1 and r["top"][0]["wnid"] for r in results)

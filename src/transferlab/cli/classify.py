@@ -30,13 +30,13 @@ def classify(
 
     Example: transferlab classify elephant.jpg --top-k 3 --plot grid.png
     """
+    from ..data.sources import list_images
     from ..inference.classify import imagenet_predictor
-    from ..inference.predictor import expand_image_paths
 
     top = top if top is not None else top_k
     if top < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top}.")
-    paths = expand_image_paths(images)
+    paths = list_images(images)
     if not paths:
         raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")
     predictor = imagenet_predictor(model, weights, engine=engine)

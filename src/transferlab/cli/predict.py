@@ -33,12 +33,13 @@ def predict(
 
     Example: transferlab predict runs/cd my_photos/ --top-k 2
     """
-    from ..inference.predictor import expand_image_paths, load_predictor
+    from ..data.sources import list_images
+    from ..inference.predictor import load_predictor
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
     predictor = load_predictor(run, engine=engine)
-    paths = expand_image_paths(images)
+    paths = list_images(images)
     if not paths:
         raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")
     from ..errors import check_choice

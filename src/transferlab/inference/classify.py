@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.sources import list_images
 from ..data.transforms import Preprocessing
 from ..errors import SettingError
 from ..runs.bundle import Bundle
-from .portable import BasePredictor, expand_image_paths, top_k
+from .portable import BasePredictor, top_k
 from .predictor import Predictor, load_predictor
 
 __all__ = ["imagenet_labels", "imagenet_predictor", "classify", "decode_predictions"]
@@ -85,7 +86,7 @@ def classify(images: Sequence[str | os.PathLike[str]], model: str = "efficientne
         Per image: {"path", "top": [{"wnid", "label", "probability"}, ...]} or {"path", "error"}.
     """
     predictor = imagenet_predictor(model, weights, engine=engine)
-    return predictor.predict(expand_image_paths(images), top_k=top)
+    return predictor.predict(list_images(images), top_k=top)
 
 
 def decode_predictions(preds: np.ndarray | torch.Tensor, top: int = 5) -> list[list[tuple[str, str, float]]]:

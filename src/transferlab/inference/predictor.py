@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._console import progress_bar
+from ..data.sources import list_images
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
 from .engine import Engine, best_engine
@@ -159,4 +160,4 @@ def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[s
     Example:
         >>> predict("runs/x", ["new_photos/"], top_k=2)  # doctest: +SKIP
     """
-    return load_predictor(bundle).predict(expand_image_paths(images), top_k=top_k)
+    return load_predictor(bundle).predict(list_images(images), top_k=top_k)
