@@ -82,3 +82,19 @@ def test_compare_has_whole_epochs_and_says_what_was_trained(frozen_run, tmp_path
     ticks = [t for t in display.ax_[0].get_xticks() if 1 <= t <= 3]
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert "| model | strategy | data |" in (tmp_path / "compare.md").read_text()
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_models_table_never_cuts_a_name(width, monkeypatch):
+    from transferlab.models.catalog import CATALOG
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert all(entry.name in result.output for entry in CATALOG)
+    assert all(len(line) <= width for line in result.output.splitlines())
+    if width >= 140:  # room for the exact counts the course asks students to check
+        assert "3,453,121" in result.output and "Left out" not in result.output
+    else:
+        assert "Left out at this width" in result.output
