@@ -42,6 +42,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+RUN_MARKER = ".transferlab-run"  # written into every run folder when it is created: the proof that we made it
+
+
 @functools.lru_cache(maxsize=1)
 def _umask() -> int:
     """The process's umask (read once, by setting it and putting it back at once)."""

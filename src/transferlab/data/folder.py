@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._io import RUN_MARKER
 from ..errors import DataError, MissingFileError
 from .images import check_image, is_image_file
 
@@ -114,7 +115,12 @@ def _ignored(name: str) -> bool:
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _ignored(p.name))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _ignored(p.name) and not _is_run(p))
+
+
+def _is_run(folder: Path) -> bool:
+    """A transferlab run folder (its marker): pictures of a run are no class of the data."""
+    return (folder / RUN_MARKER).is_file()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -142,7 +148,8 @@ def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[s
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = dict(zip(candidates, (err for err, _ in pool.map(check_image, candidates))))
     images: dict[str, list[str]] = {}
-    skipped: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = [{"path": str(d), "reason": "a transferlab run folder, not a class: left out"}
+                                     for d in sorted(folder.iterdir()) if d.is_dir() and _is_run(d)]
     for name, paths in per_class.items():
         images[name] = []
         for p in paths:

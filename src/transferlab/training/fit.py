@@ -125,13 +125,13 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     run_dir = Path(config.out)
     folder = RunFolder(run_dir)
     data = _load_data(config)
-    if is_rank_zero():  # other ranks (DDP) only read; rank 0 owns the run folder
-        folder.prepare(overwrite, resume)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
     model = build_classifier(config.model, len(data.classes), weights=config.weights, image_size=config.image_size,
                              head=head, **dict(config.model_kwargs or {}))
+    if is_rank_zero():  # only now, with settings, data and model known good; other ranks (DDP) only read
+        folder.prepare(overwrite, resume, protect=[config.data])
     pre = Preprocessing.from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
     phases = plan_phases(config)
