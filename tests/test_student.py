@@ -98,3 +98,98 @@ def test_models_table_never_cuts_a_name(width, monkeypatch):
         assert "3,453,121" in result.output and "Left out" not in result.output
     else:
         assert "Left out at this width" in result.output
+
+
+def _keras_table(name: str) -> dict:
+    from transferlab.models.keras import keras_tables
+
+    return keras_tables()[name]
+
+
+def test_keras_layer_143_is_the_course_layer_and_trains_what_keras_trains():
+    """`base_model.layers[143:]` is Keras' conv5 stage: the same layers train here as in Keras. Keras' side is
+    worked out from Keras 3's own layer table: its weights from index 143, less BatchNormalization's moving
+    statistics, less its convolutions' biases (PyTorch's ResNet has none), must equal our count, and our count
+    must equal torchvision's ResNet50 last stage (a third implementation)."""
+    import torchvision
+
+    from transferlab.applications import ResNet50
+
+    base = ResNet50(include_top=False, weights=None)
+    assert base.layers[143].name == "conv5_block1_1_conv" and base.layers[143].counterpart.name == "layer4.0.conv1"
+    assert len(base.layers) == len(_keras_table("ResNet50")["layers"]) == 175
+    base.trainable = False
+    for layer in base.layers[143:]:
+        layer.trainable = True
+    ours = sum(p.numel() for p in base.trainable_weights)
+    layers = _keras_table("ResNet50")["layers"][143:]
+    bn_channels = sum(la["weights"] // 4 for la in layers if la["class"] == "BatchNormalization")
+    keras_trainable = sum(la["weights"] for la in layers) - 2 * bn_channels
+    conv_biases = bn_channels  # every convolution feeds one BatchNormalization of its width
+    assert keras_trainable == 14_976_000 and conv_biases == 11_264
+    assert ours == keras_trainable - conv_biases == 14_964_736
+    assert ours == sum(p.numel() for p in torchvision.models.resnet50().layer4.parameters())
+
+
+def test_unfreeze_from_keras_index_on_the_command_line():
+    result = runner.invoke(app, ["layers", "resnet50", "--strategy", "unfreeze-from=keras:143", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["trainable"] == 14_964_736 + 2048 * 2 + 2
+    first = next(r for r in doc["layers"] if r["trainable"])
+    assert first["name"] == "layer4.0.conv1"
+    bad = runner.invoke(app, ["layers", "resnet50", "--strategy", "unfreeze-from=keras:999"])
+    assert bad.exit_code == 2 and "has 175 layers" in bad.output
+
+
+def test_include_top_false_counts_like_keras():
+    """Without the top there is no classifier; count_params() counts weights the Keras way (parameters plus the
+    moving statistics), checked against torchvision's ResNet50 and Keras 3's own numbers."""
+    import torchvision
+
+    from transferlab.applications import ResNet50
+
+    base = ResNet50(include_top=False, weights=None)
+    reference = torchvision.models.resnet50()
+    params = sum(p.numel() for n, p in reference.named_parameters() if not n.startswith("fc."))
+    moving = sum(b.numel() for n, b in reference.named_buffers() if n.endswith(("running_mean", "running_var")))
+    assert sum(p.numel() for p in base.parameters()) == params == 23_508_032
+    assert base.count_params() == params + moving
+    keras = _keras_table("ResNet50")
+    assert (keras["count_params"], keras["non_trainable"]) == (23_587_712, 53_120)
+    assert sum(w.numel() for w in base.non_trainable_weights) == keras["non_trainable"]
+    assert base.output_shape == (None, 7, 7, 2048)  # Keras' channels-last order
+    text = base.summary(print_fn=lambda s: None)
+    assert "Total params: 23,561,152" in text and "Non-trainable params: 53,120" in text
+    assert "Keras' ResNet50 counts 23,587,712" in text and "biases (+26,560 weights)" in text
+    with pytest.raises(ValueError, match="torch.compile"):
+        base.compile(optimizer="adam", loss="binary_crossentropy")
+
+
+def test_keras_indices_map_for_every_keras_family_or_say_why_not():
+    """Loops over the registry: every Keras family's layers align with the PyTorch model (its first layer with
+    weights is our first), or keras:N refuses with what to use instead."""
+    import torch
+
+    from transferlab.errors import SettingError
+    from transferlab.models import create_model
+    from transferlab.models.catalog import CATALOG
+    from transferlab.models.keras_layers import align, keras_index_to_layer
+
+    exact = {"ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "VGG16", "VGG19",
+             "DenseNet121", "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+             "MobileNetV3Small", *(f"EfficientNetB{i}" for i in range(8))}
+    for entry in [e for e in CATALOG if e.keras and e.keras.isidentifier()]:
+        with torch.device("meta"):
+            base = create_model(entry.name, num_classes=0, weights="none")
+        layers = _keras_table(entry.keras)["layers"]
+        if entry.keras in exact:
+            from transferlab.models.transfer import base_layers
+
+            mapping = align(base, layers)
+            ours_first = next(la.index for la in base_layers(base) if any(True for _ in la.module.parameters(False)))
+            assert len(mapping) >= 0.95 * sum(1 for la in layers if la["weights"]), entry.keras
+            assert keras_index_to_layer(base, entry.keras, 0) == min(mapping.values()) == ours_first, entry.keras
+        else:
+            with pytest.raises(SettingError, match="unfreeze-from=NAME"):
+                keras_index_to_layer(base, entry.keras, 0)

@@ -30,10 +30,7 @@ _EXPORTS = {
     "TransferlabError": "transferlab.errors",
 }
 
-# public submodule aliases: `from transferlab import applications` as in `from keras import applications`
-_MODULES = {"applications": "transferlab.models.keras"}
-
-__all__ = [*sorted(_EXPORTS), *sorted(_MODULES), "__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import TransferlabError  # noqa: F401
@@ -44,10 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        value = importlib.import_module(_MODULES[name])
-        globals()[name] = value
-        return value
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value

@@ -15,7 +15,8 @@ from ._common import print_json, user_errors
 def layers(
     model: Annotated[str, typer.Argument(help="Registered model or timm name, e.g. resnet50.")],
     strategy: Annotated[str | None, typer.Option(help="Show the trainable column under this strategy, e.g. "
-                                                      "unfreeze-from=143.")] = None,
+                                                      "unfreeze-from=keras:143 (Keras' layer index) or "
+                                                      "unfreeze-from=127.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size for the output shapes [default: the "
                                                         "model's own].")] = None,
     num_classes: Annotated[int, typer.Option(help="Classes of the new head.")] = 2,

@@ -8,15 +8,21 @@
 
 Every family of the course's catalog has a function with Keras' name and arguments. With `include_top=True`
 it returns the full classifier (a timm model with its 1000-class head, or `classes` outputs); without the
-top it returns a `KerasBase`: the feature extractor, giving the feature map (`pooling=None`, channels
-first as PyTorch does) or the pooled vector (`'avg'`, `'max'`), with Keras' `trainable`, `layers` and
-`trainable_weights`.
+top it returns a `KerasBase`: the feature extractor *without* its classifier, giving the feature map
+(`pooling=None`, channels first as PyTorch does) or the pooled vector (`'avg'`, `'max'`), with Keras'
+`trainable`, `layers`, `trainable_weights` / `non_trainable_weights` (BatchNormalization's moving statistics
+count as non-trainable weights, as in Keras), `count_params()`, `summary()` and `output_shape` (Keras'
+channels-last order). Keras' own counts for each family (tools/keras_tables.py, from Keras 3) are in
+`keras_tables.json`; `summary()` says in one line where the PyTorch architecture differs from Keras'.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +36,32 @@ from .transfer import Base
 __all__ = ["KerasBase", "application"]
 
 
+class KerasLayer:
+    """One layer of Keras' list (its index, name and class), switching its PyTorch counterpart's weights.
+
+    Layers without weights (activations, padding, pooling, additions) have no counterpart: `trainable` is then
+    a flag only, as in Keras, where it changes nothing either.
+    """
+
+    def __init__(self, index: int, name: str, kind: str, counterpart: Any) -> None:
+        self.index, self.name, self.kind, self.counterpart = index, name, kind, counterpart
+        self._flag = True
+
+    @property
+    def trainable(self) -> bool:
+        return self.counterpart.trainable if self.counterpart is not None else self._flag
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if self.counterpart is not None:
+            self.counterpart.trainable = value
+        self._flag = bool(value)
+
+    def __repr__(self) -> str:
+        twin = f" -> {self.counterpart.name}" if self.counterpart is not None else ""
+        return f"<KerasLayer {self.index}: {self.name} ({self.kind}){twin}, trainable={self.trainable}>"
+
+
 class KerasBase(nn.Module):
     """A pretrained base without its classifier, with Keras' `trainable`, `layers` and `output_shape`.
 
@@ -40,11 +72,15 @@ class KerasBase(nn.Module):
         torch.Size([1, 1280])
     """
 
-    def __init__(self, model: nn.Module, pooling: str | None, input_shape: tuple[int, int, int]) -> None:
+    def __init__(self, model: nn.Module, pooling: str | None, input_shape: tuple[int, int, int],
+                 keras_name: str | None = None) -> None:
         super().__init__()
         if pooling not in (None, "avg", "max"):
             raise SettingError(f"pooling must be None, 'avg' or 'max' (as in Keras); got {pooling!r}.")
+        model.reset_classifier(0)  # include_top=False: no classifier weights (timm's uniform surface)
         self.model = model
+        self.keras_name = keras_name
+        self._keras_layers: list | None = None
         self.pooling = pooling
         self.input_shape = input_shape
         self._base = Base(model)
@@ -61,7 +97,7 @@ class KerasBase(nn.Module):
 
     @property
     def output_shape(self) -> tuple[int | None, ...]:
-        """Keras-style output shape with None for the batch (channels first)."""
+        """Keras' output shape: None for the batch, channels last, e.g. (None, 7, 7, 2048) or (None, 2048)."""
         h, w, c = self.input_shape
         device = next(self.model.parameters()).device
         with torch.no_grad():
@@ -69,11 +105,31 @@ class KerasBase(nn.Module):
             self.eval()
             out = self(torch.zeros(1, c, h, w, device=device))
             self.train(was)
-        return (None, *out.shape[1:])
+        shape = tuple(out.shape[1:])
+        return (None, *shape[1:], shape[0]) if len(shape) == 3 else (None, *shape)
 
     @property
     def layers(self) -> list:
-        return self._base.layers
+        """Keras' own layer list for the course's Keras families (index 143 of ResNet50 is `conv5_block1_1_conv`,
+        as in the course), each layer switching its PyTorch counterpart's `trainable`; for other models, the
+        PyTorch layers (`transferlab layers MODEL`)."""
+        if self._keras_layers is None:
+            self._keras_layers = self._build_keras_layers()
+        return self._keras_layers or self._base.layers
+
+    def _build_keras_layers(self) -> list:
+        from .keras_layers import align
+
+        table = keras_tables().get(self.keras_name or "")
+        if not table:
+            return []
+        mapping = align(self.model, table["layers"])
+        weighted = sum(1 for la in table["layers"] if la["weights"])
+        if len(mapping) < 0.95 * weighted:  # the PyTorch port is built differently: no faithful Keras indices
+            return []
+        ours = {layer.index: layer for layer in self._base.layers}
+        return [KerasLayer(la["index"], la["name"], la["class"], ours.get(mapping.get(la["index"], -1)))
+                for la in table["layers"]]
 
     @property
     def trainable(self) -> bool:
@@ -88,8 +144,82 @@ class KerasBase(nn.Module):
         return self._base.trainable_weights
 
     @property
-    def non_trainable_weights(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if not p.requires_grad]
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        """Frozen parameters and BatchNormalization's moving mean and variance (Keras counts both)."""
+        return [p for p in self.parameters() if not p.requires_grad] + _moving_statistics(self)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return self.trainable_weights + self.non_trainable_weights
+
+    def count_params(self) -> int:
+        """Every weight, as Keras' `count_params()`: parameters plus BatchNormalization's moving statistics."""
+        return sum(w.numel() for w in self.weights)
+
+    def keras_counts(self) -> dict[str, int] | None:
+        """Keras 3's own counts for this family without the top (keras_tables.json), or None."""
+        table = keras_tables().get(self.keras_name or "")
+        if not table:
+            return None
+        return {k: table[k] for k in ("count_params", "trainable", "non_trainable")}
+
+    def summary(self, print_fn: Callable[[str], None] | None = None) -> str:
+        """Keras' `model.summary()`: one row per layer with weights (name, type, output shape, weights), then
+        total, trainable and non-trainable counts (Keras' way), and one line on how Keras' own model differs.
+
+        Example:
+            >>> from transferlab.applications import ResNet50
+            >>> print(ResNet50(include_top=False, weights=None).summary())  # doctest: +SKIP
+        """
+        rows = [(layer.name, type(layer.module).__name__,
+                 sum(t.numel() for t in [*layer.module.parameters(recurse=False), *_moving_statistics(layer.module,
+                                                                                                     False)]))
+                for layer in self._base.layers]
+        rows = [r for r in rows if r[2]]
+        width = max(len(r[0]) for r in rows) if rows else 10
+        lines = [f'Model: "{self.keras_name or type(self.model).__name__}" (include_top=False, pooling='
+                 f"{self.pooling!r})", f"{'Layer (type)':<{width + 20}} {'Param #':>12}", "=" * (width + 33)]
+        lines += [f"{name + ' (' + kind + ')':<{width + 20}} {count:>12,}" for name, kind, count in rows]
+        total, trainable = self.count_params(), sum(w.numel() for w in self.trainable_weights)
+        lines += ["=" * (width + 33), f"Output shape: {self.output_shape}", f"Total params: {total:,}",
+                  f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}"]
+        keras = self.keras_counts()
+        if keras and keras["count_params"] != total:
+            lines.append(f"Keras' {self.keras_name} counts {keras['count_params']:,} "
+                         f"({keras['trainable']:,} trainable): {_difference(self.keras_name, keras, total)}")
+        text = "\n".join(lines)
+        (print_fn or print)(text)
+        return text
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Keras' `model.compile(optimizer, loss, metrics)` has no counterpart here (and must not silently mean
+        PyTorch's `torch.compile`)."""
+        raise SettingError(
+            "Keras' model.compile(optimizer=..., loss=..., metrics=...) is not how transferlab trains: put the "
+            "settings in transferlab.TrainConfig(optimizer='adam', lr=1e-4, ...) and call transferlab.fit(...) (or "
+            "`transferlab train`). To compile the network with PyTorch's compiler, call torch.compile(model)."
+        )
+
+
+def _moving_statistics(module: nn.Module, recurse: bool = True) -> list[torch.Tensor]:
+    """BatchNorm running mean and variance (Keras' non-trainable moving statistics; not the step counter)."""
+    return [b for n, b in module.named_buffers(recurse=recurse) if n.rsplit(".", 1)[-1] in ("running_mean",
+                                                                                           "running_var")]
+
+
+@functools.lru_cache(maxsize=1)
+def keras_tables() -> dict[str, Any]:
+    """Keras 3's counts and layer lists per family without the top (tools/keras_tables.py made the file)."""
+    path = Path(__file__).with_name("keras_tables.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _difference(keras_name: str | None, keras: dict[str, int], ours: int) -> str:
+    diff = keras["count_params"] - ours
+    if keras_name and keras_name.startswith("ResNet") and not keras_name.endswith("V2"):
+        return (f"its convolutions have biases ({diff:+,} weights), which PyTorch's ResNet leaves out before "
+                "BatchNormalization; the layers correspond one to one.")
+    return f"{diff:+,} weights in Keras' architecture (the PyTorch port differs in details; see docs/finetuning.md)."
 
 
 def application(name: str, include_top: bool = True, weights: str | os.PathLike[str] | None = "imagenet",
@@ -124,7 +254,8 @@ def application(name: str, include_top: bool = True, weights: str | os.PathLike[
         return model
     if size is None:
         size = int(model.pretrained_cfg["input_size"][-1])
-    return KerasBase(model, pooling, (size, size, 3))
+    entry = next((e for e in CATALOG if e.name == name or e.keras == name), None)
+    return KerasBase(model, pooling, (size, size, 3), keras_name=entry.keras if entry and entry.keras else None)
 
 
 def _make(entry_name: str, keras_name: str) -> Callable[..., nn.Module]:

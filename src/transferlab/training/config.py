@@ -31,8 +31,9 @@ class TrainConfig:
         out: Run folder; default `runs/<model>-<date>-<time>`.
         model: Registered model name or any timm architecture.
         weights: 'imagenet', 'none' or a .safetensors/.pth file; default: 'imagenet' where available.
-        strategy: 'freeze', 'unfreeze-from=K', 'unfreeze-last=N', 'full' or 'two-phase'; default 'freeze'
-            with pretrained weights, else 'full'.
+        strategy: 'freeze', 'unfreeze-from=K' (K: an index of `transferlab layers MODEL`, a module name, or
+            'keras:N' for Keras' own layer index, e.g. keras:143 on ResNet50), 'unfreeze-last=N' (stages), 'full'
+            or 'two-phase'; default 'freeze' with pretrained weights, else 'full'.
         unfreeze_from: For 'two-phase': the layer (index or name) the second phase unfreezes from; None = all.
         finetune_lr_factor: For 'two-phase': the second phase's learning rate is lr / this factor.
         finetune_epochs: For 'two-phase': maximum epochs of the second phase (default: `epochs`).

@@ -82,6 +82,13 @@ def resolve_layer_index(model: nn.Module, ref: str | int) -> int:
     base, _ = _base_and_head(model)
     layers = base_layers(base)
     text = str(ref)
+    if text.startswith("keras:"):  # Keras' own layer index, as in the course's base_model.layers[143:]
+        from ..models.keras_layers import keras_family, keras_index_to_layer
+
+        number = text.removeprefix("keras:")
+        if not number.isdigit():
+            raise SettingError(f"keras:N needs a Keras layer index, e.g. 'unfreeze-from=keras:143'; got {text!r}.")
+        return keras_index_to_layer(base, keras_family(base), int(number))
     if text.lstrip("-").isdigit():
         index = int(text)
         if not -len(layers) <= index < len(layers):
