@@ -95,8 +95,12 @@ def test_existing_out_is_refused_then_overwritten(dataset, tmp_path):
     assert result.exit_code == 2
     assert "already exists" in result.output and "--overwrite" in result.output
     assert (out / "keep.txt").read_text() == "precious"
-    assert train(*args, "--overwrite").exit_code == 0
-    assert not (out / "keep.txt").exists()
+    refused = train(*args, "--overwrite")  # not a run folder: --overwrite deletes nothing it did not make
+    assert refused.exit_code == 2 and "not a transferlab run folder" in refused.output
+    assert (out / "keep.txt").read_text() == "precious"
+    (out / "keep.txt").unlink()
+    assert train(*args).exit_code == 0  # an empty folder is used as it is
+    assert train(*args, "--overwrite").exit_code == 0  # a run folder is replaced
 
 
 def test_resume_continues_from_the_last_epoch(dataset, tmp_path):

@@ -101,7 +101,7 @@ def test_models_table_never_cuts_a_name(width, monkeypatch):
 
 
 def _keras_table(name: str) -> dict:
-    from transferlab.models.keras import keras_tables
+    from transferlab.models.keras_layers import keras_tables
 
     return keras_tables()[name]
 

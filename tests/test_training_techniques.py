@@ -383,7 +383,9 @@ def test_interrupt_after_a_plateau_then_resume_continues_at_the_next_epoch(tmp_p
     before = _history(out)
     assert len(before) >= 4 and len({r["val_accuracy"] for r in before}) == 1  # a plateau: epoch 1 stays the best
     last = torch.load(out / "last.ckpt", weights_only=True)
-    assert last["epoch"] + 1 >= len(before)  # the last state is the latest epoch's, not the best one's
+    # the last state is the latest epoch's, not the best one's (a kill -9 may land between an epoch's history row
+    # and its checkpoint: that one epoch is then trained again)
+    assert len(before) - (last["epoch"] + 1) <= 1
     if sig == signal.SIGINT:
         assert code == 130 and f"transferlab train --resume {out}" in output, output
         assert json.loads((out / "metrics.json").read_text())["interrupted"] is True

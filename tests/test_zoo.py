@@ -63,12 +63,12 @@ def test_no_pretrained_weights_is_a_clear_error():
 
 @pytest.mark.parametrize(("ctor", "shape", "pooling", "expected"), [
     ("ResNet50", (64, 64, 3), "avg", (None, 2048)),
-    ("ResNet50", (64, 64, 3), None, (None, 2048, 2, 2)),
+    ("ResNet50", (64, 64, 3), None, (None, 2, 2, 2048)),  # Keras' channels-last order
     ("MobileNetV2", (96, 96, 3), "max", (None, 1280)),
     ("EfficientNetLite0", (224, 224, 3), "avg", (None, 1280)),
     ("AlexNet", (224, 224, 3), "avg", (None, 4096)),
     ("GoogLeNet", (224, 224, 3), "avg", (None, 1024)),
-    ("LeNet5", (32, 32, 3), None, (None, 16, 5, 5)),
+    ("LeNet5", (32, 32, 3), None, (None, 5, 5, 16)),
 ])
 def test_applications_without_top_are_keras_bases(ctor, shape, pooling, expected):
     from transferlab import applications

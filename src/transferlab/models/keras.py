@@ -18,11 +18,8 @@ channels-last order). Keras' own counts for each family (tools/keras_tables.py, 
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +28,7 @@ from torch import nn
 from ..errors import SettingError
 from . import create_model
 from .catalog import CATALOG
+from .keras_layers import keras_tables
 from .transfer import Base
 
 __all__ = ["KerasBase", "application"]
@@ -205,13 +203,6 @@ def _moving_statistics(module: nn.Module, recurse: bool = True) -> list[torch.Te
     """BatchNorm running mean and variance (Keras' non-trainable moving statistics; not the step counter)."""
     return [b for n, b in module.named_buffers(recurse=recurse) if n.rsplit(".", 1)[-1] in ("running_mean",
                                                                                            "running_var")]
-
-
-@functools.lru_cache(maxsize=1)
-def keras_tables() -> dict[str, Any]:
-    """Keras 3's counts and layer lists per family without the top (tools/keras_tables.py made the file)."""
-    path = Path(__file__).with_name("keras_tables.json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _difference(keras_name: str | None, keras: dict[str, int], ours: int) -> str:

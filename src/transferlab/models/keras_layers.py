@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -27,7 +29,7 @@ from torch import nn
 from ..errors import SettingError
 from .transfer import base_layers
 
-__all__ = ["keras_index_to_layer", "align", "keras_family"]
+__all__ = ["keras_index_to_layer", "align", "keras_family", "keras_tables"]
 
 _WINDOW = 6  # how far ahead a match is looked for (local reorderings of the two builds)
 
@@ -82,10 +84,15 @@ def align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, int]
     return mapping
 
 
+@functools.lru_cache(maxsize=1)
+def keras_tables() -> dict[str, Any]:
+    """Keras 3's counts and layer lists per family without the top (tools/keras_tables.py made the file)."""
+    path = Path(__file__).with_name("keras_tables.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 @functools.lru_cache(maxsize=32)
 def _table(keras_name: str) -> list[dict[str, Any]]:
-    from .keras import keras_tables
-
     table = keras_tables().get(keras_name)
     if not table:
         raise SettingError(f"No Keras layer table for {keras_name!r}: keras:N indices work for the catalog's Keras "
