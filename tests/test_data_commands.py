@@ -144,3 +144,18 @@ def test_known_data_sets_have_official_urls_and_checks():
     assert dl.DATASETS["cifar10"].md5 == "c58f30108f718f92721af3b95e74349a"
     assert dl.DATASETS["cats_and_dogs_filtered"].url.endswith("mledu-datasets/cats_and_dogs_filtered.zip")
     assert all(d.size for d in dl.DATASETS.values())
+
+
+def test_data_info_names_the_identical_files(tmp_path):
+    import shutil
+
+    from .conftest import make_dataset
+
+    data = make_dataset(tmp_path / "d", n_train=4, n_val=2)
+    copy = data / "validation" / "cats" / "copy_of_train_0.png"
+    shutil.copy(data / "train" / "cats" / "img_000.png", copy)
+    result = runner.invoke(app, ["data", "info", str(data)], env={"COLUMNS": "400"})  # paths are long
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "groups of identical images: 1" in flat and "copy_of_train_0.png (validation, cats)" in flat
+    assert "img_000.png (train, cats)" in flat and "appear in both train and validation" in flat

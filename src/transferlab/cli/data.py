@@ -58,9 +58,15 @@ def info(
     if w:
         console.print(f"Image width {w['min']}-{w['max']} (median {w['median']}), height {h['min']}-{h['max']} "
                       f"(median {h['median']})")
-    console.print(f"Skipped files: {len(report['skipped'])}; duplicate groups: {len(report['duplicates'])}")
+    console.print(f"Skipped files: {len(report['skipped'])}; groups of identical images: "
+                  f"{len(report['duplicates'])}", highlight=False)
     for item in report["skipped"][:10]:
-        console.print(f"  [yellow]{item['path']}[/]: {item['reason']}")
+        console.print(f"  [yellow]{item['path']}[/]: {item['reason']}", highlight=False)
+    for group in report["duplicates"][:10]:  # name the files: the user has to decide which copy goes
+        console.print("  identical: " + ", ".join(f"{d['path']} ({d['split']}, {d['label']})" for d in group),
+                      highlight=False)
+    if len(report["duplicates"]) > 10:
+        console.print(f"  ... and {len(report['duplicates']) - 10} more groups (all in `data info --json`)")
     for warning in report["warnings"]:
         console.print(f"[bold yellow]Warning:[/] {warning}")
 
