@@ -195,3 +195,23 @@ def test_batch_augment_normalises_like_the_eval_path():
     bright = BatchAugment(AugmentConfig(brightness_range=(0.5, 0.5)), mean, std)(images)
     dim = ((images.float() / 255 * 0.5) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     assert torch.allclose(bright, dim, atol=1e-5)
+
+
+def test_augment_takes_trains_keras_flags_and_says_what_it_used(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    from .conftest import make_images
+
+    runner = CliRunner()
+    image = make_images(tmp_path / "imgs", (200, 40, 40), 1, seed=0, size=64)[0]
+    out = tmp_path / "aug.png"
+    result = runner.invoke(app, ["augment", str(image), "--preset", "none", "--rotation-range", "30",
+                                 "--horizontal-flip", "--zoom-range", "0.8,1.2", "--out", str(out), "--model",
+                                 "course_cnn"])
+    assert result.exit_code == 0, result.output
+    assert "(rotation_range=30, zoom_range=[0.8, 1.2], horizontal_flip=True)" in result.output
+    assert Image.open(out).size[0] > 300
+    bad = runner.invoke(app, ["augment", str(image), "--rotation-range", "-5", "--out", str(out)])
+    assert bad.exit_code == 2 and "rotation_range" in bad.output

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ..errors import MissingFileError
+from ._augment_flags import describe_augment, keras_flag_parameters, keras_overrides
 from ._common import user_errors
 
 
-@user_errors
-def augment(
+def _augment(
     source: Annotated[Path, typer.Argument(help="An image, or a data folder (with --samples).")],
     preset: Annotated[str, typer.Option(help="none, course, flip, light or strong.")] = "course",
     config: Annotated[Path | None, typer.Option(help="YAML with an 'augment' block of Keras parameters.")] = None,
@@ -24,10 +25,15 @@ def augment(
     count: Annotated[int, typer.Option(help="Images in the grid.")] = 9,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("augment.png"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Write the picture, print nothing.")] = False,
+    **keras: Any,
 ) -> None:
     """Draw a 3x3 grid of augmented versions of one image (or, with --samples, of training images).
 
-    Example: transferlab augment cat.jpg --preset course --out aug.png
+    The Keras flags of `train` (--rotation-range 40 --zoom-range 0.2 --horizontal-flip ...) adjust the preset, as
+    they do for training; the picture's title says what was used.
+
+    Example: transferlab augment cat.jpg --preset course --rotation-range 10 --out aug.png
     """
     import random
 
@@ -42,6 +48,10 @@ def augment(
     if config:
         block = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("augment", {})
         settings = block if isinstance(block, (str, dict)) else preset
+    flags = keras_overrides(keras)
+    if flags:
+        settings = {**(settings if isinstance(settings, dict) else {"preset": settings}), **flags}
+    used = describe_augment(settings)
     pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
     transform = train_transform(pre, settings)
     torch.manual_seed(seed)
@@ -50,13 +60,21 @@ def augment(
         picks = random.Random(seed).sample(data.train, min(count, len(data.train)))
         images = [transform(load_rgb(s.path)) for s in picks]
         titles = [data.classes[s.label] for s in picks]
-        title = f"Training images ({preset})"
+        title = f"Training images: {used}"
     else:
         if not source.is_file():
             raise MissingFileError(f"Image '{source}' does not exist (use --samples for a data folder).")
         image = load_rgb(source)
         images = [transform(image) for _ in range(count)]
         titles = [f"#{i + 1}" for i in range(count)]
-        title = f"{source.name}: {preset} augmentation"
+        title = f"{source.name}: {used}"
     image_grid(images, titles, out, pre.mean, pre.std, title=title)
-    Console().print(f"Wrote {out}")
+    Console(quiet=quiet).print(f"Wrote {out} ({used})", highlight=False)
+
+
+_parameters = [p for p in inspect.signature(_augment).parameters.values() if p.kind is not p.VAR_KEYWORD]
+_parameters += keras_flag_parameters()
+_augment.__signature__ = inspect.Signature(_parameters)  # type: ignore[attr-defined]
+_augment.__annotations__ = {p.name: p.annotation for p in _parameters}
+augment = user_errors(_augment)
+augment.__name__ = "augment"

@@ -9,28 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from ..errors import SettingError
 from ..training.config import TrainConfig
+from ._augment_flags import KERAS_FLAGS, keras_flag_parameters, keras_overrides
 from ._common import print_json, user_errors
 
 _STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
                   "unfreeze-last=N (stages) | full | two-phase. Default: freeze with pretrained weights, else full.")
-
-
-def _number_or_pair(value: object) -> object:
-    """'40' -> 40, '0.2' -> 0.2, '0.8,1.2' -> [0.8, 1.2], '1/255' -> 1/255; booleans and words pass through."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if "," in text:
-        return [float(v) for v in text.split(",")]
-    if "/" in text:
-        num, den = text.split("/", 1)
-        return float(num) / float(den)
-    parsed = yaml.safe_load(text)
-    return parsed
 
 
 def _lr(value: str | None) -> float | str | None:
@@ -57,23 +43,6 @@ PANELS = {
     "Run folder": ("out",),
 }
 NOT_OPTIONS = {"data", "advice", "model_kwargs"}  # DATA is the argument; the others come from YAML or advise
-# Keras' ImageDataGenerator arguments: keys of the `augment` setting, given as flags (text: '0.8,1.2', '1/255')
-KERAS_FLAGS = {
-    "rotation_range": "Keras: random rotation in [-r, r] degrees.",
-    "width_shift_range": "Keras: < 1 fraction of the width, >= 1 pixels.",
-    "height_shift_range": "Keras: < 1 fraction of the height, >= 1 pixels.",
-    "shear_range": "Keras: shear angle in degrees.",
-    "zoom_range": "Keras: z means [1-z, 1+z]; or 'low,high'.",
-    "horizontal_flip": "Keras: flip left-right at random.",
-    "vertical_flip": "Keras: flip upside down at random.",
-    "brightness_range": "Keras: 'low,high' brightness factors.",
-    "contrast_range": "'low,high' contrast factors.",
-    "noise_std": "Gaussian noise std, in units of the [0, 1] pixel range.",
-    "fill_mode": "Keras: nearest, constant, reflect or wrap.",
-    "rescale": "Keras: 1/255 accepted (the model's normalisation applies).",
-}
-
-
 def field_help(cls: type) -> dict[str, str]:
     """The Google-style "Attributes:" section of a dataclass's docstring as {field: one-line help}."""
     docs: dict[str, str] = {}
@@ -123,13 +92,7 @@ def _train_parameters() -> list[inspect.Parameter]:
                                         annotation=Annotated[kind | None, option]))
     order = {name: i for i, name in enumerate(n for names in PANELS.values() for n in names)}
     params[1:] = sorted(params[1:], key=lambda p: order.get(p.name, len(order)))
-    for name, text in KERAS_FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        boolean = name.endswith("_flip")
-        option = typer.Option(f"{flag}/--no-{flag[2:]}" if boolean else flag, help=text,
-                              rich_help_panel="Augmentation (Keras names)")
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[(bool if boolean else str) | None, option]))
+    params += keras_flag_parameters()
     run = "Run folder"
     params += [
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
@@ -160,7 +123,7 @@ def _train(data: str | None = None, *, config: Path | None = None, overwrite: bo
         result = resume_run(resume, epochs=options.get("epochs"), quiet=quiet or json_output)
     else:
         settings = TrainConfig.from_yaml(config).to_dict() if config else {}
-        keras = {k: _number_or_pair(options.pop(k)) for k in KERAS_FLAGS if options.get(k) is not None}
+        keras = keras_overrides(options)
         flags = {k: v for k, v in options.items() if v is not None and k not in KERAS_FLAGS}
         if "lr" in flags:
             flags["lr"] = _lr(flags["lr"])
