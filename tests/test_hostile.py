@@ -95,3 +95,70 @@ def test_a_run_folder_inside_a_flat_data_folder_is_no_class(tmp_path):
     assert set(report["counts"]["train"]) == {"cats", "dogs"}
     assert any(s["path"] == str(inner) and "run folder" in s["reason"] for s in report["skipped"])
     assert os.path.isdir(inner)
+
+
+def test_a_shared_bundle_cannot_make_predict_load_another_file(tmp_path, tiny_run):
+    """model_kwargs in a bundle's metadata reach the architecture: only sizes and regularisation are accepted."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    _, run = tiny_run
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name in ("labels.json", "preprocessing.json"):
+        shutil.copy(run / name, bundle / name)
+    with safe_open(str(run / "model.safetensors"), framework="pt") as f:
+        metadata, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    metadata["model_kwargs"] = json.dumps({"checkpoint_path": str(tmp_path / "evil.pth")})
+    save_file(tensors, str(bundle / "model.safetensors"), metadata=metadata)
+    result = runner.invoke(app, ["predict", str(bundle), str(next((run.parent / "data" / "validation" / "cats")
+                                                                  .glob("*.png")))])
+    assert result.exit_code == 2 and "refusing 'checkpoint_path'" in result.output
+
+
+@pytest.mark.parametrize(("setting", "message"), [({"lr": float("inf")}, "'lr' parameter must be a finite"),
+                                                  ({"weight_decay": -1.0}, "weight_decay and warmup_epochs"),
+                                                  ({"warmup_epochs": -2}, "weight_decay and warmup_epochs"),
+                                                  ({"model_kwargs": {"evil": 1}}, "refusing 'evil'")])
+def test_settings_out_of_range_are_refused_before_anything_starts(tmp_path, setting, message):
+    from transferlab import TrainConfig, fit
+    from transferlab.errors import SettingError
+
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    with pytest.raises(SettingError, match=message):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), model=TINY_MODEL, weights="none", **setting),
+            quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_a_checkpoint_that_is_not_weights_whatever_the_environment(tmp_path):
+    """A replaced last.ckpt that would run code when unpickled is refused, even with the commonly suggested
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 set."""
+    import pickle
+    import subprocess
+    import sys
+
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(data), "--out", str(out), *FAST]).exit_code == 0
+    witness = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {witness}",))
+
+    (out / "last.ckpt").write_bytes(pickle.dumps({"state_dict": Evil()}))
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "train", "--resume", str(out), "--epochs", "2"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert not witness.exists()
+    assert proc.returncode == 2 and "Refusing to load" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_json_files_stay_valid_json_with_non_finite_numbers(tmp_path):
+    from transferlab._io import write_json
+
+    write_json(tmp_path / "m.json", {"loss": float("nan"), "rows": [float("inf"), 1.5]})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"loss": None, "rows": [None, 1.5]}

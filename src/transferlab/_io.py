@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -104,8 +105,20 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Writes `data` as indented UTF-8 JSON, atomically."""
-    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Writes `data` as indented UTF-8 JSON, atomically; NaN and infinities become null (JSON has no such numbers,
+    and a file other tools cannot parse helps no one)."""
+    return write_text(path, json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str,
+                                       allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_yaml(path: str | os.PathLike[str], data: Any) -> Path:

@@ -35,6 +35,33 @@ def register(info: ModelInfo) -> ModelInfo:
     return info
 
 
+# Keyword arguments an architecture may take from a config or a bundle: sizes and regularisation only. Anything
+# else (timm's checkpoint_path, pretrained_cfg_overlay, ...) could make a shared bundle load another file.
+MODEL_KWARGS = frozenset({"drop_rate", "drop_path_rate", "drop_block_rate", "batch_norm", "img_size"})
+
+
+def check_model_kwargs(kwargs: object, where: str) -> dict:
+    """Returns `kwargs` if it is a mapping of allowed architecture arguments, else raises a SettingError naming
+    the key and the allowed ones.
+
+    Example:
+        >>> check_model_kwargs({"drop_rate": 0.5}, "config.yaml")
+        {'drop_rate': 0.5}
+    """
+    if not isinstance(kwargs, dict):
+        raise SettingError(f"model_kwargs in {where} must be a mapping such as {{drop_rate: 0.5}}; got "
+                           f"{type(kwargs).__name__}.")
+    unknown = sorted(str(k) for k in kwargs if k not in MODEL_KWARGS)
+    if unknown:
+        raise SettingError(f"model_kwargs in {where} may only set {', '.join(sorted(MODEL_KWARGS))}; refusing "
+                           f"{', '.join(repr(k) for k in unknown)} (arguments that could load other files are never "
+                           "passed on)." + did_you_mean(unknown[0], MODEL_KWARGS))
+    for key, value in kwargs.items():
+        if not isinstance(value, (int, float, bool)):
+            raise SettingError(f"model_kwargs.{key} in {where} must be a number or true/false; got {value!r}.")
+    return dict(kwargs)
+
+
 def list_models() -> list[ModelInfo]:
     """Returns the registered models (any other timm architecture name works too).
 

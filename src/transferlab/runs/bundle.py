@@ -20,6 +20,7 @@ from .._io import atomic_path, write_json
 from .._version import __version__
 from ..data.transforms import Preprocessing
 from ..errors import MissingFileError, SettingError
+from ..models._registry import check_model_kwargs
 from ..models.transfer import HeadConfig
 
 __all__ = ["Bundle", "save_bundle", "load_bundle", "find_bundle", "BUNDLE_FILES"]
@@ -101,7 +102,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         raise SettingError(f"'{folder / 'model.safetensors'}' was not written by transferlab (no bundle metadata).")
     labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
     pre = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text(encoding="utf-8")))
-    kwargs = json.loads(metadata.get("model_kwargs", "{}"))
+    kwargs = check_model_kwargs(json.loads(metadata.get("model_kwargs", "{}")), f"the bundle '{folder}'")
     model = build_classifier(metadata["model"], num_classes=len(labels), weights="none", image_size=pre.image_size,
                              head=HeadConfig.from_dict(json.loads(metadata.get("head", "{}"))), **kwargs)
     model.load_state_dict(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -175,6 +176,17 @@ class TrainConfig:
         if self.patience < 0:
             raise SettingError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got "
                                f"{self.patience}.")
+        from ..models._registry import check_model_kwargs
+
+        self.model_kwargs = check_model_kwargs(self.model_kwargs or {}, "the training settings")
+        for name in ("lr", "weight_decay", "label_smoothing", "mixup", "cutmix", "finetune_lr_factor",
+                     "backbone_lr_mult", "layer_decay", "max_minutes", "head_dropout", "val_split"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingError(f"The {name!r} parameter must be a finite number; got {value}.")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise SettingError(f"weight_decay and warmup_epochs must be >= 0 (e.g. 1e-4 and 2); got "
+                               f"{self.weight_decay} and {self.warmup_epochs}.")
         if self.lr == "auto":
             pass
         elif isinstance(self.lr, str):

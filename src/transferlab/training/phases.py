@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import signal
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..data.decoded import DecodedCache
 from ..data.folder import DataSplits
 from ..data.stream import StreamSource
 from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
+from ..errors import DataError
 from ..models.transfer import TransferNet
 from .boundary import BoundaryNet, Prefix, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
@@ -301,6 +303,10 @@ class PhaseRunner:
         try:
             trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path,
                         weights_only=True)
+        except pickle.UnpicklingError as e:  # weights_only=True refused something in the checkpoint
+            raise DataError(f"Refusing to load '{ckpt_path}': it holds objects that are not weights ({str(e)[:160]}). "
+                            "Only tensors and plain data are ever loaded, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD "
+                            "says. If you did not replace the file, start the run again with --overwrite.") from None
         except SystemExit:  # Lightning turns Ctrl+C into sys.exit(1), leaving SIGINT ignored for the process
             if not trainer.interrupted:
                 raise
