@@ -372,7 +372,7 @@ def _train_until(out: Path, data: Path, weights: Path, rows: int, sig: int) -> t
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "kill-9"])
 def test_interrupt_after_a_plateau_then_resume_continues_at_the_next_epoch(tmp_path, tiny_weights, sig):
     """The best epoch is 1 and never improves; last.ckpt must still be the latest epoch, so that `--resume`
     continues after it: the history rows written before the interruption are kept exactly, none is repeated.
@@ -386,7 +386,7 @@ def test_interrupt_after_a_plateau_then_resume_continues_at_the_next_epoch(tmp_p
     # the last state is the latest epoch's, not the best one's (a kill -9 may land between an epoch's history row
     # and its checkpoint: that one epoch is then trained again)
     assert len(before) - (last["epoch"] + 1) <= 1
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):  # schedulers and `timeout` send SIGTERM: the same clean stop
         assert code == 130 and f"transferlab train --resume {out}" in output, output
         assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
         predicted = runner.invoke(app, ["predict", str(out), str(data / "validation"), "--json"])

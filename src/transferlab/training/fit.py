@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -107,7 +110,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
         >>> result.metrics["best_val_accuracy"]
         0.97
     """
-    with quiet_lightning():
+    with quiet_lightning(), _sigterm_as_interrupt():
         return _fit(config, overwrite, resume, quiet, list(callbacks or []),
                     list(logger if isinstance(logger, Sequence) else [logger] if logger is not None else []))
 
@@ -216,6 +219,25 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
                   f"at epoch {metrics['best_epoch']}; run folder: {run_dir}"
                   + (" (report.html)" if (run_dir / "report.html").is_file() else ""))
     return TrainResult(run_dir, metrics, config, data)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (schedulers, `timeout`, `docker stop`) stops training like Ctrl+C: the best bundle
+    is kept and the resume command printed (Lightning alone exits 0 without either). Main thread only; the
+    previous handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[str, float | None]],
