@@ -162,3 +162,16 @@ def test_json_files_stay_valid_json_with_non_finite_numbers(tmp_path):
 
     write_json(tmp_path / "m.json", {"loss": float("nan"), "rows": [float("inf"), 1.5]})
     assert json.loads((tmp_path / "m.json").read_text()) == {"loss": None, "rows": [None, 1.5]}
+
+
+def test_a_diverging_run_stops_with_exit_1_and_keeps_the_best_finite_checkpoint(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=8, n_val=2)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--model", TINY_MODEL, "--weights", "none", "--strategy", "full", "--optimizer", "sgd",
+            "--lr", "1e30", "--epochs", "5", "--image-size", "32", "--num-workers", "0", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "the training loss became nan" in result.output and "too high" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())  # valid JSON: no NaN in it
+    assert metrics["diverged"] is True and metrics["epochs_run"] < 5
+    assert (out / "model.safetensors").is_file() and (out / "best.ckpt").is_file()

@@ -20,7 +20,8 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = ["TransferlabError", "SettingError", "DataError", "ArchiveError", "MissingFileError", "RunFolderError",
-           "WeightsUnavailableError", "DownloadError", "ParityError", "check_choice", "did_you_mean"]
+           "WeightsUnavailableError", "DownloadError", "ParityError", "TrainingDiverged", "check_choice",
+           "did_you_mean"]
 
 
 class TransferlabError(Exception):
@@ -57,6 +58,13 @@ class DownloadError(TransferlabError, RuntimeError):
 
 class ParityError(TransferlabError, RuntimeError):
     """An exported model does not reproduce the PyTorch model closely enough."""
+
+
+class TrainingDiverged(TransferlabError, RuntimeError):
+    """The training loss became NaN or infinite; the best finite checkpoint was kept. The CLI exits with 1: the
+    run failed, although the settings were valid."""
+
+    exit_code = 1
 
 
 def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:

@@ -31,7 +31,7 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except TransferlabError as e:
             err_console.print(f"[bold red]Error:[/] {e}", markup=True, highlight=False)
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=getattr(e, "exit_code", 2)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except KeyboardInterrupt:

@@ -26,7 +26,7 @@ from .._runtime import tune_malloc
 from ..data.folder import DataSplits, load_image_folder
 from ..data.stream import StreamSource, is_stream_source, open_stream
 from ..data.transforms import Preprocessing
-from ..errors import MissingFileError, SettingError
+from ..errors import MissingFileError, SettingError, TrainingDiverged
 from ..evaluation.displays import plot_history
 from ..models import get_model_info
 from ..models.transfer import HeadConfig, build_classifier
@@ -247,6 +247,16 @@ def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[st
     """After Ctrl+C: the bundle from the best checkpoint so far (so `predict RUN` works), metrics.json marked
     interrupted, the exact command that resumes; then the interruption goes on to the caller."""
     resume_command = f"transferlab train --resume {folder.path}"
+    if stop.diverged:
+        if rank_zero and results:
+            best_phase = _finish_checkpoints(folder.path, results, config)
+            if best_phase in snapshots:
+                model.load_state_dict(snapshots[best_phase])
+            save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
+                        model_kwargs=dict(config.model_kwargs or {}))
+            folder.write_metrics({**metrics, "diverged": True})
+        kept = f" The best finite checkpoint is kept in {folder.path}." if results else ""
+        raise TrainingDiverged(f"Training stopped: {stop.diverged}{kept}") from None
     if rank_zero and results:
         best_phase = _finish_checkpoints(folder.path, results, config)
         if best_phase in snapshots:

@@ -29,6 +29,7 @@ from .boundary import BoundaryNet, Prefix, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.epoch_data import EpochData
 from .callbacks.epoch_line import EpochLine
+from .callbacks.finite_loss import FiniteLoss
 from .callbacks.history import HistoryCallback
 from .callbacks.progress import KerasProgressBar
 from .config import MONITORS, TrainConfig
@@ -59,11 +60,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         phase: The phase that was running.
         best_checkpoint: Its best checkpoint so far, or None before the first validation.
         score: The monitored value of that checkpoint.
+        diverged: Why the phase stopped when the loss stopped being finite (None: Ctrl+C or SIGTERM).
     """
 
-    def __init__(self, phase: int, best_checkpoint: str | None, score: float | None = None) -> None:
+    def __init__(self, phase: int, best_checkpoint: str | None, score: float | None = None,
+                 diverged: str | None = None) -> None:
         super().__init__(f"training interrupted in phase {phase}")
-        self.phase, self.best_checkpoint, self.score = phase, best_checkpoint, score
+        self.phase, self.best_checkpoint, self.score, self.diverged = phase, best_checkpoint, score, diverged
 
 
 
@@ -263,7 +266,8 @@ class PhaseRunner:
         last = ModelCheckpoint(dirpath=self.run_dir, filename=phase.last_name, monitor=None, save_top_k=1,
                                every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False)
         history.start_phase(phase.index)
-        callbacks: list[Callback] = [checkpoint, last, history, LearningRateMonitor(logging_interval="epoch"),
+        finite = FiniteLoss()
+        callbacks: list[Callback] = [checkpoint, last, history, finite, LearningRateMonitor(logging_interval="epoch"),
                                      EpochData()]
         two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
         bar = not self.quiet and self.console.is_terminal and not self.console.is_jupyter  # pipes get lines only
@@ -321,6 +325,13 @@ class PhaseRunner:
         if best:  # the phase ends with its best weights in the model
             module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
         score = checkpoint.best_model_score
+        if finite.diverged is not None:
+            self.model.to(memory_format=torch.contiguous_format).cpu()
+            epoch, step, value = finite.diverged
+            raise TrainingInterrupted(phase.index, best or None, float(score) if score is not None else None,
+                                      diverged=(f"the training loss became {value} at epoch {epoch} (step {step}): the "
+                                                f"learning rate {phase.lr:g} is too high for this model and data. "
+                                                "Lower it (the defaults: 1e-3 for a new head, 1e-4 to fine-tune)."))
         if stopper is not None and stopper.stopped_epoch > 0:
             best_epoch = _best_epoch(history, phase.index, cfg.monitor)
             self._line(f"Early stopping: no {cfg.monitor} improvement for {cfg.patience} epochs; best epoch "
