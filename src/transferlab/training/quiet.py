@@ -49,5 +49,5 @@ _EXPECTED = (r".*Checkpoint directory .* exists and is not empty.*", r".*isinsta
              r".*does not have many workers.*", r".*module\(s\) in eval mode at the start of training.*",
              r".*The number of training batches .* is smaller than the logging interval.*",
              r".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
-             r".*Your `IterableDataset` has `__len__` defined.*",
-             r".*Encountered `nan` values in tensor.*")  # a diverging run: FiniteLoss says it in our words  # streams know their per-rank length
+             r".*Your `IterableDataset` has `__len__` defined.*",  # streams know their per-rank length
+             r".*Encountered `nan` values in tensor.*")  # a diverging run: FiniteLoss says it in our words
