@@ -193,3 +193,28 @@ def test_keras_indices_map_for_every_keras_family_or_say_why_not():
         else:
             with pytest.raises(SettingError, match="unfreeze-from=NAME"):
                 keras_index_to_layer(base, entry.keras, 0)
+
+
+def test_every_command_takes_quiet(frozen_run, tmp_path):
+    """-q/--quiet on every command: nothing on stdout, the files still written."""
+    from transferlab.cli import app as cli
+
+    root, out, _ = frozen_run
+    image = str(next((root / "validation" / "cats").glob("*.png")))
+    runs = {
+        "models": ["models", "-q"],
+        "layers": ["layers", TINY_MODEL, "-q"],
+        "predict": ["predict", str(out), image, "--out", str(tmp_path / "p.csv"), "-q"],
+        "compare": ["compare", str(out), "--out", str(tmp_path / "cmp"), "-q"],
+        "data info": ["data", "info", str(root), "-q"],
+        "evaluate": ["evaluate", str(out), str(root / "validation"), "--out", str(tmp_path / "ev"), "-q"],
+    }
+    for name, args in runs.items():
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (name, result.output)
+        assert result.stdout.strip() == "", (name, result.stdout)
+    assert (tmp_path / "p.csv").is_file() and (tmp_path / "cmp" / "compare.md").is_file()
+    for command in cli.registered_commands:  # and every command lists the option
+        name = command.name or command.callback.__name__
+        help_text = runner.invoke(cli, [name, "--help"]).output
+        assert "--quiet" in help_text, name

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ._common import quietable
 from .advise import advise
 from .augment import augment
 from .benchmark import benchmark
@@ -30,16 +31,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(train)
-app.command()(predict)
-app.command()(classify)
+app.command()(quietable(predict))
+app.command()(quietable(classify))
 app.command()(evaluate)
-app.command()(compare)
-app.command()(export)
+app.command()(quietable(compare))
+app.command()(quietable(export))
 app.command()(serve)
-app.command()(advise)
-app.command()(models)
-app.command()(layers)
-app.command()(benchmark)
+app.command()(quietable(advise))
+app.command()(quietable(models))
+app.command()(quietable(layers))
+app.command()(quietable(benchmark))
 app.command()(augment)
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")

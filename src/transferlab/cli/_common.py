@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
+import io
 import json
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +47,28 @@ def user_errors(func: F) -> F:
                               f"{ISSUES_URL}", markup=True, highlight=False)
             raise typer.Exit(code=1) from None
 
+    return wrapper  # type: ignore[return-value]
+
+
+def quietable(func: F) -> F:
+    """Gives a command `-q/--quiet`: nothing on stdout (files are still written, errors still go to stderr).
+    Commands that have their own `quiet` are returned unchanged."""
+    signature = inspect.signature(func, eval_str=True)
+    if "quiet" in signature.parameters:
+        return func
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
+        if not quiet:
+            return func(*args, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return func(*args, **kwargs)
+
+    option = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing (files are still written; errors "
+                                                                "still go to stderr).")]
+    parameter = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=option)
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), parameter])  # type: ignore
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in signature.parameters.values()}, "quiet": option}
     return wrapper  # type: ignore[return-value]
 
 

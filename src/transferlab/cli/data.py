@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._common import print_json, user_errors
+from ._common import print_json, quietable, user_errors
 
 app = typer.Typer(help="Get named data sets and inspect data folders.", no_args_is_help=True)
 
@@ -33,6 +33,7 @@ def get(
 
 
 @app.command("info")
+@quietable
 @user_errors
 def info(
     data: Annotated[str, typer.Argument(help="Data folder, CSV or archive.")],
@@ -72,6 +73,7 @@ def info(
 
 
 @app.command("shard")
+@quietable
 @user_errors
 def shard(
     data: Annotated[str, typer.Argument(help="Data folder (or CSV index) to pack.")],

@@ -23,6 +23,7 @@ def serve(
     no_batching: Annotated[bool, typer.Option("--no-batching", help="One request at a time.")] = False,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload per image.")] = 20.0,
     timeout_s: Annotated[float, typer.Option(help="Request timeout in seconds (504).")] = 30.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only (no access log).")] = False,
 ) -> None:
     """Serve a page (drop images, see labels) and a JSON API: POST /predict, GET /health, GET /model, /docs.
 
@@ -32,6 +33,7 @@ def serve(
 
     from ..serve.app import API_KEY_ENV, ServeConfig, check_bind, create_app
 
+    level = "warning" if quiet else "info"
     key = api_key or os.environ.get(API_KEY_ENV)
     check_bind(host, key)
     config = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, batching=not no_batching, max_upload_mb=max_upload_mb,
@@ -40,6 +42,6 @@ def serve(
         os.environ["TRANSFERLAB_SERVE_MODEL"] = str(model)
         os.environ["TRANSFERLAB_SERVE_CONFIG"] = __import__("json").dumps(config.__dict__)
         uvicorn.run("transferlab.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="info")
+                    log_level=level, access_log=not quiet)
     else:
-        uvicorn.run(create_app(model, config), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(model, config), host=host, port=port, log_level=level, access_log=not quiet)

@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._common import print_json, user_errors
+from ._common import print_json, quietable, user_errors
 
 app = typer.Typer(help="Studies that train several variants with one budget and compare them.",
                   no_args_is_help=True)
 
 
 @app.command("regularization")
+@quietable
 @user_errors
 def regularization(
     data: Annotated[str, typer.Argument(help="Data folder (class folders, or train/ + validation/).")],
