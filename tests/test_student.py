@@ -218,3 +218,46 @@ def test_every_command_takes_quiet(frozen_run, tmp_path):
         name = command.name or command.callback.__name__
         help_text = runner.invoke(cli, [name, "--help"]).output
         assert "--quiet" in help_text, name
+
+
+def test_keras_families_count_like_keras_3():
+    """Our include_top=False bases against Keras 3's own counts (keras_tables.json), family by family: exact where
+    the architectures are the same, and differing only by what the docs name where they are not."""
+    import torch
+
+    from transferlab.models.catalog import CATALOG
+    from transferlab.models.keras import application
+
+    exact = {"VGG16", "VGG19", "Xception", "DenseNet121", "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2",
+             "MobileNetV3Large", "MobileNetV3Small", "ConvNeXtTiny"}
+    for entry in CATALOG:
+        if not (entry.keras and entry.keras.isidentifier()):
+            continue
+        keras = _keras_table(entry.keras)
+        with torch.device("meta"):
+            base = application(entry.name, include_top=False, weights=None)
+        ours = base.count_params()
+        if entry.keras in exact:
+            assert ours == keras["count_params"], entry.keras
+        elif entry.keras in ("ResNet50", "ResNet101", "ResNet152"):  # one bias per convolution, one BN per conv
+            assert keras["count_params"] - ours == keras["non_trainable"] // 2, entry.keras
+        elif entry.keras.startswith("EfficientNetB"):  # Keras' Normalization layer: mean, variance, count
+            assert keras["count_params"] - ours == 7, entry.keras
+
+
+def test_preprocess_input_uses_the_models_own_statistics():
+    import numpy as np
+    from timm.data import resolve_data_config
+
+    from transferlab.applications import ResNet50, preprocess_input
+    from transferlab.models import create_model
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3)).astype(np.uint8)  # Keras: N, H, W, C
+    cfg = resolve_data_config({}, model=create_model("resnet50", weights="none"))
+    mean, std = np.array(cfg["mean"]), np.array(cfg["std"])
+    expected = ((images / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    got = ResNet50.preprocess_input(images)
+    assert got.shape == (2, 3, 5, 7) and np.allclose(got.numpy(), expected, atol=1e-5)
+    assert np.allclose(preprocess_input(images[0], model="resnet50").numpy(), expected[:1], atol=1e-5)
+    with pytest.raises(ValueError, match="channels last"):
+        ResNet50.preprocess_input(np.zeros((3, 5, 7)))

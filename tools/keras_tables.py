@@ -6,6 +6,7 @@ The Keras facade (`transferlab.applications`) compares its own counts with these
 lists are the data for Keras layer indices (`base.layers[143:]`). Run after adding a Keras family to the catalog:
 
     KERAS_BACKEND=torch .venv/bin/python tools/keras_tables.py
+    .venv/bin/python tools/keras_tables.py --markdown   # the table of docs/finetuning.md (no Keras needed)
 """
 
 from __future__ import annotations
@@ -53,5 +54,33 @@ def main() -> None:
     print(f"wrote {OUT}")
 
 
+
+
+def markdown_comparison() -> str:
+    """The docs table: Keras 3's counts beside transferlab's for every Keras family (include_top=False)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from transferlab.models.catalog import CATALOG
+    from transferlab.models.keras import application
+
+    tables = json.loads(OUT.read_text())
+    lines = ["| Keras family | Keras count_params | transferlab count_params | Keras trainable | transferlab trainable "
+             "| non-trainable (Keras / ours) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for entry in CATALOG:
+        if entry.keras not in tables:
+            continue
+        with torch.device("meta"):
+            base = application(entry.name, include_top=False, weights=None)
+        trainable = sum(p.numel() for p in base.trainable_weights)
+        k = tables[entry.keras]
+        lines.append(f"| {entry.keras} | {k['count_params']:,} | {base.count_params():,} | {k['trainable']:,} | "
+                     f"{trainable:,} | {k['non_trainable']:,} / {base.count_params() - trainable:,} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--markdown"]:  # the comparison table of docs/finetuning.md
+        print(markdown_comparison())
+    else:
+        main()

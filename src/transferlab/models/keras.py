@@ -18,10 +18,12 @@ channels-last order). Keras' own counts for each family (tools/keras_tables.py, 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,7 +33,7 @@ from .catalog import CATALOG
 from .keras_layers import keras_tables
 from .transfer import Base
 
-__all__ = ["KerasBase", "application"]
+__all__ = ["KerasBase", "KerasLayer", "application", "preprocess_input"]
 
 
 class KerasLayer:
@@ -76,6 +78,10 @@ class KerasBase(nn.Module):
         if pooling not in (None, "avg", "max"):
             raise SettingError(f"pooling must be None, 'avg' or 'max' (as in Keras); got {pooling!r}.")
         model.reset_classifier(0)  # include_top=False: no classifier weights (timm's uniform surface)
+        if any(True for _ in getattr(getattr(model, "pre_logits", None), "parameters", lambda: [])()):
+            model.pre_logits = nn.Identity()  # VGG's fc6/fc7 (timm's ConvMlp) are Keras' top too
+        if type(model).__name__ == "MobileNetV3":  # its last 1x1 conv sits in timm's head, and in Keras' top
+            model.conv_head = nn.Identity()
         self.model = model
         self.keras_name = keras_name
         self._keras_layers: list | None = None
@@ -249,6 +255,30 @@ def application(name: str, include_top: bool = True, weights: str | os.PathLike[
     return KerasBase(model, pooling, (size, size, 3), keras_name=entry.keras if entry and entry.keras else None)
 
 
+def preprocess_input(x: Any, model: str = "efficientnet_lite0") -> torch.Tensor:
+    """Keras' `preprocess_input` for `model`: images in 0..255, channels last ([H, W, 3] or [N, H, W, 3], numpy or
+    tensor, as Keras takes them), to the model's input: float32 [N, 3, H, W] scaled to [0, 1] and normalised with
+    the mean and std of *this model's* pretrained weights (its timm config; Keras' own per-family modes, such as
+    ResNet's BGR 'caffe' mode, belong to Keras' weights). No resizing, as in Keras.
+
+    Example:
+        >>> from transferlab.applications import EfficientNetLite0
+        >>> EfficientNetLite0.preprocess_input(np.full((1, 2, 2, 3), 255.0))[0, :, 0, 0]
+        tensor([1., 1., 1.])
+    """
+    with torch.device("meta"):
+        cfg = create_model(model, weights="none").pretrained_cfg
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[-1] != 3:
+        raise SettingError(f"preprocess_input takes images channels last, [H, W, 3] or [N, H, W, 3] (Keras' order); "
+                           f"got shape {tuple(x.shape)}.")
+    mean = torch.tensor(cfg["mean"], dtype=torch.float32)
+    std = torch.tensor(cfg["std"], dtype=torch.float32)
+    return ((x / 255.0 - mean) / std).permute(0, 3, 1, 2).contiguous()
+
+
 def _make(entry_name: str, keras_name: str) -> Callable[..., nn.Module]:
     def constructor(include_top: bool = True, weights: str | os.PathLike[str] | None = "imagenet",
                     input_shape: tuple[int, int, int] | None = None, pooling: str | None = None,
@@ -256,6 +286,7 @@ def _make(entry_name: str, keras_name: str) -> Callable[..., nn.Module]:
         return application(entry_name, include_top, weights, input_shape, pooling, classes)
 
     constructor.__name__ = constructor.__qualname__ = keras_name
+    constructor.preprocess_input = functools.partial(preprocess_input, model=entry_name)  # type: ignore[attr-defined]
     constructor.__doc__ = (f"Keras' `{keras_name}` as transferlab model {entry_name!r} (see `application` for the "
                            "arguments).")
     return constructor
