@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 import yaml
@@ -261,3 +262,21 @@ def test_preprocess_input_uses_the_models_own_statistics():
     assert np.allclose(preprocess_input(images[0], model="resnet50").numpy(), expected[:1], atol=1e-5)
     with pytest.raises(ValueError, match="channels last"):
         ResNet50.preprocess_input(np.zeros((3, 5, 7)))
+
+
+def test_classify_and_predict_never_cut_a_word_at_80_columns(frozen_run, tiny_weights, monkeypatch):
+    root, out, _ = frozen_run
+    images = sorted(str(p) for p in (root / "validation").rglob("*.png"))[:3]
+    monkeypatch.setenv("COLUMNS", "80")
+    for args in (["classify", *images, "--top-k", "3", "--model", TINY_MODEL, "--weights", str(tiny_weights)],
+                 ["predict", str(out), *images, "--top-k", "2"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+        words = [w.strip(",()") for w in " ".join(lines).split()]
+        # every label and every image name appears whole (wrapping only between words)
+        for r in json.loads(runner.invoke(app, [*args, "--json"]).stdout):
+            assert any(word.endswith(Path(r["path"]).name) for word in words)
+            for t in r["top"]:
+                assert all(part in words for part in t["label"].replace(",", "").split())

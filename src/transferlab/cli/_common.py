@@ -72,6 +72,45 @@ def quietable(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def print_predictions(results: list[dict[str, Any]], title: str, wnid: bool = False) -> None:
+    """Each image's top labels, readable at any width: image names relative to their common folder, a table
+    when the terminal is wide, else one block per image (names and labels are never cut mid-word)."""
+    import os
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    files = [r["path"] for r in results if "://" not in r["path"]]
+    base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files]) if len(files) > 1 else None
+
+    def name(path: str) -> str:
+        return os.path.relpath(os.path.abspath(path), base) if base and "://" not in path else path
+
+    def label(t: dict[str, Any]) -> str:
+        return (f"{t['wnid']} " if wnid and t.get("wnid") else "") + f"{t['label']} ({t['probability']:.3f})"
+
+    if base:
+        console.print(f"{title} - images in {base}", highlight=False, markup=False)
+    else:
+        console.print(title, highlight=False, markup=False)
+    if console.width >= 100:
+        table = Table(show_header=True)
+        table.add_column("image", overflow="fold")
+        table.add_column("top labels (probability)")
+        for r in results:
+            table.add_row(escape(name(r["path"])), f"[red]{escape(r['error'])}" if "error" in r
+                          else escape(", ".join(label(t) for t in r["top"])))
+        console.print(table)
+        return
+    for r in results:
+        console.print(name(r["path"]), style="bold", highlight=False, markup=False, soft_wrap=True)
+        if "error" in r:
+            console.print(f"  {r['error']}", style="red", highlight=False, markup=False)
+        for i, t in enumerate(r.get("top", []), start=1):  # rich wraps these between words
+            console.print(f"  {i}. {label(t)}", highlight=False, markup=False)
+
+
 def print_json(data: Any) -> None:
     """Writes one JSON document to stdout."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

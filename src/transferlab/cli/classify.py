@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import MissingFileError
-from ._common import err_console, print_json, user_errors
+from ._common import err_console, print_json, print_predictions, user_errors
 
 
 @user_errors
@@ -49,17 +48,7 @@ def classify(
     if json_output:
         print_json(results)
     else:
-        table = Table(title=f"ImageNet classes ({name})")
-        table.add_column("image", overflow="fold")
-        for i in range(1, top + 1):
-            table.add_column(f"top {i}")
-        for r in results:
-            if "error" in r:
-                table.add_row(r["path"], f"[red]{r['error']}", *([""] * (top - 1)))
-            else:
-                cells = [f"{t.get('wnid', '')} {t['label']} ({t['probability']:.3f})".strip() for t in r["top"]]
-                table.add_row(r["path"], *cells, *([""] * (top - len(cells))))
-        Console().print(table)
+        print_predictions(results, f"ImageNet classes ({name})", wnid=True)
         if plot:
             Console().print(f"Grid: {plot}")
     errors = [r for r in results if "error" in r]

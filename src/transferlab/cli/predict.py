@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from .._io import write_text
 from ..errors import MissingFileError
-from ._common import err_console, print_json, user_errors
+from ._common import err_console, print_json, print_predictions, user_errors
 
 
 @user_errors
@@ -56,15 +54,7 @@ def predict(
     if json_output:
         print_json(results)
     else:
-        table = Table(title=f"Predictions ({run})")
-        table.add_column("image", overflow="fold")
-        table.add_column("top labels (probability)")
-        for r in results:
-            if "error" in r:
-                table.add_row(r["path"], f"[red]{r['error']}")
-            else:
-                table.add_row(r["path"], ", ".join(f"{t['label']} ({t['probability']:.3f})" for t in r["top"]))
-        Console().print(table)
+        print_predictions(results, f"Predictions of {run}")
     errors = [r for r in results if "error" in r]
     if errors:
         err_console.print(f"[yellow]{len(errors)} of {len(results)} image(s) could not be read.")
