@@ -19,7 +19,8 @@ from ..errors import TransferlabError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True, soft_wrap=True)
+# errors wrap between words in a terminal and stay on one line in a pipe or log file
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 ISSUES_URL = "https://github.com/transferlab/transferlab/issues"
 
 

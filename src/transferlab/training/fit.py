@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -118,7 +119,8 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
 def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callbacks: list[Callback],
          loggers: list[Logger]) -> TrainResult:
     tune_malloc()
-    console = Console(quiet=quiet, stderr=True, soft_wrap=True)
+    # a terminal wraps messages between words; a pipe or log file keeps each message on one line
+    console = Console(quiet=quiet, stderr=True, soft_wrap=not sys.stderr.isatty())
     started = time.perf_counter()
     if resume and not config.out:
         raise SettingError("Resuming needs the run folder: pass --resume RUN (the folder of the run to continue).")
