@@ -159,3 +159,13 @@ def test_data_info_names_the_identical_files(tmp_path):
     flat = " ".join(result.output.split())
     assert "groups of identical images: 1" in flat and "copy_of_train_0.png (validation, cats)" in flat
     assert "img_000.png (train, cats)" in flat and "appear in both train and validation" in flat
+
+
+def test_data_info_on_cifar_batches_reads_cleanly(tmp_path):
+    from .test_sources import _fake_cifar
+
+    folder = _fake_cifar(tmp_path / "cifar-10-batches-py")
+    result = runner.invoke(app, ["data", "info", str(folder)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "))" not in flat and f"{folder} (cifar-batches: train batches, test batch as validation)" in flat

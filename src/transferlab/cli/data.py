@@ -48,7 +48,8 @@ def info(
         print_json(report)
         return
     console = Console()
-    table = Table(title=f"{report['root']} ({report['layout']})")
+    console.print(f"{report['root']} ({report['layout']})", highlight=False, markup=False)
+    table = Table()
     for col in ("class", "train", "validation"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for name in report["classes"]:

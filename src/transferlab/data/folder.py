@@ -247,7 +247,7 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
     if is_cifar_folder(root):  # the official CIFAR-10 python batches, read in place
         classes, train_images, val_images = load_cifar(root)
         return DataSplits(str(root), classes, _samples(train_images, classes), _samples(val_images, classes),
-                          "cifar-batches (train / test)")
+                          "cifar-batches: train batches, test batch as validation")
     test = root / "test"
     test_dir = str(test) if test.is_dir() else None
     train_dir = root / "train"

@@ -18,7 +18,8 @@ __all__ = ["print_data_summary", "environment"]
 
 def print_data_summary(console: Console, data: DataSplits) -> None:
     """Prints images per class and split, and the skipped files."""
-    table = Table(title=f"Data: {data.root} ({data.layout})")
+    console.print(f"Data: {data.root} ({data.layout})", highlight=False, markup=False)  # never wrapped in a table title
+    table = Table()
     table.add_column("class")
     table.add_column("train", justify="right")
     table.add_column("validation", justify="right")
