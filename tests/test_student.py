@@ -178,6 +178,7 @@ def test_keras_indices_map_for_every_keras_family_or_say_why_not():
     from transferlab.models.keras_layers import align, keras_index_to_layer
 
     exact = {"ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "VGG16", "VGG19",
+             "Xception",
              "DenseNet121", "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2", "MobileNetV3Large",
              "MobileNetV3Small", *(f"EfficientNetB{i}" for i in range(8))}
     for entry in [e for e in CATALOG if e.keras and e.keras.isidentifier()]:
@@ -190,7 +191,8 @@ def test_keras_indices_map_for_every_keras_family_or_say_why_not():
             mapping = align(base, layers)
             ours_first = next(la.index for la in base_layers(base) if any(True for _ in la.module.parameters(False)))
             assert len(mapping) >= 0.95 * sum(1 for la in layers if la["weights"]), entry.keras
-            assert keras_index_to_layer(base, entry.keras, 0) == min(mapping.values()) == ours_first, entry.keras
+            first = min(i for ours in mapping.values() for i in ours)
+            assert keras_index_to_layer(base, entry.keras, 0) == first == ours_first, entry.keras
         else:
             with pytest.raises(SettingError, match="unfreeze-from=NAME"):
                 keras_index_to_layer(base, entry.keras, 0)
@@ -280,3 +282,22 @@ def test_classify_and_predict_never_cut_a_word_at_80_columns(frozen_run, tiny_we
             assert any(word.endswith(Path(r["path"]).name) for word in words)
             for t in r["top"]:
                 assert all(part in words for part in t["label"].replace(",", "").split())
+
+
+@pytest.mark.parametrize("family", ["Xception", "DenseNet121", "MobileNetV2", "MobileNetV3Small", "VGG16",
+                                    "EfficientNetB0"])
+def test_keras_layers_from_the_middle_train_what_keras_trains(family):
+    """`layers[N:]` from the middle of Keras' list: our trainable count equals Keras' (its weights from N, less
+    BatchNormalization's moving statistics, from Keras 3's own table), for families built alike."""
+    from transferlab import applications
+
+    base = getattr(applications, family)(include_top=False, weights=None)
+    table = _keras_table(family)["layers"]
+    weighted = [la["index"] for la in table if la["weights"]]
+    n = weighted[len(weighted) // 2]
+    base.trainable = False
+    for layer in base.layers[n:]:
+        layer.trainable = True
+    moving = sum(la["weights"] // 2 for la in table[n:] if la["class"] == "BatchNormalization")
+    keras_trainable = sum(la["weights"] for la in table[n:]) - moving
+    assert sum(p.numel() for p in base.trainable_weights) == keras_trainable

@@ -43,22 +43,27 @@ class KerasLayer:
     a flag only, as in Keras, where it changes nothing either.
     """
 
-    def __init__(self, index: int, name: str, kind: str, counterpart: Any) -> None:
-        self.index, self.name, self.kind, self.counterpart = index, name, kind, counterpart
+    def __init__(self, index: int, name: str, kind: str, counterparts: list[Any]) -> None:
+        self.index, self.name, self.kind, self.counterparts = index, name, kind, list(counterparts)
         self._flag = True
 
     @property
+    def counterpart(self) -> Any:
+        """The (first) PyTorch layer this one corresponds to, or None."""
+        return self.counterparts[0] if self.counterparts else None
+
+    @property
     def trainable(self) -> bool:
-        return self.counterpart.trainable if self.counterpart is not None else self._flag
+        return all(c.trainable for c in self.counterparts) if self.counterparts else self._flag
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        if self.counterpart is not None:
-            self.counterpart.trainable = value
+        for c in self.counterparts:
+            c.trainable = value
         self._flag = bool(value)
 
     def __repr__(self) -> str:
-        twin = f" -> {self.counterpart.name}" if self.counterpart is not None else ""
+        twin = f" -> {', '.join(c.name for c in self.counterparts)}" if self.counterparts else ""
         return f"<KerasLayer {self.index}: {self.name} ({self.kind}){twin}, trainable={self.trainable}>"
 
 
@@ -132,7 +137,7 @@ class KerasBase(nn.Module):
         if len(mapping) < 0.95 * weighted:  # the PyTorch port is built differently: no faithful Keras indices
             return []
         ours = {layer.index: layer for layer in self._base.layers}
-        return [KerasLayer(la["index"], la["name"], la["class"], ours.get(mapping.get(la["index"], -1)))
+        return [KerasLayer(la["index"], la["name"], la["class"], [ours[i] for i in mapping.get(la["index"], [])])
                 for la in table["layers"]]
 
     @property

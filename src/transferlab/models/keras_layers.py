@@ -58,9 +58,10 @@ def _keras_kind(cls: str) -> str:
         "Conv2D", "Dense", "DepthwiseConv2D", "SeparableConv2D", "Conv1D") else "other"
 
 
-def align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, int]:
-    """{Keras layer index: index in `base_layers(base)`} for the Keras layers with weights that have a
-    counterpart (same kind and size: a Keras bias may be the only difference)."""
+def align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, list[int]]:
+    """{Keras layer index: its counterparts' indices in `base_layers(base)`} for the Keras layers with weights
+    that have a counterpart (same kind and size: a Keras bias may be the only difference; a Keras
+    SeparableConv2D is PyTorch's depthwise + pointwise pair)."""
     ours = [(layer.index, *_our_size(layer.module)) for layer in base_layers(base)
             if any(True for _ in layer.module.parameters(recurse=False))]
     used: set[int] = set()
@@ -70,18 +71,36 @@ def align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, int]
         if not layer["weights"]:
             continue
         kind = _keras_kind(layer["class"])
+        if layer["class"] == "SeparableConv2D":  # one Keras layer = PyTorch's depthwise + pointwise pair
+            pair = _separable_pair(ours, used, start, layer["weights"])
+            if pair is not None:
+                mapping[layer["index"]] = [ours[pair][0], ours[pair + 1][0]]
+                used.update((pair, pair + 1))
+                while start in used:
+                    start += 1
+                continue
         for j in range(start, min(len(ours), start + _WINDOW)):
             index, our_kind, size, out = ours[j]
             if j in used or our_kind != kind:
                 continue
             sizes = (size, size * 3 // 4) if kind == "bn" else (size, size + out)  # Keras' BN without gamma
             if layer["weights"] in sizes:
-                mapping[layer["index"]] = index
+                mapping[layer["index"]] = [index]
                 used.add(j)
                 while start in used:
                     start += 1
                 break
     return mapping
+
+
+def _separable_pair(ours: list[tuple], used: set[int], start: int, weights: int) -> int | None:
+    for j in range(start, min(len(ours) - 1, start + _WINDOW)):
+        (_, kind_a, size_a, _), (_, kind_b, size_b, out_b) = ours[j], ours[j + 1]
+        if j in used or j + 1 in used or kind_a != "weights" or kind_b != "weights":
+            continue
+        if weights in (size_a + size_b, size_a + size_b + out_b):
+            return j
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -121,7 +140,7 @@ def keras_index_to_layer(base: nn.Module, keras_name: str | None, index: int) ->
         raise SettingError(f"The PyTorch {keras_name} differs too much from Keras' to map Keras layer indices "
                            f"({len(mapping)} of {len(weighted)} layers with weights matched). Use unfreeze-from=NAME "
                            "with a name from `transferlab layers MODEL`.")
-    after = [ours for k, ours in mapping.items() if k >= index]
+    after = [i for k, ours in mapping.items() if k >= index for i in ours]
     if not after:
         raise SettingError(f"Keras' {keras_name} has no layer with weights at or after index {index}: nothing would "
                            "train but the head. Use 'freeze' for that.")
