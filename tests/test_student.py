@@ -301,3 +301,58 @@ def test_keras_layers_from_the_middle_train_what_keras_trains(family):
     moving = sum(la["weights"] // 2 for la in table[n:] if la["class"] == "BatchNormalization")
     keras_trainable = sum(la["weights"] for la in table[n:]) - moving
     assert sum(p.numel() for p in base.trainable_weights) == keras_trainable
+
+
+def _strip_terminal(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text).replace("\r", "\n")
+
+
+@pytest.mark.heavy
+def test_epoch_lines_stay_in_a_terminal_beside_the_live_bar(tmp_path, tiny_weights):
+    """In a real (pseudo-)terminal the progress bar is live and each epoch still leaves its own line."""
+    import pty
+    import subprocess
+    import sys
+
+    data = make_dataset(tmp_path / "data", n_train=10, n_val=4)
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "transferlab", "train", str(data), "--model", TINY_MODEL,
+                             "--weights", str(tiny_weights), "--epochs", "3", "--patience", "0", "--image-size", "32",
+                             "--num-workers", "0", "--no-feature-cache", "--out", str(tmp_path / "run")],
+                            stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    text = _strip_terminal(b"".join(chunks).decode("utf-8", "replace"))
+    assert proc.returncode == 0, text[-2000:]
+    for epoch in (1, 2, 3):
+        assert re.search(rf"^Epoch {epoch}/3  loss \d\.\d{{3}}  accuracy", text, re.M), text[-3000:]
+
+
+def test_epoch_lines_grow_in_a_notebook(tmp_path, tiny_weights):
+    """In Jupyter each epoch is its own output (a growing list), not a bar that overwrites itself."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    data = make_dataset(tmp_path / "data", n_train=10, n_val=4)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import transferlab\n"
+        f"transferlab.fit(transferlab.TrainConfig(data={str(data)!r}, out={str(tmp_path / 'run')!r}, "
+        f"model={TINY_MODEL!r}, weights={str(tiny_weights)!r}, epochs=3, patience=0, image_size=32, num_workers=0))")]
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    texts = [_strip_terminal(o.get("text") or o.get("data", {}).get("text/plain", ""))
+             for o in notebook.cells[0].outputs]
+    epochs = [t for t in texts if t.startswith("Epoch ")]
+    assert [t.split()[1] for t in epochs] == ["1/3", "2/3", "3/3"]  # three outputs, one per epoch
+    assert not any("GPU available" in t for t in texts)
