@@ -178,7 +178,7 @@ def test_keras_indices_map_for_every_keras_family_or_say_why_not():
     from transferlab.models.keras_layers import align, keras_index_to_layer
 
     exact = {"ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "VGG16", "VGG19",
-             "Xception",
+             "Xception", "InceptionV3", "InceptionResNetV2",
              "DenseNet121", "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2", "MobileNetV3Large",
              "MobileNetV3Small", *(f"EfficientNetB{i}" for i in range(8))}
     for entry in [e for e in CATALOG if e.keras and e.keras.isidentifier()]:
@@ -285,11 +285,18 @@ def test_classify_and_predict_never_cut_a_word_at_80_columns(frozen_run, tiny_we
 
 
 @pytest.mark.parametrize("family", ["Xception", "DenseNet121", "MobileNetV2", "MobileNetV3Small", "VGG16",
-                                    "EfficientNetB0"])
+                                    "EfficientNetB0", "InceptionV3", "InceptionResNetV2"])
 def test_keras_layers_from_the_middle_train_what_keras_trains(family):
     """`layers[N:]` from the middle of Keras' list: our trainable count equals Keras' (its weights from N, less
-    BatchNormalization's moving statistics, from Keras 3's own table), for families built alike."""
+    BatchNormalization's moving statistics, from Keras 3's own table). Keras' Inception BatchNormalization has no
+    scale (3 vectors per channel) where PyTorch's has one: then ours is larger by exactly one weight per channel.
+    The command line's `unfreeze-from=keras:N` trains the same parameters as the Python loop."""
+    import torch
+
     from transferlab import applications
+    from transferlab.models import build_classifier
+    from transferlab.models.catalog import CATALOG
+    from transferlab.training.strategies import apply_strategy
 
     base = getattr(applications, family)(include_top=False, weights=None)
     table = _keras_table(family)["layers"]
@@ -298,9 +305,16 @@ def test_keras_layers_from_the_middle_train_what_keras_trains(family):
     base.trainable = False
     for layer in base.layers[n:]:
         layer.trainable = True
-    moving = sum(la["weights"] // 2 for la in table[n:] if la["class"] == "BatchNormalization")
-    keras_trainable = sum(la["weights"] for la in table[n:]) - moving
-    assert sum(p.numel() for p in base.trainable_weights) == keras_trainable
+    vectors = 3 if family.startswith("Inception") else 4
+    channels = sum(la["weights"] // vectors for la in table[n:] if la["class"] == "BatchNormalization")
+    keras_trainable = sum(la["weights"] for la in table[n:]) - 2 * channels
+    ours = sum(p.numel() for p in base.trainable_weights)
+    assert ours == keras_trainable + (channels if vectors == 3 else 0)
+    name = next(e.name for e in CATALOG if e.keras == family)
+    with torch.device("meta"):
+        model = apply_strategy(build_classifier(name, num_classes=2, weights="none"), f"unfreeze-from=keras:{n}")
+    head = sum(p.numel() for p in model.head.parameters())
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == ours + head
 
 
 def _strip_terminal(text: str) -> str:

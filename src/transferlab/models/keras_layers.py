@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from torch import nn
 from ..errors import SettingError
 from .transfer import base_layers
 
-__all__ = ["keras_index_to_layer", "align", "keras_family", "keras_tables"]
+__all__ = ["keras_index_to_layer", "keras_layers_from", "align", "keras_family", "keras_tables"]
 
 _WINDOW = 6  # how far ahead a match is looked for (local reorderings of the two builds)
 
@@ -61,7 +62,46 @@ def _keras_kind(cls: str) -> str:
 def align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, list[int]]:
     """{Keras layer index: its counterparts' indices in `base_layers(base)`} for the Keras layers with weights
     that have a counterpart (same kind and size: a Keras bias may be the only difference; a Keras
-    SeparableConv2D is PyTorch's depthwise + pointwise pair)."""
+    SeparableConv2D is PyTorch's depthwise + pointwise pair).
+
+    Keras lists a functional model's layers by depth, so parallel branches (Inception) interleave; when its layers
+    carry Keras' automatic names (`conv2d_12`, `batch_normalization_12`), their numbers give the order they were
+    built in, branch by branch as in PyTorch, and that order is matched instead.
+    """
+    mapping = _align(base, keras_layers)
+    weighted = [la for la in keras_layers if la["weights"]]
+    if len(mapping) < 0.95 * len(weighted):
+        second = _align(base, _by_creation(weighted))
+        if len(second) > len(mapping):
+            return second
+    return mapping
+
+
+def _by_creation(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run of auto-named layers in build order; named layers (`block35_1_conv`) stay where they are."""
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+    for layer in [*layers, None]:
+        key = _creation_key(layer) if layer is not None else None
+        if key is not None:
+            run.append(layer)
+            continue
+        out += sorted(run, key=_creation_key)  # type: ignore[arg-type]
+        run = []
+        if layer is not None:
+            out.append(layer)
+    return out
+
+
+def _creation_key(layer: dict[str, Any]) -> tuple[int, int] | None:
+    """(build number, conv before its batch norm) of a Keras auto-named layer, else None."""
+    match = re.fullmatch(r"(conv2d|batch_normalization)(?:_(\d+))?", layer["name"])
+    if not match:
+        return None
+    return int(match.group(2) or 0), 0 if match.group(1) == "conv2d" else 1
+
+
+def _align(base: nn.Module, keras_layers: list[dict[str, Any]]) -> dict[int, list[int]]:
     ours = [(layer.index, *_our_size(layer.module)) for layer in base_layers(base)
             if any(True for _ in layer.module.parameters(recurse=False))]
     used: set[int] = set()
@@ -121,10 +161,22 @@ def _table(keras_name: str) -> list[dict[str, Any]]:
 
 
 def keras_index_to_layer(base: nn.Module, keras_name: str | None, index: int) -> int:
-    """Our layer index where Keras' `layers[index:]` begins, for the base of Keras family `keras_name`.
+    """Our first layer among the counterparts of Keras' `layers[index:]`, for the base of Keras family
+    `keras_name` (see `keras_layers_from` for the exact set).
 
     Raises:
         SettingError: The model is no Keras family, the index is out of range, or the two models do not align.
+    """
+    return min(keras_layers_from(base, keras_name, index))
+
+
+def keras_layers_from(base: nn.Module, keras_name: str | None, index: int) -> set[int]:
+    """Our layer indices that are the counterparts of Keras' `layers[index:]`: exactly what Keras would train
+    after `for layer in base_model.layers[index:]: layer.trainable = True` (for Inception, whose list is
+    ordered by depth, not a suffix of ours).
+
+    Raises:
+        SettingError: As `keras_index_to_layer`.
     """
     if not keras_name:
         raise SettingError("keras:N layer indices need a model of the course's Keras families (ResNet50, VGG16, "
@@ -140,8 +192,8 @@ def keras_index_to_layer(base: nn.Module, keras_name: str | None, index: int) ->
         raise SettingError(f"The PyTorch {keras_name} differs too much from Keras' to map Keras layer indices "
                            f"({len(mapping)} of {len(weighted)} layers with weights matched). Use unfreeze-from=NAME "
                            "with a name from `transferlab layers MODEL`.")
-    after = [i for k, ours in mapping.items() if k >= index for i in ours]
+    after = {i for k, ours in mapping.items() if k >= index for i in ours}
     if not after:
         raise SettingError(f"Keras' {keras_name} has no layer with weights at or after index {index}: nothing would "
                            "train but the head. Use 'freeze' for that.")
-    return min(after)
+    return after

@@ -131,10 +131,18 @@ def apply_strategy(model: nn.Module, strategy: str | Strategy) -> nn.Module:
     elif strategy.kind == "unfreeze-from":
         from ..models.transfer import base_layers
 
-        start = resolve_layer_index(model, strategy.arg)
+        layers = base_layers(base)
+        if str(strategy.arg).startswith("keras:"):  # exactly the counterparts of Keras' layers[N:]
+            from ..models.keras_layers import keras_family, keras_layers_from
+
+            resolve_layer_index(model, strategy.arg)  # the same checks and messages
+            chosen = keras_layers_from(base, keras_family(base), int(str(strategy.arg).removeprefix("keras:")))
+        else:
+            chosen = set(range(resolve_layer_index(model, strategy.arg), len(layers)))
         base.requires_grad_(False)
-        for layer in base_layers(base)[start:]:
-            layer.trainable = True
+        for layer in layers:
+            if layer.index in chosen:
+                layer.trainable = True
     elif strategy.kind == "unfreeze-last":
         groups = _stage_groups(base)
         n = int(strategy.arg)
