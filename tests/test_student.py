@@ -370,3 +370,33 @@ def test_epoch_lines_grow_in_a_notebook(tmp_path, tiny_weights):
     epochs = [t for t in texts if t.startswith("Epoch ")]
     assert [t.split()[1] for t in epochs] == ["1/3", "2/3", "3/3"]  # three outputs, one per epoch
     assert not any("GPU available" in t for t in texts)
+
+
+def test_train_help_is_readable_at_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    text = result.output
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    flat = " ".join(text.split())
+    assert "Maximum number of epochs. [default: 10]" in flat and "[default: 32]" in flat  # defaults shown
+    for panel in ("Data", "Model and strategy", "Optimisation", "Speed", "Augmentation (Keras names)", "Run folder"):
+        assert f"─ {panel} ─" in text
+    assert "--no-feature-cache" in text and "--horizontal-flip" in text  # the flag that changes the default
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("transferlab ")
+
+
+def test_hidden_opposite_flags_still_work(tmp_path, tiny_weights):
+    """`--feature-cache` (default on) and `--no-horizontal-flip` are hidden from the help but accepted, to override
+    a YAML config."""
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("feature_cache: false\naugment: {horizontal_flip: true}\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--config", str(cfg), "--feature-cache", "--no-horizontal-flip",
+                                 "--model", TINY_MODEL, "--weights", str(tiny_weights), "--epochs", "1",
+                                 "--image-size", "32", "--num-workers", "0", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["feature_cache"] is True and saved["augment"]["horizontal_flip"] is False

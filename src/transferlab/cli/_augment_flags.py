@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-__all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "describe_augment"]
+__all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "describe_augment", "bool_flag_parameters",
+           "merge_bool_flags"]
 
 # keys of the `augment` setting, given as flags (text: '0.8,1.2', '1/255')
 KERAS_FLAGS = {
@@ -32,16 +33,40 @@ def keras_flag_parameters(panel: str = "Augmentation (Keras names)") -> list[ins
     """The flags as keyword-only parameters for a generated Typer signature."""
     params = []
     for name, text in KERAS_FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        boolean = name.endswith("_flip")
-        option = typer.Option(f"{flag}/--no-{flag[2:]}" if boolean else flag, help=text, rich_help_panel=panel)
+        if name.endswith("_flip"):
+            params += bool_flag_parameters(name, False, text, panel)
+            continue
+        option = typer.Option("--" + name.replace("_", "-"), help=text, rich_help_panel=panel)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[(bool if boolean else str) | None, option]))
+                                        annotation=Annotated[str | None, option]))
     return params
+
+
+def bool_flag_parameters(name: str, default: bool, text: str, panel: str) -> list[inspect.Parameter]:
+    """`--name` and `--no-name` as two flags, only the one that changes `default` shown in the help (a single
+    column of option names keeps the help readable at 80 columns); `merge_bool_flags` turns them into one value."""
+    flag = "--" + name.replace("_", "-")
+    on = typer.Option(flag, help=text, hidden=default, rich_help_panel=panel)
+    off = typer.Option("--no-" + flag[2:], help=text, hidden=not default, rich_help_panel=panel)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return [inspect.Parameter(name, keyword, default=None, annotation=Annotated[bool | None, on]),
+            inspect.Parameter("no_" + name, keyword, default=None, annotation=Annotated[bool | None, off])]
+
+
+def merge_bool_flags(options: dict[str, Any]) -> dict[str, Any]:
+    """{'x': True} from --x, {'x': False} from --no-x (the last one given wins when both are)."""
+    out = dict(options)
+    for key in [k for k in options if k.startswith("no_") and k[3:] in options]:
+        if out.pop(key):
+            out[key[3:]] = False
+    return out
 
 
 def keras_overrides(options: dict[str, Any]) -> dict[str, Any]:
     """Pops the given Keras flags out of `options` and returns them parsed ({} when none was given)."""
+    for name in [k for k in KERAS_FLAGS if k.endswith("_flip")]:
+        if options.pop("no_" + name, None):
+            options[name] = False
     return {k: _number_or_pair(options.pop(k)) for k in list(KERAS_FLAGS) if options.get(k) is not None}
 
 

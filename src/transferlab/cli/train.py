@@ -12,7 +12,7 @@ import typer
 
 from ..errors import SettingError
 from ..training.config import TrainConfig
-from ._augment_flags import KERAS_FLAGS, keras_flag_parameters, keras_overrides
+from ._augment_flags import KERAS_FLAGS, bool_flag_parameters, keras_flag_parameters, keras_overrides, merge_bool_flags
 from ._common import print_json, user_errors
 
 _STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
@@ -86,12 +86,15 @@ def _train_parameters() -> list[inspect.Parameter]:
         text = helps.get(f.name, "")
         if default not in (None, [], {}) and "default" not in text.lower():  # escaped: rich would eat "[...]"
             text += f" \\[default: {str(default).lower() if isinstance(default, bool) else default}]"
-        option = typer.Option(f"{flag}/--no-{flag[2:]}" if kind is bool else flag, help=text, show_default=False,
-                              rich_help_panel=panel_of.get(f.name, "Training"))
+        panel = panel_of.get(f.name, "Training")
+        if kind is bool:  # one visible flag, the one that changes the default; its opposite hidden (for YAML runs)
+            params += bool_flag_parameters(f.name, bool(default), text, panel)
+            continue
+        option = typer.Option(flag, help=text, show_default=False, rich_help_panel=panel)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                         annotation=Annotated[kind | None, option]))
     order = {name: i for i, name in enumerate(n for names in PANELS.values() for n in names)}
-    params[1:] = sorted(params[1:], key=lambda p: order.get(p.name, len(order)))
+    params[1:] = sorted(params[1:], key=lambda p: order.get(p.name.removeprefix("no_"), len(order)))
     params += keras_flag_parameters()
     run = "Run folder"
     params += [
@@ -124,6 +127,7 @@ def _train(data: str | None = None, *, config: Path | None = None, overwrite: bo
     else:
         settings = TrainConfig.from_yaml(config).to_dict() if config else {}
         keras = keras_overrides(options)
+        options = merge_bool_flags(options)
         flags = {k: v for k, v in options.items() if v is not None and k not in KERAS_FLAGS}
         if "lr" in flags:
             flags["lr"] = _lr(flags["lr"])
