@@ -400,3 +400,25 @@ def test_hidden_opposite_flags_still_work(tmp_path, tiny_weights):
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["feature_cache"] is True and saved["augment"]["horizontal_flip"] is False
+
+
+def test_two_phase_says_what_phase_2_does_and_advise_is_quiet(tmp_path, tiny_weights):
+    import subprocess
+    import sys
+
+    data = make_dataset(tmp_path / "data", n_train=8, n_val=4)
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "train", str(data), "--model", TINY_MODEL, "--weights",
+                           str(tiny_weights), "--strategy", "two-phase", "--epochs", "1", "--finetune-epochs", "1",
+                           "--image-size", "32", "--num-workers", "0", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    flat = " ".join(proc.stderr.split())
+    assert "Phase 2 fine-tunes the unfrozen layers at lr 0.0001 (lr / 10)" in flat
+    assert "The loss often rises for an epoch when layers unfreeze" in flat
+    assert "Phase 1, epoch 1/1" in flat and "Phase 2, epoch 1/1" in flat
+    advice = subprocess.run([sys.executable, "-m", "transferlab", "advise", str(data), "--model", TINY_MODEL,
+                             "--weights", str(tiny_weights)], capture_output=True, text=True, timeout=300)
+    assert advice.returncode == 0, advice.stderr[-2000:]
+    noise = advice.stdout + advice.stderr
+    for raw in ("Warning", "warnings.warn", "Failed to compute suggestion", "GPU available", "LOCAL_RANK"):
+        assert raw not in noise, raw

@@ -181,9 +181,10 @@ def _lr_range_test(features: torch.Tensor, labels: torch.Tensor, num_classes: in
                                             num_training=min(100, max(20, len(loader) * 3)), update_attr=False)
         except Exception:  # noqa: BLE001 - too few batches or a diverging curve: fall back to the defaults
             return None
-    if finder is None:
-        return None
-    return pick_lr(finder.results["lr"], finder.results["loss"], finder.suggestion())
+        if finder is None:
+            return None
+        steepest = finder.suggestion()  # inside the block: it logs an error when the curve is too short
+    return pick_lr(finder.results["lr"], finder.results["loss"], steepest)
 
 
 def pick_lr(lrs: list[float], losses: list[float], steepest: float | None = None) -> float | None:
