@@ -175,3 +175,41 @@ def test_a_diverging_run_stops_with_exit_1_and_keeps_the_best_finite_checkpoint(
     metrics = json.loads((out / "metrics.json").read_text())  # valid JSON: no NaN in it
     assert metrics["diverged"] is True and metrics["epochs_run"] < 5
     assert (out / "model.safetensors").is_file() and (out / "best.ckpt").is_file()
+
+
+@pytest.mark.parametrize("where", ["xmp", "exif-after-64k"])
+def test_orientation_is_honoured_wherever_the_file_keeps_it(tmp_path, where):
+    """An orientation stored only in XMP, or in an EXIF block behind 64 KiB of other segments, turns the image as
+    Pillow's exif_transpose does, on the fast decoding path too."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from transferlab.data.images import load_rgb
+
+    image = Image.new("RGB", (64, 32), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 32, 32))  # blue left half: the rotation is visible in the pixels
+    buf = io.BytesIO()
+    if where == "xmp":
+        xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+               b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+               b"</x:xmpmeta>")
+        image.save(buf, "JPEG", xmp=xmp)
+        data = buf.getvalue()
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        image.save(buf, "JPEG", exif=exif.tobytes())
+        data = buf.getvalue()
+        filler = b"\xff\xe2" + (65533).to_bytes(2, "big") + b"\x00" * 65531  # an APP2 segment of 64 KiB first
+        data = data[:2] + filler + data[2:]
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    for min_size in (None, 16):  # full size, and the reduced-scale decode the loaders use
+        got = load_rgb(path, min_size=min_size)
+        assert got.size[1] == 2 * got.size[0]  # 64x32 turned upright: portrait
+    got = load_rgb(path)
+    assert got.size == expected.size
+    diff = sum(abs(a - b) for a, b in zip(got.getpixel((5, 5)), expected.getpixel((5, 5))))
+    assert diff < 30  # same corner colour: turned the same way

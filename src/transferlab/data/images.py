@@ -45,6 +45,28 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         return f.read()
 
 
+def _has_app1(data: bytes) -> bool:
+    """True when the JPEG has an APP1 segment (EXIF or XMP, either of which may carry an orientation) anywhere
+    before its image data: such files go to Pillow, which honours both (`exif_transpose`)."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return True  # not a well-formed marker sequence: let Pillow decide
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xE1:
+            return True
+        if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: no APP1 before the data
+            return False
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return True
+
+
 def decode_plain_jpeg(data: bytes, min_size: int | None = None) -> np.ndarray | None:
     """Decodes a plain JPEG (YCbCr or grayscale, no EXIF block, not oversized) to an RGB uint8 [H, W, 3]
     array with simplejpeg, at the smallest libjpeg-turbo scale that keeps both sides >= `min_size`.
@@ -52,7 +74,7 @@ def decode_plain_jpeg(data: bytes, min_size: int | None = None) -> np.ndarray | 
     Returns None for everything else (not a JPEG, EXIF orientation possible, CMYK, corrupt data, no
     simplejpeg): the caller then decodes with Pillow, which handles and reports those cases.
     """
-    if simplejpeg is None or data[:2] != b"\xff\xd8" or b"Exif\x00\x00" in data[:65536]:
+    if simplejpeg is None or data[:2] != b"\xff\xd8" or _has_app1(data):
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
