@@ -370,3 +370,47 @@ def test_the_usual_upload_dialects_all_work_and_keep_their_order(run, client_fac
     assert "Classes: birds, cats, dogs" in page or "클래스 / Classes: " + ", ".join(local.labels) in page
     schema = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/*"} <= set(schema)
+
+
+def test_chunked_uploads_are_cut_at_the_limit_as_they_arrive(run):
+    """No Content-Length (a chunked body) to a real server on loopback: the bytes are counted as they arrive and
+    the answer is 413 at the limit, while the client is still sending (the body is never read, or spooled, in
+    full)."""
+    import select
+
+    import uvicorn
+
+    from transferlab.serve.app import ServeConfig, create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(run[0], ServeConfig(max_upload_mb=1, max_files=1)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n" % 2**18 + b"\0" * 2**18 + b"\r\n"  # 256 KiB chunks, 64 MiB offered
+        sent = 0
+        answer = b""
+        while sent < 256:
+            if select.select([sock], [], [], 0.05)[0]:
+                answer = sock.recv(65536)
+                break
+            try:
+                sock.sendall(chunk)
+            except OSError:  # the server closed the connection after answering
+                answer = sock.recv(65536)
+                break
+            sent += 1
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert sent * 2**18 < 16 * 2**20  # answered long before the 64 MiB were sent (limit: 2 MiB)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

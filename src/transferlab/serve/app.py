@@ -37,6 +37,7 @@ from ..inference.portable import top_k as top_labels
 from ..runs.folder import RunFolder
 from .batcher import MicroBatcher
 from .config import API_KEY_ENV, ServeConfig
+from .limits import BodyLimit, body_limit_bytes
 from .page import PAGE
 from .uploads import decode_upload
 
@@ -107,6 +108,7 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
     app = FastAPI(title="transferlab", version=info["transferlab_version"], lifespan=lifespan,
                   description=f"Image classifier: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}")
     app.state.batcher = batcher
+    app.add_middleware(BodyLimit, limit=body_limit_bytes(config.max_upload_mb, config.max_files))
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
@@ -116,7 +118,7 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
             if not given or not secrets.compare_digest(given.encode(), config.api_key.encode()):
                 return JSONResponse({"detail": "Missing or wrong API key: send it as the X-API-Key header."}, 401)
         length = request.headers.get("content-length")
-        limit = config.max_upload_mb * 2**20 * min(config.max_files, 4) + 2**20
+        limit = body_limit_bytes(config.max_upload_mb, config.max_files)  # declared size: refused before reading
         if length and length.isdigit() and int(length) > limit:
             return JSONResponse({"detail": f"The request body is {int(length) / 2**20:.1f} MB; the limit is "
                                            f"{limit / 2**20:.0f} MB."}, 413)
