@@ -213,3 +213,22 @@ def test_orientation_is_honoured_wherever_the_file_keeps_it(tmp_path, where):
     assert got.size == expected.size
     diff = sum(abs(a - b) for a, b in zip(got.getpixel((5, 5)), expected.getpixel((5, 5))))
     assert diff < 30  # same corner colour: turned the same way
+
+
+def test_train_warns_about_leakage_and_conflicting_labels(tmp_path):
+    """What `data info` detects, `train` says too: on the console, in data_report.json and in report.html."""
+    import shutil
+
+    data = make_dataset(tmp_path / "data", n_train=6, n_val=2)
+    shutil.copy(data / "train" / "cats" / "img_000.png", data / "validation" / "cats" / "leaked.png")
+    shutil.copy(data / "train" / "dogs" / "img_001.png", data / "train" / "cats" / "mislabelled.png")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--out", str(out), *[a for a in FAST if a != "--quiet"]])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "1 image(s) appear in both train and validation" in flat
+    assert "1 identical image(s) carry different labels" in flat and "mislabelled.png (cats)" in flat
+    report = json.loads((out / "data_report.json").read_text())
+    assert len(report["warnings"]) == 2 and len(report["duplicates"]) == 2
+    page = (out / "report.html").read_text()
+    assert "appear in both train and validation" in page and "carry different labels" in page

@@ -90,11 +90,21 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha1") -> str:
         >>> file_digest("cats.zip", "sha256")  # doctest: +SKIP
         '3f1c...'
     """
+    st = os.stat(path)
+    key = (os.fspath(path), algorithm, st.st_size, st.st_mtime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    if len(_DIGESTS) > 1_000_000:  # bounded: a digest is ~100 bytes
+        _DIGESTS.clear()
+    _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, algorithm, size, mtime) -> digest: the leak check and cache keys share
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -14,7 +14,42 @@ from PIL import Image
 from .._io import file_digest
 from .folder import load_image_folder
 
-__all__ = ["data_info"]
+__all__ = ["data_info", "find_duplicates"]
+
+
+def find_duplicates(splits: Any) -> dict[str, Any]:
+    """Identical files (by content) within and across the splits of a listed data set: {'groups', 'leakage',
+    'conflicting', 'warnings'}. `train` runs it too, so a leak `data info` would report is never silent.
+    (The file digests are memoised: the feature cache's keys reuse them.)
+
+    Example:
+        >>> find_duplicates(load_image_folder("data"))["warnings"]  # doctest: +SKIP
+        ['1 image(s) appear in both train and validation: ...']
+    """
+    items = [(split, s) for split, samples in (("train", splits.train), ("validation", splits.validation))
+             for s in samples if not str(s.path).startswith("cifar://")]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        digests = list(pool.map(lambda it: file_digest(it[1].path), items))
+    return _duplicates(items, digests, splits.classes)
+
+
+def _duplicates(items: list, digests: list[str], classes: list[str]) -> dict[str, Any]:
+    by_hash: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for (split, sample), digest in zip(items, digests):
+        by_hash[digest].append((split, sample.path, classes[sample.label]))
+    groups = [g for g in by_hash.values() if len(g) > 1]
+    leaks = [g for g in groups if {s for s, _, _ in g} == {"train", "validation"}]
+    conflicting = [g for g in groups if len({c for _, _, c in g}) > 1]
+    warnings = []
+    if leaks:
+        warnings.append(f"{len(leaks)} image(s) appear in both train and validation: validation accuracy is "
+                        "inflated. Remove the copies from one split (`transferlab data info DATA` names them).")
+    if conflicting:
+        warnings.append(f"{len(conflicting)} identical image(s) carry different labels: "
+                        + "; ".join(" = ".join(f"{p} ({c})" for _, p, c in g) for g in conflicting[:3])
+                        + ("; ..." if len(conflicting) > 3 else "") + ".")
+    return {"groups": [[{"split": s, "path": p, "label": c} for s, p, c in g] for g in groups],
+            "leakage": len(leaks), "conflicting": len(conflicting), "warnings": warnings}
 
 
 def _hash_and_size(path: str) -> tuple[str, tuple[int, int] | None]:
@@ -46,16 +81,10 @@ def data_info(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 
              for s in samples]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda it: _hash_and_size(it[1].path), items))
-    by_hash: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    widths, heights = [], []
-    for (split, sample), (digest, size) in zip(items, results):
-        by_hash[digest].append((split, sample.path, splits.classes[sample.label]))
-        if size:
-            widths.append(size[0])
-            heights.append(size[1])
-    groups = [g for g in by_hash.values() if len(g) > 1]
-    leaks = [g for g in groups if {s for s, _, _ in g} == {"train", "validation"}]
-    conflicting = [g for g in groups if len({c for _, _, c in g}) > 1]
+    widths = [size[0] for _, size in results if size]
+    heights = [size[1] for _, size in results if size]
+    found = _duplicates(items, [digest for digest, _ in results], splits.classes)
+    groups = found["groups"]
     counts = splits.counts()
     train_counts = Counter(counts["train"])
     largest, smallest = max(train_counts.values()), max(1, min(train_counts.values()))
@@ -63,11 +92,7 @@ def data_info(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 
     if largest / smallest >= imbalance_ratio:
         warnings.append(f"Class imbalance: the largest class has {largest / smallest:.1f}x the images of the "
                         "smallest. Consider `--class-weight balanced`.")
-    if leaks:
-        warnings.append(f"{len(leaks)} image(s) appear in both train and validation: validation accuracy is "
-                        "inflated. Remove the copies from one split.")
-    if conflicting:
-        warnings.append(f"{len(conflicting)} identical image(s) carry different labels.")
+    warnings += found["warnings"]
 
     def stats(values: list[int]) -> dict[str, float]:
         if not values:
@@ -80,6 +105,5 @@ def data_info(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 
         "num_train": len(splits.train), "num_validation": len(splits.validation), "test_dir": splits.test_dir,
         "image_size": {"width": stats(widths), "height": stats(heights)},
         "skipped": splits.skipped,
-        "duplicates": [[{"split": s, "path": p, "label": c} for s, p, c in g] for g in groups],
-        "leakage": len(leaks), "warnings": warnings,
+        "duplicates": groups, "leakage": found["leakage"], "warnings": warnings,
     }

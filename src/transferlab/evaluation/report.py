@@ -167,6 +167,8 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
         classes = list(next(iter(counts.values())).keys())
         rows = [[c, *[counts[s].get(c, 0) for s in counts]] for c in classes]
         parts.append("<h2>Data</h2>" + _table(rows, ["class", *counts.keys()]))
+    for warning in (data.get("warnings") or []) if isinstance(data, dict) else []:
+        parts.append(f'<p class="warning"><b>Warning:</b> {html.escape(str(warning))}</p>')
     skipped = data.get("skipped") if isinstance(data, dict) else None
     if skipped:
         parts.append(f"<p>{len(skipped)} file(s) skipped:</p>"

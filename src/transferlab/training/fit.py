@@ -147,7 +147,15 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
         console.quiet = True
     print_data_summary(console, data)
     if rank_zero and not resume:
-        folder.write_data_report(data.report())
+        report = data.report()
+        if isinstance(data, DataSplits):  # what `data info` would say about leaks is said here too
+            from ..data.info import find_duplicates
+
+            found = find_duplicates(data)
+            report.update(duplicates=found["groups"], warnings=found["warnings"])
+            for warning in found["warnings"]:
+                console.print(f"[bold yellow]Warning:[/] {warning}", highlight=False)
+        folder.write_data_report(report)
         if isinstance(data, DataSplits):  # a stream's split is its index (or shards): nothing to list
             folder.write_split(data.split_rows())
     if rank_zero:
