@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -31,6 +32,26 @@ def run(tiny_run):
     """The shared 3-class run (conftest.tiny_run), as (run folder, data root)."""
     root, out = tiny_run
     return out, root
+
+
+@contextlib.contextmanager
+def _running(app):
+    """A real uvicorn server on a free loopback port, in a thread, for the duration of the block."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _png(color=(200, 50, 40), size=(40, 30)) -> bytes:
@@ -239,20 +260,11 @@ def _free_port() -> int:
 @pytest.mark.heavy
 def test_page_in_headless_chromium_classifies_an_upload(run, tmp_path):
     chromium = chromium_or_skip()
-    import uvicorn
 
     from transferlab.serve.app import create_app
 
     out, root = run
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(out), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
+    with _running(create_app(out)) as port:
         image = sorted((root / "validation" / "cats").glob("*.png"))[0]
         with browser_page(chromium) as (page, errors):
             page.goto(f"http://127.0.0.1:{port}/")
@@ -267,9 +279,6 @@ def test_page_in_headless_chromium_classifies_an_upload(run, tmp_path):
         expected = Predictor(out).predict([image], top_k=1)[0]["top"][0]["label"]
         assert labels and labels[0].split(" — ")[0] == expected and "%" in labels[0]
         assert Path(tmp_path / "page.png").stat().st_size > 5000
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _photo_folder(root: Path) -> list[Path]:
@@ -378,20 +387,9 @@ def test_chunked_uploads_are_cut_at_the_limit_as_they_arrive(run):
     full)."""
     import select
 
-    import uvicorn
-
     from transferlab.serve.app import ServeConfig, create_app
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(run[0], ServeConfig(max_upload_mb=1, max_files=1)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
+    with _running(create_app(run[0], ServeConfig(max_upload_mb=1, max_files=1))) as port:
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
@@ -411,6 +409,3 @@ def test_chunked_uploads_are_cut_at_the_limit_as_they_arrive(run):
         sock.close()
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert sent * 2**18 < 16 * 2**20  # answered long before the 64 MiB were sent (limit: 2 MiB)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -257,23 +257,17 @@ def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[st
     """After Ctrl+C: the bundle from the best checkpoint so far (so `predict RUN` works), metrics.json marked
     interrupted, the exact command that resumes; then the interruption goes on to the caller."""
     resume_command = f"transferlab train --resume {folder.path}"
-    if stop.diverged:
-        if rank_zero and results:
-            best_phase = _finish_checkpoints(folder.path, results, config)
-            if best_phase in snapshots:
-                model.load_state_dict(snapshots[best_phase])
-            save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
-                        model_kwargs=dict(config.model_kwargs or {}))
-            folder.write_metrics({**metrics, "diverged": True})
-        kept = f" The best finite checkpoint is kept in {folder.path}." if results else ""
-        raise TrainingDiverged(f"Training stopped: {stop.diverged}{kept}") from None
-    if rank_zero and results:
+    if rank_zero and results:  # the best weights so far become the bundle
         best_phase = _finish_checkpoints(folder.path, results, config)
         if best_phase in snapshots:
             model.load_state_dict(snapshots[best_phase])
         save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
                     model_kwargs=dict(config.model_kwargs or {}))
-        folder.write_metrics({**metrics, "interrupted": True})
+        folder.write_metrics({**metrics, "diverged" if stop.diverged else "interrupted": True})
+    if stop.diverged:
+        kept = f" The best finite checkpoint is kept in {folder.path}." if results else ""
+        raise TrainingDiverged(f"Training stopped: {stop.diverged}{kept}") from None
+    if rank_zero and results:
         best = metrics.get("best_val_accuracy")
         console.print(f"[yellow]Interrupted after epoch {metrics['epochs_run']}.[/] The best model so far "
                       + (f"(val_accuracy {best:.4f}, epoch {metrics['best_epoch']}) " if best is not None else "")
