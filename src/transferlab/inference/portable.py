@@ -20,18 +20,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 try:  # inside the package
-    from ..data.images import is_image_file, load_rgb
+    from ..data.images import load_rgb
 except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
-    from tl_images import is_image_file, load_rgb  # type: ignore[no-redef]
+    from tl_images import load_rgb  # type: ignore[no-redef]
 
-__all__ = ["BasePredictor", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k", "expand_image_paths"]
+__all__ = ["BasePredictor", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k"]
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
@@ -97,33 +96,6 @@ def top_k(row: Sequence[float] | np.ndarray, labels: Sequence[str], k: int,
     order = np.argsort(-row, kind="stable")[:k]
     return [{**({"wnid": ids[i]} if ids else {}), "label": labels[i],
              "probability": float(row[i]) if decimals is None else round(float(row[i]), decimals)} for i in order]
-
-
-def expand_image_paths(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Expands folders into the image files below them (sorted); files are kept as given.
-
-    Raises:
-        FileNotFoundError: An input does not exist.
-    """
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise _missing(f"Image or folder '{p}' does not exist.")
-    return out
-
-
-def _missing(message: str) -> Exception:
-    try:
-        from ..errors import MissingFileError
-
-        return MissingFileError(message)
-    except ImportError:  # pragma: no cover - in an export folder
-        return FileNotFoundError(message)
 
 
 class BasePredictor:

@@ -20,10 +20,11 @@ from torch import nn
 
 from .._console import progress_bar
 from ..data.sources import list_images
+from ..data.sources import list_images as expand_image_paths  # the name earlier versions exported
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
 from .engine import Engine, best_engine
-from .portable import BasePredictor, expand_image_paths, preprocess, resize_size
+from .portable import BasePredictor, preprocess, resize_size
 
 __all__ = ["Predictor", "load_predictor", "predict", "expand_image_paths", "probabilities"]
 

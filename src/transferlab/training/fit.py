@@ -214,12 +214,7 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
                               console, rank_zero)
     if not rank_zero:  # DDP: the other ranks trained their shards; rank 0 writes the results
         return TrainResult(run_dir, metrics, config, data)
-    best_phase = _finish_checkpoints(run_dir, results, config)
-    if best_phase in snapshots:
-        model.load_state_dict(snapshots[best_phase])
-    save_bundle(run_dir, model, config.model, data.classes, pre, head=head,
-                model_kwargs=dict(config.model_kwargs or {}))
-    folder.write_metrics(metrics)
+    _save_best(results, snapshots, model, folder, metrics, config, data, pre, head)
     if isinstance(data, DataSplits):
         _report(run_dir, model, data, pre, config, quiet)
     else:
@@ -250,6 +245,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _save_best(results: dict[int, tuple[str, float | None]], snapshots: dict[int, dict[str, torch.Tensor]],
+               model: nn.Module, folder: RunFolder, metrics: dict[str, Any], config: TrainConfig, data: Any,
+               pre: Preprocessing, head: HeadConfig) -> None:
+    """best.ckpt/last.ckpt of the run, the best phase's weights in the model, the bundle, metrics.json."""
+    best_phase = _finish_checkpoints(folder.path, results, config)
+    if best_phase in snapshots:
+        model.load_state_dict(snapshots[best_phase])
+    save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
+                model_kwargs=dict(config.model_kwargs or {}))
+    folder.write_metrics(metrics)
+
+
 def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[str, float | None]],
                           snapshots: dict[int, dict[str, torch.Tensor]], model: nn.Module, folder: RunFolder,
                           metrics: dict[str, Any], config: TrainConfig, data: Any, pre: Preprocessing,
@@ -258,12 +265,8 @@ def _keep_interrupted_run(stop: TrainingInterrupted, results: dict[int, tuple[st
     interrupted, the exact command that resumes; then the interruption goes on to the caller."""
     resume_command = f"transferlab train --resume {folder.path}"
     if rank_zero and results:  # the best weights so far become the bundle
-        best_phase = _finish_checkpoints(folder.path, results, config)
-        if best_phase in snapshots:
-            model.load_state_dict(snapshots[best_phase])
-        save_bundle(folder.path, model, config.model, data.classes, pre, head=head,
-                    model_kwargs=dict(config.model_kwargs or {}))
-        folder.write_metrics({**metrics, "diverged" if stop.diverged else "interrupted": True})
+        _save_best(results, snapshots, model, folder,
+                   {**metrics, "diverged" if stop.diverged else "interrupted": True}, config, data, pre, head)
     if stop.diverged:
         kept = f" The best finite checkpoint is kept in {folder.path}." if results else ""
         raise TrainingDiverged(f"Training stopped: {stop.diverged}{kept}") from None
