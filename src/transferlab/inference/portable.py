@@ -145,19 +145,25 @@ class BasePredictor:
                 except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
                     failed[i] = f"cannot read image: {e}"
             if indices:
-                batch = np.stack(arrays)
-                plain[indices] = self.batch_probabilities(batch)
-                if flipped is not None:
-                    flipped[indices] = self.batch_probabilities(batch, tta="flip")
+                self._fill(np.stack(arrays), indices, plain, flipped)
         return plain, flipped, failed
+
+    def _fill(self, batch: Any, indices: list[int], plain: np.ndarray, flipped: np.ndarray | None) -> None:
+        """Rows `indices` of `plain` (and of `flipped`, the average with the mirror images) for one batch: the
+        plain forward pass is run once and serves both."""
+        probs = self.batch_probabilities(batch)
+        plain[indices] = probs
+        if flipped is not None:
+            mirrored = batch.flip(-1) if hasattr(batch, "flip") else np.ascontiguousarray(batch[..., ::-1])
+            flipped[indices] = (probs + self.batch_probabilities(mirrored)) / 2
 
     def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3, batch_size: int = 32,
                 tta: str = "none") -> list[dict[str, Any]]:
         """Per image {"path", "top": [{"label", "probability"}, ...]} or {"path", "error"} (one bad file does
         not stop the others); with tta='flip' the probabilities average the image's and its mirror image's."""
         results: list[dict[str, Any]] = []
-        probs, _, failed = self.predict_proba(list(paths), batch_size=batch_size) if tta == "none" else \
-            _flip_only(self.predict_proba(list(paths), tta=tta, batch_size=batch_size))
+        plain, flipped, failed = self.predict_proba(list(paths), tta=tta, batch_size=batch_size)
+        probs = flipped if flipped is not None else plain
         for i, path in enumerate(paths):
             if i in failed:
                 results.append({"path": str(path), "error": failed[i]})
@@ -168,11 +174,6 @@ class BasePredictor:
     def predict_images(self, images: Sequence[Image.Image], top_k: int = 3, tta: str = "none") -> list[list[dict]]:
         """Top-k labels of decoded images, one list per image."""
         return [_top(self, row, top_k) for row in self.image_probabilities(images, tta)]
-
-
-def _flip_only(result: tuple[np.ndarray, np.ndarray | None, dict[int, str]]) -> tuple:
-    plain, flipped, failed = result
-    return (flipped if flipped is not None else plain), None, failed
 
 
 def _top(predictor: BasePredictor, row: np.ndarray, k: int) -> list[dict[str, Any]]:

@@ -107,10 +107,7 @@ class Predictor(BasePredictor):
             for indices, arrays, errors in loader:
                 failed.update(errors)
                 if indices:
-                    batch = torch.from_numpy(np.stack(arrays))
-                    plain[indices] = self.batch_probabilities(batch)
-                    if flipped is not None:
-                        flipped[indices] = self.batch_probabilities(batch, tta="flip")
+                    self._fill(torch.from_numpy(np.stack(arrays)), indices, plain, flipped)
                 progress.advance(task, len(indices) + len(errors))
         return plain, flipped, failed
 
