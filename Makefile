@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# pip takes these two from the local disk here; uv/poetry would download several GB instead.
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[test,lite,hf,onnx,serve,stream]"
+	$(BIN)/pip install --quiet -e ".[test,lite,hf,onnx,serve,stream,tracking]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -95,6 +95,44 @@ def study_step(data: Path, work: Path, subset: int, epochs: int, image_size: int
                        f"--image-size {image_size}"}
 
 
+def notebook_step(data: Path, work: Path) -> dict:
+    """Executes examples/notebooks/01_cats_vs_dogs.ipynb with QUICK = False on `data` (the parameter cell replaced,
+    as papermill does) in `work/notebook_ex1/`, keeps the executed notebook and its HTML, and reads each run's
+    metrics. An executed notebook already there is read, not run again (the run takes about an hour on 2 cores)."""
+    import nbclient
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    folder = work / "notebook_ex1"
+    folder.mkdir(parents=True, exist_ok=True)
+    executed = folder / "01_cats_vs_dogs.executed.ipynb"
+    if not executed.is_file():
+        notebook = nbformat.read(HERE / "notebooks" / "01_cats_vs_dogs.ipynb", as_version=4)
+        notebook.cells[1].source = f"QUICK = False\nDATA = {str(data)!r}"
+        nbclient.NotebookClient(notebook, timeout=4 * 3600, kernel_name="python3",
+                                resources={"metadata": {"path": str(folder)}}).execute()
+        nbformat.write(notebook, executed)
+        (folder / "01_cats_vs_dogs.executed.html").write_text(HTMLExporter().from_notebook_node(notebook)[0])
+    notebook = nbformat.read(executed, as_version=4)
+    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    times = [c.metadata["execution"] for c in notebook.cells if c.get("metadata", {}).get("execution")]
+    started = min(datetime.fromisoformat(t["iopub.execute_input"].replace("Z", "+00:00")) for t in times)
+    ended = max(datetime.fromisoformat(t["shell.execute_reply"].replace("Z", "+00:00")) for t in times)
+    runs = {}
+    for name in ("ex1_cnn", "ex1_freeze", "ex1_two_phase"):
+        run = folder / "runs" / name
+        m = json.loads((run / "metrics.json").read_text())
+        split = (run / "split.csv").read_text().splitlines()[1:]
+        runs[name] = {"best_val_accuracy": m["best_val_accuracy"], "best_val_loss": m["best_val_loss"],
+                      "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
+                      "train_images": sum(",train" in line for line in split),
+                      "validation_images": sum(",validation" in line for line in split),
+                      "wall_seconds": m.get("wall_seconds")}
+    return {"command": "examples/notebooks/01_cats_vs_dogs.ipynb with QUICK = False, DATA = the cat/dog folder",
+            "errors": len(errors), "wall_seconds": round((ended - started).total_seconds(), 1), "runs": runs,
+            "executed": str(executed)}
+
+
 def render(results: dict) -> str:
     s = results["steps"]
     env = results.get("environment", {})
@@ -131,6 +169,22 @@ def render(results: dict) -> str:
         tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"])
         lines += [f"Classifying a new image with the two-phase model (`transferlab predict runs/ex1_two_phase "
                   f"{p['image']}`): {tops}.", ""]
+    if "notebook_ex1" in s:
+        nb = s["notebook_ex1"]
+        names = {"ex1_cnn": "ex1_course_cnn.yaml", "ex1_freeze": "ex1_lite0_freeze.yaml",
+                 "ex1_two_phase": "ex1_lite0_two_phase.yaml"}
+        lines += ["### The same exercise as a notebook", "",
+                  f"`{nb['command']}`, executed end to end ({nb['wall_seconds'] / 60:.1f} min, {nb['errors']} errors;"
+                  f" finished {nb.get('finished', '?')}): the notebook's `transferlab.train(...)` keywords are the "
+                  "recipes' settings (the course CNN with `subset=1000` and up to 30 epochs).", "",
+                  "| notebook run | same settings as | train / val images | best val acc | best epoch | epochs run | "
+                  "val loss | recipe's best val acc |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name, r in nb["runs"].items():
+            recipe = s.get(name, {}).get("best_val_accuracy")
+            lines.append(f"| {name} | `{names[name]}` | {r['train_images']} / {r['validation_images']} | "
+                         f"{r['best_val_accuracy']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
+                         f"{r['best_val_loss']:.4f} | {'' if recipe is None else f'{recipe:.4f}'} |")
+        lines.append("")
     lines += ["## Exercise 2 and 3(a): the ImageNet model as it is, on CIFAR-10 images", ""]
     if "ex3a" in s:
         a = s["ex3a"]
@@ -237,6 +291,7 @@ def main() -> None:
             "ex3d": lambda: train_step("ex3d", "ex3d_cifar_augment_freeze.yaml", cifar10, args.work,
                                        {"subset": 1000}, "1,000 training images per class"),
             "study": lambda: study_step(catdog, args.work, subset=1500, epochs=12, image_size=64),
+            "notebook_ex1": lambda: notebook_step(catdog, args.work),
         }
         for name, step in steps.items():
             if (args.only and name not in args.only) or (not args.only and name in results["steps"]):

@@ -5,8 +5,8 @@ Lightning; each name loads its own layer the first time it is used.
 
 Example:
     >>> import transferlab
-    >>> result = transferlab.fit(transferlab.TrainConfig(data="cats_and_dogs_filtered"))  # doctest: +SKIP
-    >>> transferlab.predict(result.run_dir, ["my_cat.jpg"])  # doctest: +SKIP
+    >>> result = transferlab.train("cats_and_dogs_filtered", strategy="two-phase", epochs=10)  # doctest: +SKIP
+    >>> result.predict("my_cat.jpg")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ _EXPORTS = {
     "TrainConfig": "transferlab.training.config",
     "TrainResult": "transferlab.training.fit",
     "fit": "transferlab.training.fit",
+    "train": "transferlab.training.fit",
+    "load_run": "transferlab.training.fit",
+    "evaluate": "transferlab.evaluation.metrics",
+    "augment_preview": "transferlab.evaluation.displays",
+    "classify": "transferlab.inference.classify",
     "resume": "transferlab.training.fit",
     "Predictor": "transferlab.inference.predictor",
     "predict": "transferlab.inference.predictor",
@@ -34,10 +39,13 @@ __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import TransferlabError  # noqa: F401
+    from .evaluation.displays import augment_preview  # noqa: F401
+    from .evaluation.metrics import evaluate  # noqa: F401
+    from .inference.classify import classify  # noqa: F401
     from .inference.predictor import Predictor, load_predictor, predict  # noqa: F401
     from .models import create_model, list_models  # noqa: F401
     from .training.config import TrainConfig  # noqa: F401
-    from .training.fit import TrainResult, fit, resume  # noqa: F401
+    from .training.fit import TrainResult, fit, load_run, resume, train  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

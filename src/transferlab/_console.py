@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "in_notebook", "EpochTable"]
 
 
 def progress_bar(quiet: bool) -> Progress:
@@ -14,3 +14,48 @@ def progress_bar(quiet: bool) -> Progress:
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, disable=quiet or not console.is_terminal or console.is_jupyter, transient=True)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (a notebook front-end draws HTML outputs), False in a terminal or a pipe."""
+    import sys
+
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return bool(get and type(get()).__name__ == "ZMQInteractiveShell")
+
+
+class EpochTable:
+    """One HTML table that grows a row per epoch in a notebook (like fastai's), updated in place.
+
+    The text/plain form of the same output holds the epoch lines, so a log of the notebook reads like the
+    console.
+
+    Example:
+        >>> table = EpochTable(["epoch", "loss"])  # doctest: +SKIP
+        >>> table.add(["1/3", "0.693"], "Epoch 1/3  loss 0.693")  # doctest: +SKIP
+    """
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns, self.rows, self.lines, self.handle = list(columns), [], [], None
+
+    def _bundle(self) -> dict[str, str]:
+        import html
+
+        head = "".join(f"<th style='text-align:right'>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{html.escape(str(v))}</td>" for v in row)
+                       + "</tr>" for row in self.rows)
+        return {"text/html": f"<table class='transferlab-epochs'><thead><tr>{head}</tr></thead>"
+                             f"<tbody>{body}</tbody></table>",
+                "text/plain": "\n".join(self.lines)}
+
+    def add(self, cells: list[str], line: str) -> None:
+        """Appends a row (and its text line) and redraws the table where it first appeared."""
+        from IPython.display import display
+
+        self.rows.append(cells)
+        self.lines.append(line)
+        if self.handle is None:
+            self.handle = display(self._bundle(), raw=True, display_id=True)
+        else:
+            self.handle.update(self._bundle(), raw=True)

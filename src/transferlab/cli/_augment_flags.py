@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-__all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "describe_augment", "bool_flag_parameters",
+__all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "bool_flag_parameters",
            "merge_bool_flags"]
 
 # keys of the `augment` setting, given as flags (text: '0.8,1.2', '1/255')
@@ -68,15 +68,6 @@ def keras_overrides(options: dict[str, Any]) -> dict[str, Any]:
         if options.pop("no_" + name, None):
             options[name] = False
     return {k: _number_or_pair(options.pop(k)) for k in list(KERAS_FLAGS) if options.get(k) is not None}
-
-
-def describe_augment(settings: Any) -> str:
-    """The augmentation in Keras' words, only what differs from none: 'rotation_range=40, horizontal_flip=True'."""
-    from ..data.augment import AugmentConfig, resolve_augment
-
-    chosen, plain = resolve_augment(settings).to_dict(), AugmentConfig().to_dict()
-    changed = [f"{k}={v}" for k, v in chosen.items() if v != plain[k]]
-    return ", ".join(changed) or "no augmentation"
 
 
 def _number_or_pair(value: object) -> object:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from ..errors import MissingFileError
-from ._augment_flags import describe_augment, keras_flag_parameters, keras_overrides
+from ._augment_flags import keras_flag_parameters, keras_overrides
 from ._common import user_errors
 
 
@@ -35,14 +35,10 @@ def _augment(
 
     Example: transferlab augment cat.jpg --preset course --rotation-range 10 --out aug.png
     """
-    import random
-
-    import torch
     import yaml
 
-    from ..data import Preprocessing, load_image_folder, load_rgb, train_transform
-    from ..evaluation.displays import image_grid
-    from ..models import create_model
+    from ..data.augment import describe_augment
+    from ..evaluation.displays import augment_preview
 
     settings: object = preset
     if config:
@@ -51,25 +47,12 @@ def _augment(
     flags = keras_overrides(keras)
     if flags:
         settings = {**(settings if isinstance(settings, dict) else {"preset": settings}), **flags}
-    used = describe_augment(settings)
-    pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
-    transform = train_transform(pre, settings)
-    torch.manual_seed(seed)
-    if samples:
-        data = load_image_folder(source)
-        picks = random.Random(seed).sample(data.train, min(count, len(data.train)))
-        images = [transform(load_rgb(s.path)) for s in picks]
-        titles = [data.classes[s.label] for s in picks]
-        title = f"Training images: {used}"
-    else:
-        if not source.is_file():
-            raise MissingFileError(f"Image '{source}' does not exist (use --samples for a data folder).")
-        image = load_rgb(source)
-        images = [transform(image) for _ in range(count)]
-        titles = [f"#{i + 1}" for i in range(count)]
-        title = f"{source.name}: {used}"
-    image_grid(images, titles, out, pre.mean, pre.std, title=title)
-    Console(quiet=quiet).print(f"Wrote {out} ({used})", highlight=False)
+    if samples and not source.is_dir():
+        raise MissingFileError(f"--samples draws training images of a data folder; '{source}' is not a folder.")
+    if not samples and not source.is_file():
+        raise MissingFileError(f"Image '{source}' does not exist (use --samples for a data folder).")
+    augment_preview(source, settings, model, image_size, count, seed, path=out)
+    Console(quiet=quiet).print(f"Wrote {out} ({describe_augment(settings)})", highlight=False)
 
 
 _parameters = [p for p in inspect.signature(_augment).parameters.values() if p.kind is not p.VAR_KEYWORD]

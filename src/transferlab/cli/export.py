@@ -1,4 +1,4 @@
-"""`transferlab export`: a trained model as an ONNX or TorchScript file, parity-checked."""
+"""`transferlab export`: a trained model as ONNX, TorchScript or a timm Hugging Face folder, parity-checked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from ._common import err_console, print_json, user_errors
 @user_errors
 def export(
     run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder).")],
-    format: Annotated[str, typer.Option("--format", help="'onnx' or 'torchscript'.")] = "onnx",  # noqa: A002
+    format: Annotated[str, typer.Option("--format", help=(  # noqa: A002
+        "'onnx', 'torchscript' or 'hf' (timm's Hugging Face folder: config.json, model.safetensors, model card)."))
+    ] = "onnx",
     int8: Annotated[bool, typer.Option("--int8", help="ONNX only: dynamic int8 quantisation.")] = False,
     out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export-FORMAT).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the export report as JSON.")] = False,
@@ -35,6 +37,9 @@ def export(
         print_json(report)
         return
     p = report["parity"]
+    agreement = f", top-1 agreement {p['top1_agreement']:.0%}" if "top1_agreement" in p else ""
     Console().print(f"Exported {report['file']} ({report['size_mb']} MB, {report['export_seconds']} s) to "
-                    f"{report['folder']}: max |Δlogit| {p['max_abs_logit_diff']:.2e}, top-1 agreement "
-                    f"{p['top1_agreement']:.0%} on {p['inputs']}.")
+                    f"{report['folder']}: max |Δlogit| {p['max_abs_logit_diff']:.2e}{agreement} on {p['inputs']}.")
+    if format == "hf":
+        Console().print(f"Load it with timm.create_model('local-dir:{report['folder']}', pretrained=True); publish it "
+                        f"with `hf upload ORG/NAME {report['folder']}`.", highlight=False)

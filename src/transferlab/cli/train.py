@@ -41,6 +41,7 @@ PANELS = {
               "compile"),
     "Devices": ("accelerator", "devices", "num_nodes"),
     "Run folder": ("out",),
+    "Tracking": ("logger",),
 }
 NOT_OPTIONS = {"data", "advice", "model_kwargs"}  # DATA is the argument; the others come from YAML or advise
 def field_help(cls: type) -> dict[str, str]:
@@ -63,13 +64,13 @@ def field_help(cls: type) -> dict[str, str]:
 
 
 def _cli_type(hint: Any) -> Any:
-    """The option type for a field's type hint: bool, int, float, list[int], else text."""
+    """The option type for a field's type hint: bool, int, float, list[int], list[str], else text."""
     args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (
         typing.Union, __import__("types").UnionType) else [hint]
     if len(args) == 1 and args[0] in (bool, int, float):
         return args[0]
     if len(args) == 1 and typing.get_origin(args[0]) is list:
-        return list[int]
+        return list[str] if typing.get_args(args[0]) == (str,) else list[int]
     return str
 
 
@@ -133,8 +134,9 @@ def _train(data: str | None = None, *, config: Path | None = None, overwrite: bo
             flags["lr"] = _lr(flags["lr"])
         if isinstance(flags.get("devices"), str) and flags["devices"].isdigit():
             flags["devices"] = int(flags["devices"])
-        if "head_hidden" in flags and not flags["head_hidden"]:
-            del flags["head_hidden"]
+        for name in ("head_hidden", "logger"):  # an absent list option arrives as []: keep the YAML's
+            if name in flags and not flags[name]:
+                del flags[name]
         settings.update({"data": data} if data is not None else {})
         settings.update(flags)
         if keras:

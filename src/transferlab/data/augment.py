@@ -32,7 +32,8 @@ from torchvision.transforms import v2
 
 from ..errors import DataError, check_choice, did_you_mean
 
-__all__ = ["AugmentConfig", "PRESETS", "KerasAffine", "BatchAugment", "resolve_augment", "pil_transforms", "FILL_MODES"]
+__all__ = ["AugmentConfig", "PRESETS", "KerasAffine", "BatchAugment", "resolve_augment", "pil_transforms", "FILL_MODES",
+           "describe_augment"]
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
@@ -381,3 +382,10 @@ class BatchAugment:
 def pil_transforms(config: AugmentConfig) -> list[nn.Module]:
     """The augmentation steps that run per image before the batch stage (on PIL/uint8 images)."""
     return [v2.TrivialAugmentWide()] if config.trivial_augment else []
+
+
+def describe_augment(settings: Any) -> str:
+    """The augmentation in Keras' words, only what differs from none: 'rotation_range=40, horizontal_flip=True'."""
+    chosen, plain = resolve_augment(settings).to_dict(), AugmentConfig().to_dict()
+    changed = [f"{k}={v}" for k, v in chosen.items() if v != plain[k]]
+    return ", ".join(changed) or "no augmentation"

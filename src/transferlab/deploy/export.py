@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -23,16 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_path, write_json
+from .._io import atomic_path, write_json, write_text
 from ..errors import ParityError, SettingError, check_choice
 from ..inference.portable import BasePredictor
 from ..inference.predictor import Predictor
 from ..runs.bundle import find_bundle, load_bundle
 from ..runs.folder import RunFolder
 
-__all__ = ["FORMATS", "OPSET", "export_model", "ParityError"]
+__all__ = ["FORMATS", "OPSET", "export_model", "export_hf", "ParityError"]
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "hf")
 OPSET = 18
 # fp32 exports must reproduce the logits; int8 must keep the predictions
 FP32_MAX_LOGIT_DIFF = 1e-3
@@ -84,6 +85,10 @@ def export_model(run: str | os.PathLike[str], fmt: str = "onnx", out: str | os.P
         ValueError: Bad format, or int8 for TorchScript.
     """
     check_choice("format", fmt, FORMATS, where="export")
+    if fmt == "hf":
+        if int8:
+            raise SettingError("--int8 is for ONNX exports; drop it for --format hf.")
+        return export_hf(run, out)
     if int8 and fmt != "onnx":
         raise SettingError("--int8 is for ONNX exports (onnxruntime's dynamic quantisation); drop it for torchscript.")
     run = Path(run)
@@ -176,3 +181,103 @@ def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, target: Path) -
     with torch.inference_mode():
         outputs = loaded(x).float()
     return path, outputs, {"torch": str(torch.__version__)}
+
+
+def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Writes the run's model as a folder in timm's Hugging Face layout: config.json (architecture, labels,
+    preprocessing), model.safetensors (timm's own state dict: the base with the new head as its classifier) and
+    a model card README.md with the run's metrics. `timm.create_model("local-dir:FOLDER", pretrained=True)` loads
+    it; `huggingface_hub.upload_folder` (or `hf upload`) publishes it as it is.
+
+    Raises:
+        SettingError: The model is not a plain timm architecture with a one-layer head (course CNN, torchvision or
+            Hugging Face transformers models, `head_hidden`): export those with --format onnx.
+
+    Example:
+        >>> export_hf("runs/cd", "runs/cd/export-hf")  # doctest: +SKIP
+    """
+    import timm
+    from timm.models import save_for_hf
+    from torch import nn
+
+    from ..models import create_model
+    from ..runs.folder import RunFolder
+
+    run = Path(run)
+    bundle = load_bundle(run)
+    name = bundle.metadata.get("model", "")
+    arch = str(bundle.metadata.get("architecture") or name)
+    linear = [m for m in bundle.model.head.modules() if isinstance(m, nn.Linear)]
+    others = [m for m in bundle.model.head.modules()
+              if not isinstance(m, (nn.Sequential, nn.Linear, nn.Dropout, nn.Identity, nn.Flatten))]
+    if arch not in timm.list_models() or len(linear) != 1 or others or linear[0].out_features != len(bundle.labels):
+        why = ("its head has hidden layers (head_hidden)" if len(linear) != 1 or others else
+               f"'{arch}' is not one of timm's architectures" if arch not in timm.list_models() else
+               "its head has one sigmoid output")
+        raise SettingError(f"--format hf writes timm's layout (a timm architecture whose classifier is the new head), "
+                           f"but this model does not fit it: {why}. Export it with --format onnx instead.")
+    kwargs = json.loads(bundle.metadata.get("model_kwargs", "{}"))
+    pre = bundle.preprocessing
+    model = create_model(name, num_classes=len(bundle.labels), weights="none", image_size=pre.image_size, **kwargs)
+    prefix = model.pretrained_cfg.get("classifier", "classifier")
+    prefix = prefix[0] if isinstance(prefix, (list, tuple)) else prefix
+    state = {k: v for k, v in bundle.model.features.state_dict().items()}
+    state.update({f"{prefix}.weight": linear[0].weight.detach(), f"{prefix}.bias": linear[0].bias.detach()})
+    model.load_state_dict(state, strict=True)
+    target = Path(out) if out else (run if run.is_dir() else run.parent) / "export-hf"
+    target.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data_config = {"input_size": (3, pre.image_size, pre.image_size), "mean": tuple(pre.mean), "std": tuple(pre.std),
+                   "interpolation": pre.interpolation, "crop_pct": pre.crop_pct, "crop_mode": pre.crop_mode}
+    save_for_hf(model.eval(), str(target), model_config={"label_names": list(bundle.labels)},
+                safe_serialization=True, data_config=data_config)
+    metrics = RunFolder(run).metrics() if run.is_dir() and (run / "metrics.json").is_file() else {}
+    write_text(target / "README.md", _model_card(arch, bundle.labels, pre, metrics, run.name))
+    # the same inputs through the run's model and timm's loaded export
+    reference = Predictor(bundle, engine="fp32")
+    files = _sample_files(run if run.is_dir() else run.parent)
+    x, source = _sample_inputs(files, reference)
+    loaded = timm.create_model(f"local-dir:{target.resolve()}", pretrained=True).eval()
+    with torch.inference_mode():
+        diff = float((loaded(x).float() - bundle.model.eval().float()(x).float()).abs().max())
+    report = {"format": "hf", "file": "model.safetensors", "architecture": arch, "labels": len(bundle.labels),
+              "size_mb": round((target / "model.safetensors").stat().st_size / 2**20, 2),
+              "export_seconds": round(time.perf_counter() - start, 1), "model": name,
+              "parity": {"inputs": source, "max_abs_logit_diff": round(diff, 6),
+                         "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF}}}
+    write_json(target / "export_report.json", report)
+    if diff > FP32_MAX_LOGIT_DIFF:
+        raise ParityError(f"timm's load of the hf export differs from the run's model by {diff:.4g} (max |Δlogit|) "
+                          f"on {source}; the files are kept in {target} for inspection.")
+    return {**report, "folder": str(target)}
+
+
+def _model_card(arch: str, labels: list[str], pre: Any, metrics: dict[str, Any], run_name: str) -> str:
+    """A Hugging Face model card: YAML metadata, what the model does, its measured metrics and how to load it."""
+    acc = metrics.get("best_val_accuracy")
+    lines = ["---", "library_name: timm", "license: other", "pipeline_tag: image-classification",
+             "tags: [image-classification, timm, transferlab]", "---", "",
+             f"# {run_name}: {arch} fine-tuned with transferlab", "",
+             f"An image classifier for {len(labels)} classes ({', '.join(labels[:20])}"
+             + (", ..." if len(labels) > 20 else "") + f"), the `{arch}` architecture of timm with a new "
+             "classifier head, trained by transfer learning with transferlab.", "",
+             "## Metrics (validation split of the training run)", ""]
+    if metrics:
+        lines += ["| metric | value |", "| --- | ---: |"]
+        lines += [f"| {key} | {metrics[key]} |" for key in ("best_val_accuracy", "best_val_loss", "best_epoch",
+                                                            "epochs_run") if metrics.get(key) is not None]
+    else:
+        lines.append("(No metrics.json: exported from a bundle folder.)")
+    lines += ["", "## Preprocessing", "",
+              f"Input {pre.image_size}x{pre.image_size} RGB, {pre.interpolation} resize (crop_pct {pre.crop_pct}, "
+              f"{pre.crop_mode}), mean {list(pre.mean)}, std {list(pre.std)} (also in config.json).", "",
+              "## Use", "", "```python", "import timm, torch",
+              "from PIL import Image", "",
+              'model = timm.create_model("hf-hub:ORG/NAME", pretrained=True).eval()  # or "local-dir:FOLDER"',
+              "cfg = timm.data.resolve_data_config({}, model=model)",
+              "transform = timm.data.create_transform(**cfg)",
+              'x = transform(Image.open("photo.jpg").convert("RGB")).unsqueeze(0)',
+              "probabilities = model(x).softmax(-1)[0]",
+              "labels = model.pretrained_cfg['label_names']", "```", "",
+              f"Accuracy on the run's validation split: {acc:.4f}." if isinstance(acc, float) else "", ""]
+    return "\n".join(lines)

@@ -12,12 +12,14 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend; elsewhere never open a window
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -27,12 +29,23 @@ from .._io import atomic_path  # noqa: E402
 from ..errors import SettingError  # noqa: E402
 
 __all__ = ["ConfusionMatrixDisplay", "MisclassifiedDisplay", "PerClassDisplay", "RocCurveDisplay",
-           "CompareDisplay", "plot_history", "image_grid", "prediction_grid"]
+           "CompareDisplay", "plot_history", "image_grid", "prediction_grid", "figure_html", "cards_html",
+           "augment_preview", "plot_accuracy_vs_speed"]
 
 
 class _Display:
     figure_: plt.Figure
     ax_: Any
+
+    def _repr_png_(self) -> bytes:
+        """In a notebook a Display shows its picture."""
+        import io
+
+        if not hasattr(self, "figure_"):
+            self.plot()
+        buffer = io.BytesIO()
+        self.figure_.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        return buffer.getvalue()
 
     def save(self, path: str | os.PathLike[str], dpi: int = 100) -> _Display:
         """Writes the figure to `path` as PNG (atomically) and closes it."""
@@ -187,8 +200,15 @@ class CompareDisplay(_Display):
     def __init__(self, runs: dict[str, list[dict[str, Any]]]) -> None:
         self.runs = runs
 
-    def plot(self) -> CompareDisplay:
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    def plot(self, ax: Sequence[Any] | None = None) -> CompareDisplay:
+        """Validation accuracy and loss of every run; `ax`: two Axes to draw into (default a new figure)."""
+        if ax is not None:
+            axes = list(np.ravel(ax))
+            if len(axes) != 2:
+                raise SettingError(f"CompareDisplay draws accuracy and loss: pass ax= two Axes; got {len(axes)}.")
+            fig = axes[0].figure
+        else:
+            fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
         for name, rows in self.runs.items():
             for ax, key in zip(axes, ("val_accuracy", "val_loss")):
                 pts = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
@@ -220,7 +240,8 @@ def _decorate(ax: plt.Axes, rows: Sequence[dict[str, Any]], name: str, best_epoc
 
 
 def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None = None,
-                 best_epoch: int | None = None, title: str | None = None) -> plt.Figure:
+                 best_epoch: int | None = None, title: str | None = None, ax: Sequence[Any] | None = None
+                 ) -> plt.Figure:
     """Draws Loss and Accuracy, train vs validation per epoch (plus the learning rate when it changes); saves
     to `path` if given.
 
@@ -229,13 +250,22 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
         path: PNG file to write (atomically).
         best_epoch: Epoch of the best checkpoint, marked with a dotted line.
         title: Figure title.
+        ax: Axes to draw into: loss, accuracy (and the learning rate when it changes); default a new figure.
 
     Example:
         >>> fig = plot_history([{"epoch": 1, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.6,
         ...                      "val_accuracy": 0.6}])
     """
     has_lr = len({r.get("lr") for r in rows if r.get("lr") not in (None, "")}) > 1
-    fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(17 if has_lr else 12, 4.5))
+    if ax is not None:
+        axes = list(np.ravel(ax))
+        if len(axes) < 2:
+            raise SettingError(f"plot_history draws loss and accuracy: pass ax= two Axes (three to see the learning "
+                               f"rate too), e.g. `fig, ax = plt.subplots(1, 2)`; got {len(axes)}.")
+        has_lr = has_lr and len(axes) > 2
+        fig = axes[0].figure
+    else:
+        fig, axes = plt.subplots(1, 3 if has_lr else 2, figsize=(17 if has_lr else 12, 4.5))
     epochs = [int(r["epoch"]) for r in rows]
     for ax, key, name in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
         for prefix, label, style in (("", "train", "o-"), ("val_", "validation", "s-")):
@@ -314,3 +344,122 @@ def prediction_grid(results: Sequence[dict[str, Any]], path: str | os.PathLike[s
         best = r["top"][0]
         ax.set_title(f"{best['label']} ({best['probability']:.1%})", fontsize=9)
     return _finish(fig, path, title)
+
+
+def figure_html(figure: Any, width: int | None = None) -> str:
+    """An `<img>` holding `figure` (a matplotlib Figure, a Display, or a PNG file) inline as base64: notebook
+    outputs and HTML exports show it without the run folder beside them."""
+    import base64
+    import io
+    from pathlib import Path
+
+    if isinstance(figure, (str, os.PathLike)):
+        path = Path(figure)
+        if not path.is_file():
+            return ""
+        data = path.read_bytes()
+    else:
+        figure = getattr(figure, "figure_", figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        plt.close(figure)
+        data = buffer.getvalue()
+    size = f" width='{width}'" if width else ""
+    return f"<img{size} style='max-width:100%' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+
+
+def cards_html(items: Sequence[tuple[str, Any]]) -> str:
+    """Metric cards (name above, value in bold) with inline styles, for notebook outputs."""
+    import html
+
+    cards = []
+    for name, value in items:
+        if value is None:
+            continue
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        cards.append("<div style='display:inline-block;border:1px solid #ccc;border-radius:6px;padding:6px 12px;"
+                     f"margin:0 8px 8px 0'>{html.escape(name)}<br><b style='font-size:1.3em'>{html.escape(text)}"
+                     "</b></div>")
+    return "<div>" + "".join(cards) + "</div>"
+
+
+def augment_preview(source: str | os.PathLike[str], augment: str | dict[str, Any] = "course",
+                    model: str = "efficientnet_lite0", image_size: int | None = None, count: int = 9, seed: int = 0,
+                    path: str | os.PathLike[str] | None = None) -> plt.Figure:
+    """A grid of augmented images, as training would see them (the course's ImageDataGenerator preview).
+
+    Args:
+        source: One image (drawn `count` times, each differently augmented), or a data folder (`count` training
+            images with their labels).
+        augment: A preset ('none', 'course', 'flip', 'light', 'strong') or Keras ImageDataGenerator parameters,
+            e.g. {"rotation_range": 40, "zoom_range": 0.2, "horizontal_flip": True}, optionally with 'preset'.
+        model: The model whose input size and normalisation to use.
+        image_size: Input size; default the model's own.
+        count: Images in the grid.
+        seed: Random seed (the same seed draws the same grid).
+        path: PNG file to write as well (atomically).
+
+    Example:
+        >>> fig = augment_preview("cat.jpg", {"rotation_range": 40, "horizontal_flip": True})  # doctest: +SKIP
+    """
+    import random
+    from pathlib import Path
+
+    import torch
+
+    from ..data.augment import describe_augment
+    from ..data.folder import load_image_folder
+    from ..data.images import load_rgb
+    from ..data.transforms import Preprocessing, train_transform
+    from ..errors import MissingFileError
+    from ..models import create_model
+
+    source = Path(source)
+    if not source.exists():
+        raise MissingFileError(f"'{source}' does not exist: give augment_preview an image file or a data folder.")
+    used = describe_augment(augment)
+    pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
+    transform = train_transform(pre, augment)
+    torch.manual_seed(seed)
+    if source.is_dir():
+        data = load_image_folder(source)
+        picks = random.Random(seed).sample(data.train, min(count, len(data.train)))
+        images = [transform(load_rgb(s.path)) for s in picks]
+        titles = [data.classes[s.label] for s in picks]
+        title = f"Training images: {used}"
+    else:
+        image = load_rgb(source)
+        images = [transform(image) for _ in range(count)]
+        titles = [f"#{i + 1}" for i in range(count)]
+        title = f"{source.name}: {used}"
+    fig = image_grid(images, titles, path, pre.mean, pre.std, title=title)
+    plt.close(fig)  # returned, not left open: a notebook shows it once (as the cell's value)
+    return fig
+
+
+def plot_accuracy_vs_speed(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None = None,
+                           ax: Any = None) -> plt.Figure:
+    """The benchmark's picture: ImageNet top-1 against batch-1 latency, marker size by parameters (Keras' table of
+    applications, measured on this machine).
+
+    Example:
+        >>> fig = plot_accuracy_vs_speed([{"model": "a", "top1": 0.75, "latency_ms_median": 12.0,
+        ...                                "parameters": 4_000_000}])
+    """
+    fig, ax = plt.subplots(figsize=(7, 5)) if ax is None else (ax.figure, ax)
+    plotted = [r for r in rows if r.get("top1") and r.get("latency_ms_median")]
+    for r in plotted:
+        ax.scatter(r["latency_ms_median"], r["top1"] * 100, s=max(20, r.get("parameters", 0) / 4e5))
+        ax.annotate(r["model"], (r["latency_ms_median"], r["top1"] * 100), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel(f"batch-1 latency on {rows[0].get('device', 'cpu') if rows else 'cpu'} (ms, this machine)")
+    ax.set_ylabel("ImageNet top-1 (%, course table / torchvision metadata)")
+    ax.set_title("Accuracy vs speed (marker size: parameters)")
+    ax.grid(alpha=0.3)
+    if not plotted:
+        ax.text(0.5, 0.5, "no model with a known top-1", ha="center", transform=ax.transAxes)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        plt.close(fig)
+    return fig

@@ -70,6 +70,64 @@ class EvalResult:
         p = self.probabilities.clamp_min(1e-12)
         return -torch.log(p[torch.arange(len(p)), self.targets])
 
+    def plot_confusion_matrix(self, normalize: bool | None = None, ax: Any = None) -> Any:
+        """The confusion matrix as a Display (`.figure_`, `.ax_`); normalised by row by default above two classes.
+
+        Example:
+            >>> evaluate("runs/cd", "test/").plot_confusion_matrix(normalize=True)  # doctest: +SKIP
+        """
+        from .displays import ConfusionMatrixDisplay
+
+        normalize = len(self.labels) > 2 if normalize is None else normalize
+        return _closed(ConfusionMatrixDisplay.from_result(self).plot(ax=ax, normalize=normalize))
+
+    def plot_misclassified(self, count: int = 9, columns: int = 3) -> Any:
+        """The `count` misclassified images with the highest loss (true label, prediction, confidence)."""
+        from .displays import MisclassifiedDisplay
+
+        return _closed(MisclassifiedDisplay.from_result(self, count).plot(columns=columns))
+
+    def plot_per_class(self, ax: Any = None) -> Any:
+        """Per-class accuracy (recall) as a bar chart."""
+        from .displays import PerClassDisplay
+
+        return _closed(PerClassDisplay.from_result(self).plot(ax=ax))
+
+    def plot_roc(self, ax: Any = None) -> Any:
+        """The ROC curve of a two-class evaluation."""
+        from .displays import RocCurveDisplay
+
+        if "roc_curve" not in self.metrics:
+            raise SettingError(f"A ROC curve needs two classes; this evaluation has {len(self.labels)}. Use "
+                               "plot_confusion_matrix() or plot_per_class().")
+        return _closed(RocCurveDisplay.from_result(self).plot(ax=ax))
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the headline metrics, the confusion matrix and the misclassified images."""
+        import html
+
+        from .displays import cards_html, figure_html
+
+        m = self.metrics
+        k = next((key for key in m if key.startswith("top") and key.endswith("_accuracy")), None)
+        cards = cards_html([("accuracy", m.get("accuracy")), *([(k.replace("_", " "), m[k])] if k else []),
+                            ("loss", m.get("loss")), ("macro F1", (m.get("macro_avg") or {}).get("f1")),
+                            ("images", m.get("images"))])
+        tta = (f"<p>With flip TTA: accuracy <b>{self.tta_metrics['accuracy']:.4f}</b></p>" if self.tta_metrics
+               else "")
+        skipped = f"<p>{len(self.skipped)} image(s) could not be read.</p>" if self.skipped else ""
+        return (f"<div><b>Evaluation</b> of {html.escape(self.source)}{cards}{tta}{skipped}"
+                f"{figure_html(self.plot_confusion_matrix(), width=420)}"
+                f"{figure_html(self.plot_misclassified(count=6))}</div>")
+
+
+def _closed(display: Any) -> Any:
+    """Closes a returned Display's figure: a notebook then shows it once, as the cell's value, not twice."""
+    import matplotlib.pyplot as plt
+
+    plt.close(display.figure_)
+    return display
+
 
 def resolve_eval_samples(data: str | os.PathLike[str], labels: list[str],
                          run_dir: str | os.PathLike[str] | None = None) -> tuple[list[Sample], list[dict], str]:

@@ -30,7 +30,7 @@ try:  # inside the package
 except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
     from tl_images import load_rgb  # type: ignore[no-redef]
 
-__all__ = ["BasePredictor", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k"]
+__all__ = ["BasePredictor", "Predictions", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k"]
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
@@ -161,7 +161,7 @@ class BasePredictor:
                 tta: str = "none") -> list[dict[str, Any]]:
         """Per image {"path", "top": [{"label", "probability"}, ...]} or {"path", "error"} (one bad file does
         not stop the others); with tta='flip' the probabilities average the image's and its mirror image's."""
-        results: list[dict[str, Any]] = []
+        results = Predictions()
         plain, flipped, failed = self.predict_proba(list(paths), tta=tta, batch_size=batch_size)
         probs = flipped if flipped is not None else plain
         for i, path in enumerate(paths):
@@ -174,6 +174,45 @@ class BasePredictor:
     def predict_images(self, images: Sequence[Image.Image], top_k: int = 3, tta: str = "none") -> list[list[dict]]:
         """Top-k labels of decoded images, one list per image."""
         return [_top(self, row, top_k) for row in self.image_probabilities(images, tta)]
+
+
+class Predictions(list):
+    """The list `predict` returns (per image {"path", "top"} or {"path", "error"}); in a notebook it shows each
+    image with its top labels.
+
+    Example:
+        >>> Predictions([{"path": "a.jpg", "top": [{"label": "cat", "probability": 0.9}]}])[0]["top"][0]["label"]
+        'cat'
+    """
+
+    def _repr_html_(self, size: int = 160, limit: int = 48) -> str:
+        import base64
+        import html
+        import io
+
+        cells = []
+        for item in self[:limit]:
+            name = html.escape(os.path.basename(str(item["path"])))
+            if "error" in item:
+                cells.append(f"<figure style='display:inline-block;margin:4px;width:{size}px'><figcaption>{name}: "
+                             f"<span style='color:#b00'>{html.escape(str(item['error']))}</span></figcaption></figure>")
+                continue
+            try:
+                with Image.open(item["path"]) as im:
+                    im.draft("RGB", (size, size))
+                    image = im.convert("RGB")
+                image.thumbnail((size, size))
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=85)
+                img = f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}'>"
+            except Exception:  # noqa: BLE001 - a picture that cannot be drawn still gets its labels
+                img = ""
+            labels = "<br>".join(f"{'<b>' if i == 0 else ''}{html.escape(str(t['label']))} "
+                                 f"{t['probability']:.1%}{'</b>' if i == 0 else ''}" for i, t in enumerate(item["top"]))
+            cells.append(f"<figure style='display:inline-block;margin:4px;width:{size}px;vertical-align:top'>{img}"
+                         f"<figcaption style='font-size:0.85em'>{name}<br>{labels}</figcaption></figure>")
+        more = f"<p>… and {len(self) - limit} more</p>" if len(self) > limit else ""
+        return "<div>" + "".join(cells) + more + "</div>"
 
 
 def _top(predictor: BasePredictor, row: np.ndarray, k: int) -> list[dict[str, Any]]:

@@ -195,7 +195,8 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
             info.architecture if "." in info.architecture else info.architecture + ".*"):
         raise WeightsUnavailableError(
             f"There are no ImageNet weights for {info.name!r} ({info.architecture}) in timm. Pass `--weights FILE` "
-            "with a state dict of your own, or `--weights none` to train from scratch.")
+            "(Python: `weights='FILE'`) with a state dict of your own, or `--weights none` (`weights='none'`) to "
+            "train from scratch.")
     if info.architecture.startswith("hf:"):
         with hub_offline_if_unreachable():
             return _build(info, True, kwargs)  # its own offline message
@@ -207,5 +208,6 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
             f"Could not get ImageNet weights for {info.name!r} ({type(e).__name__}: {str(e)[:200]}). "
             "This machine may be offline. Either pass `--weights FILE` with a local .safetensors/.pth state "
             "dict, run once with internet access so timm caches the weights, use `--model efficientnet_lite0` "
-            "(its weights are bundled and work offline), or pass `--weights none` to train from scratch."
+            "(its weights are bundled and work offline), or pass `--weights none` to train from scratch. In Python "
+            "the same keywords: `weights='FILE'`, `model='efficientnet_lite0'`, `weights='none'`."
         ) from e

@@ -35,7 +35,8 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError as e:
-        raise SettingError("Hugging Face models need the transformers package: `pip install transferlab[hf]`.") from e
+        raise SettingError("Hugging Face models need the transformers package: `pip install 'transferlab[hf]'` (in a "
+                           "notebook: `%pip install 'transferlab[hf]'`, then restart the kernel).") from e
     return transformers
 
 
@@ -122,8 +123,8 @@ def hf_model(name: str, pretrained: bool = True) -> HFNet:
     transformers = _transformers()
     source = name[len(PREFIX):]
     if not source:
-        raise SettingError("Give the Hugging Face model after 'hf:', e.g. `--model hf:google/vit-base-patch16-224` or "
-                         "`--model hf:/path/to/saved_model`.")
+        raise SettingError("Give the Hugging Face model after 'hf:', e.g. `--model hf:google/vit-base-patch16-224` "
+                           "(Python: `model='hf:google/vit-base-patch16-224'`) or `--model hf:/path/to/saved_model`.")
     try:
         if pretrained:
             model = transformers.AutoModelForImageClassification.from_pretrained(source)
@@ -139,6 +140,7 @@ def hf_model(name: str, pretrained: bool = True) -> HFNet:
             f"Could not load the Hugging Face model {source!r} ({str(e).splitlines()[0][:200]}). This machine may "
             f"be offline. Either run once with internet access (the files are cached under HF_HOME), or on a "
             f"machine that has it, `AutoModelForImageClassification.from_pretrained({source!r}).save_pretrained"
-            f"(FOLDER)` and the same for its AutoImageProcessor, copy FOLDER here and pass `--model hf:FOLDER`."
+            f"(FOLDER)` and the same for its AutoImageProcessor, copy FOLDER here and pass `--model hf:FOLDER` (in "
+            f"Python: `transferlab.train(DATA, model='hf:FOLDER')`). See docs/huggingface.md."
         ) from e
     return HFNet(name, model.eval(), processor)

@@ -85,6 +85,8 @@ class TrainConfig:
             drawn with `seed`: an affordable run on a CPU.
         max_minutes: A time budget for the training loops (each phase of 'two-phase' gets half); training stops
             when it is spent, keeping the best checkpoint so far.
+        logger: Experiment trackers beside the run folder's own files: 'tensorboard', 'mlflow' and/or 'csv' (one
+            point per epoch: the metrics of history.csv and the learning rate; `pip install 'transferlab[tracking]'`).
         advice: Set by `strategy='auto'` / `lr='auto'`: the advice that chose them, with its measurements.
 
     Example:
@@ -137,6 +139,7 @@ class TrainConfig:
     subset: int | None = None
     advice: dict[str, Any] | None = None
     max_minutes: float | None = None
+    logger: list[str] = field(default_factory=list)
 
     def validate(self) -> TrainConfig:
         """Raises ValueError naming the parameter when a setting is out of range; returns self."""
@@ -149,6 +152,11 @@ class TrainConfig:
         resolve_augment(self.augment)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
+        from .loggers import LOGGERS
+
+        self.logger = [self.logger] if isinstance(self.logger, str) else list(self.logger or [])
+        for name in self.logger:
+            check_choice("logger", name, LOGGERS, where="train")
         if self.strategy is not None and self.strategy != "auto":
             parse_strategy(self.strategy)
         if self.lr_schedule == "plateau" and self.warmup_epochs:

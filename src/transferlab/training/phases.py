@@ -17,6 +17,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .._console import EpochTable, in_notebook
 from ..data.augment import resolve_augment
 from ..data.datasets import ImageListDataset, ImageLoader
 from ..data.decoded import DecodedCache
@@ -28,7 +29,7 @@ from ..models.transfer import TransferNet
 from .boundary import BoundaryNet, Prefix, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.epoch_data import EpochData
-from .callbacks.epoch_line import EpochLine
+from .callbacks.epoch_line import EPOCH_COLUMNS, EpochLine
 from .callbacks.finite_loss import FiniteLoss
 from .callbacks.history import HistoryCallback
 from .callbacks.progress import KerasProgressBar
@@ -110,6 +111,7 @@ class PhaseRunner:
                  loggers: list[Logger] | None = None) -> None:
         self.config, self.data, self.model, self.pre = config, data, model, pre
         self.run_dir, self.console, self.quiet = run_dir, console, quiet
+        self.table: EpochTable | None = None
         self.user_callbacks, self.user_loggers = list(callbacks or []), list(loggers or [])
         self.weights = class_weights(data, config.class_weight)
         self._digest: str | None = None
@@ -274,7 +276,10 @@ class PhaseRunner:
         if bar:
             callbacks.append(KerasProgressBar(phase.index if two_phase else None))
         if not self.quiet:
-            callbacks.append(EpochLine(history, cfg.monitor, mode, self._line, phase.index if two_phase else None))
+            if self.table is None and in_notebook():  # one table for the whole run, both phases
+                self.table = EpochTable(EPOCH_COLUMNS)
+            callbacks.append(EpochLine(history, cfg.monitor, mode, self._line, phase.index if two_phase else None,
+                                       self.table))
         stopper = EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience) if cfg.patience > 0 else None
         if stopper is not None:
             callbacks.append(stopper)

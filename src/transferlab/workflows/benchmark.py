@@ -156,12 +156,8 @@ def write_outputs(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
     import csv
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_path, write_json, write_text
+    from .._io import write_json, write_text
+    from ..evaluation.displays import plot_accuracy_vs_speed
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,21 +172,7 @@ def write_outputs(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -
     lines += ["| " + " | ".join("" if r.get(f) is None else str(r.get(f)) for f in fields) + " |" for r in rows]
     write_text(out / "benchmark.md", "\n".join(lines) + "\n")
     write_json(out / "benchmark.json", rows)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    plotted = [r for r in rows if r.get("top1") and r.get("latency_ms_median")]
-    for r in plotted:
-        ax.scatter(r["latency_ms_median"], r["top1"] * 100, s=max(20, r["parameters"] / 4e5))
-        ax.annotate(r["model"], (r["latency_ms_median"], r["top1"] * 100), fontsize=8, xytext=(4, 4),
-                    textcoords="offset points")
-    ax.set_xlabel(f"batch-1 latency on {rows[0].get('device', 'cpu') if rows else 'cpu'} (ms, this machine)")
-    ax.set_ylabel("ImageNet top-1 (%, course table / torchvision metadata)")
-    ax.set_title("Accuracy vs speed (marker size: parameters)")
-    ax.grid(alpha=0.3)
-    if not plotted:
-        ax.text(0.5, 0.5, "no model with a known top-1", ha="center", transform=ax.transAxes)
-    with atomic_path(out / "benchmark.png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    plot_accuracy_vs_speed(rows, out / "benchmark.png")
     return {k: out / f"benchmark.{k}" for k in ("csv", "md", "json", "png")}
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from ..._console import EpochTable
 from .history import HistoryCallback
 
-__all__ = ["EpochLine", "format_epoch_line"]
+__all__ = ["EpochLine", "format_epoch_line", "epoch_cells", "EPOCH_COLUMNS"]
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -40,6 +41,18 @@ def format_epoch_line(row: dict[str, Any], of: int | None = None, best: bool = F
     return "  ".join(parts) + ("  (best)" if best else "")
 
 
+EPOCH_COLUMNS = ["phase", "epoch", *METRICS, "lr", "time", "best"]
+
+
+def epoch_cells(row: dict[str, Any], of: int | None, best: bool, phase: int | None, epoch: int) -> list[str]:
+    """The cells of one epoch's row in a notebook's table (`EPOCH_COLUMNS`): the numbers of its epoch line."""
+    lr = row.get("lr")
+    return [str(phase or 1), f"{epoch}" + (f"/{of}" if of else ""),
+            *(f"{row[key]:.4f}" if row.get(key) is not None else "" for key in METRICS),
+            f"{lr:.1e}" if lr is not None else "", f"{row['seconds']:.1f} s" if row.get("seconds") is not None else "",
+            "✓" if best else ""]
+
+
 class EpochLine(Callback):
     """Prints `format_epoch_line` for each epoch as it ends, marking the epochs that improved `monitor`.
 
@@ -50,11 +63,13 @@ class EpochLine(Callback):
         mode: 'max' or 'min'.
         show: Where lines go (a console's print).
         phase: The phase number of a two-phase run (printed), or None.
+        table: In a notebook: the run's table, which gets a row per epoch instead of a printed line.
     """
 
     def __init__(self, history: HistoryCallback, monitor: str, mode: str, show: Callable[[str], None],
-                 phase: int | None = None) -> None:
+                 phase: int | None = None, table: EpochTable | None = None) -> None:
         self.history, self.monitor, self.mode, self.show, self.phase = history, monitor, mode, show, phase
+        self.table = table
         self.best: float | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -72,6 +87,9 @@ class EpochLine(Callback):
         if improved:
             self.best = value
         line = format_epoch_line(row, trainer.max_epochs, improved, self.phase, trainer.current_epoch + 1)
+        if self.table is not None:
+            self.table.add(epoch_cells(row, trainer.max_epochs, improved, self.phase, trainer.current_epoch + 1), line)
+            return
         bar = getattr(trainer.progress_bar_callback, "progress", None)
         if bar is not None and getattr(bar, "live", None) is not None and bar.live.is_started:
             bar.console.print(line, markup=False, highlight=False)  # above the live bar, which keeps running
