@@ -35,12 +35,12 @@ def run(tiny_run):
 
 
 @contextlib.contextmanager
-def _running(app):
+def _running(app, **settings):
     """A real uvicorn server on a free loopback port, in a thread, for the duration of the block."""
     import uvicorn
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -409,3 +409,43 @@ def test_chunked_uploads_are_cut_at_the_limit_as_they_arrive(run):
         sock.close()
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert sent * 2**18 < 16 * 2**20  # answered long before the 64 MiB were sent (limit: 2 MiB)
+
+
+def _closed_by_server(sock, wait: float = 5.0) -> bool:
+    sock.settimeout(wait)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True  # orderly close
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_stalled_and_idle_connections_are_cut_and_others_still_served(run, monkeypatch):
+    """Half-sent headers, a stalled body and sockets that never send are closed after --client-timeout (uvicorn
+    alone keeps them open); a normal client is served meanwhile."""
+    import httpx
+
+    from transferlab.serve.app import create_app
+    from transferlab.serve.connections import CLIENT_TIMEOUT_ENV, uvicorn_limits
+
+    limits = uvicorn_limits(client_timeout=1.0, max_connections=64)
+    monkeypatch.setenv(CLIENT_TIMEOUT_ENV, "1.0")
+    with _running(create_app(run[0]), **limits) as port:
+        half = socket.create_connection(("127.0.0.1", port))
+        half.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n")
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                        b"Content-Length: 100000\r\n\r\n" + _png()[:10])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        start = time.perf_counter()
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=_png(), headers={"Content-Type": "image/png"})
+        assert answer.status_code == 200  # served while the others stall
+        assert all(_closed_by_server(s) for s in [half, stalled, *idle])
+        assert time.perf_counter() - start < 5
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        for s in [half, stalled, *idle]:
+            s.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,8 @@ def test_a_shared_bundle_cannot_make_predict_load_another_file(tmp_path, tiny_ru
 
 
 @pytest.mark.parametrize(("setting", "message"), [({"lr": float("inf")}, "'lr' parameter must be a finite"),
-                                                  ({"weight_decay": -1.0}, "weight_decay and warmup_epochs"),
-                                                  ({"warmup_epochs": -2}, "weight_decay and warmup_epochs"),
+                                                  ({"weight_decay": -1.0}, "'weight_decay' setting must be at le"),
+                                                  ({"warmup_epochs": -2}, "'warmup_epochs' setting must be at le"),
                                                   ({"model_kwargs": {"evil": 1}}, "refusing 'evil'")])
 def test_settings_out_of_range_are_refused_before_anything_starts(tmp_path, setting, message):
     from transferlab import TrainConfig, fit
@@ -232,3 +233,62 @@ def test_train_warns_about_leakage_and_conflicting_labels(tmp_path):
     assert len(report["warnings"]) == 2 and len(report["duplicates"]) == 2
     page = (out / "report.html").read_text()
     assert "appear in both train and validation" in page and "carry different labels" in page
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("lr: 1e-4", {"lr": 1e-4}),                       # YAML 1.1 reads 1e-4 as text
+    ('image_size: "64"', {"image_size": 64}),
+    ('batch_size: "8"', {"batch_size": 8}),
+    ('val_split: "0.2"', {"val_split": 0.2}),
+    ("epochs: 2.0", {"epochs": 2}),
+    ('feature_cache: "no"', {"feature_cache": False}),
+    ("head_hidden: 256", {"head_hidden": [256]}),
+    ("unfreeze_from: 143", {"unfreeze_from": "143"}),
+    ('devices: "2"', {"devices": 2}),
+    ("logger: tensorboard", {"logger": ["tensorboard"]}),
+])
+def test_config_values_are_converted_where_unambiguous(tmp_path, text, expected):
+    from transferlab import TrainConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {TINY_MODEL}\n{text}\n")
+    config = TrainConfig.from_yaml(path)
+    for key, value in expected.items():
+        assert getattr(config, key) == value and type(getattr(config, key)) is type(value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("epochs: 1.7", r"line 2 \(epochs\).*whole number, e.g. `epochs: 10`; got 1.7"),
+    ("patience: null", r"line 2 \(patience\).*cannot be empty.*`patience: 5`"),
+    ("epochs: true", r"line 2 \(epochs\).*whole number"),
+    ("seed: abc", r"line 2 \(seed\).*whole number.*got 'abc'"),
+    ("warmup_epochs: -2", r"line 2 \(warmup_epochs\).*at least 0"),
+    ("weight_decay: -1", r"line 2 \(weight_decay\).*at least 0"),
+    ("val_split: 1.5", r"line 2 \(val_split\).*less than 1"),
+    ("model_kwargs: {evil: 1}", r"line 2 \(model_kwargs\).*refusing 'evil'"),
+    ("head_hidden: [a]", r"line 2 \(head_hidden\).*a list"),
+    ("epoch: 3", r"line 2 \(epoch\).*Did you mean 'epochs'"),
+    ("epochs: [1", r"line 3, column 1 is not valid YAML"),
+    ("x: !!python/object/apply:os.system [touch pwned]", r"line 2: could not determine a constructor.*plain values"),
+])
+def test_config_file_errors_name_the_file_line_and_key_without_traceback(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {TINY_MODEL}\n{text}\n")
+    data = make_dataset(tmp_path / "data", n_train=2, n_val=1)
+    result = runner.invoke(app, ["train", str(data), "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    flat = "".join(result.output.split("\n"))  # rich wraps long messages; the words run on
+    flat = " ".join(flat.split())
+    assert "Config file" in flat and "c.yaml" in flat
+    assert re.search(message, flat), flat
+    assert not (tmp_path / "run").exists() and not Path("pwned").exists()
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
+    from transferlab import TrainConfig
+    from transferlab.errors import SettingError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\n", encoding="utf-16")
+    with pytest.raises(SettingError, match="not UTF-8"):
+        TrainConfig.from_yaml(path)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import SettingError
 from ._common import user_errors
 
 
@@ -23,6 +24,10 @@ def serve(
     no_batching: Annotated[bool, typer.Option("--no-batching", help="One request at a time.")] = False,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload per image.")] = 20.0,
     timeout_s: Annotated[float, typer.Option(help="Request timeout in seconds (504).")] = 30.0,
+    client_timeout: Annotated[float, typer.Option(help=(
+        "Seconds a client has to send its whole request (headers and upload); stalled connections are closed."))
+    ] = 20.0,
+    max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 256,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only (no access log).")] = False,
 ) -> None:
     """Serve a page (drop images, see labels) and a JSON API: POST /predict, GET /health, GET /model, /docs.
@@ -32,16 +37,20 @@ def serve(
     import uvicorn
 
     from ..serve.app import API_KEY_ENV, ServeConfig, check_bind, create_app
+    from ..serve.connections import uvicorn_limits
 
     level = "warning" if quiet else "info"
     key = api_key or os.environ.get(API_KEY_ENV)
     check_bind(host, key)
+    if client_timeout <= 0 or max_connections < 1:
+        raise SettingError("--client-timeout must be > 0 seconds and --max-connections at least 1 (e.g. 20 and 256).")
+    limits = uvicorn_limits(client_timeout=client_timeout, max_connections=max_connections)
     config = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, batching=not no_batching, max_upload_mb=max_upload_mb,
                          timeout_s=timeout_s, api_key=key)
     if workers > 1:  # uvicorn's worker processes import the app by factory
         os.environ["TRANSFERLAB_SERVE_MODEL"] = str(model)
         os.environ["TRANSFERLAB_SERVE_CONFIG"] = __import__("json").dumps(config.__dict__)
         uvicorn.run("transferlab.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=level, access_log=not quiet)
+                    log_level=level, access_log=not quiet, **limits)
     else:
-        uvicorn.run(create_app(model, config), host=host, port=port, log_level=level, access_log=not quiet)
+        uvicorn.run(create_app(model, config), host=host, port=port, log_level=level, access_log=not quiet, **limits)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,92 @@ LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "platea
 CLASS_WEIGHTS = ("none", "balanced")
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list",
+               dict: "a mapping"}
+
+
+def _options(hint: Any) -> list[Any]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return list(typing.get_args(hint))
+    return [hint]
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    """`value` as `kind`, where unambiguous ('8' -> 8, '1e-4' -> 1e-4, 2.0 -> 2, 'yes' -> True, 256 -> [256]);
+    raises ValueError otherwise (1.7 is no whole number, True is no number)."""
+    origin = typing.get_origin(kind) or kind
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError
+    if isinstance(value, bool):
+        raise ValueError  # true/false is neither a number nor a name
+    if origin is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            return int(value)
+        raise ValueError
+    if origin is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())  # ValueError for words
+        raise ValueError
+    if origin is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)):
+            return str(value)  # unfreeze_from: 143
+        raise ValueError
+    if origin is list:
+        (item,) = typing.get_args(kind) or (Any,)
+        items = value if isinstance(value, (list, tuple)) else (
+            [v for v in value.split(",") if v.strip()] if isinstance(value, str) else [value])
+        return items if item is Any else [_convert(v, item) for v in items]
+    if origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise ValueError
+    return value
+
+
+def _check_field(name: str, value: Any, hint: Any, meta: Any) -> Any:
+    """One setting checked against its type hint and its field's metadata (ge, gt, le, lt, example); numeric
+    strings are converted where unambiguous. The error names the setting and shows a right value."""
+    example = meta.get("example") or ("10" if name == "epochs" else "...")
+    options = _options(hint)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise SettingError(f"The {name!r} setting cannot be empty (null); give a value, e.g. `{name}: {example}`.")
+    kinds = [o for o in options if o is not type(None)]
+    numeric = [k for k in kinds if k in (int, float)]
+    if isinstance(value, str) and numeric:  # '1e-4' is a number to the user, not a word
+        kinds = numeric + [k for k in kinds if k not in numeric]
+    for kind in kinds:
+        try:
+            value = _convert(value, kind)
+            break
+        except (ValueError, TypeError):
+            continue
+    else:
+        words = " or ".join(_KIND_WORDS.get(typing.get_origin(k) or k, str(k)) for k in kinds)
+        raise SettingError(f"The {name!r} setting must be {words}, e.g. `{name}: {example}`; got {value!r}.")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, test, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "more than"),
+                                 ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
+            if key in meta and not test(value, meta[key]):
+                raise SettingError(f"The {name!r} setting must be {words} {meta[key]}, e.g. `{name}: {example}`; "
+                                   f"got {value}.")
+    return value
 
 
 @dataclass
@@ -100,33 +189,33 @@ class TrainConfig:
     weights: str | None = None
     strategy: str | None = None
     unfreeze_from: str | None = None
-    finetune_lr_factor: float = 10.0
-    finetune_epochs: int | None = None
-    backbone_lr_mult: float = 1.0
-    layer_decay: float | None = None
-    epochs: int = 10
-    batch_size: int = 32
+    finetune_lr_factor: float = field(default=10.0, metadata={"gt": 0, "example": '10'})
+    finetune_epochs: int | None = field(default=None, metadata={"ge": 1, "example": '3'})
+    backbone_lr_mult: float = field(default=1.0, metadata={"ge": 0, "example": '0.1'})
+    layer_decay: float | None = field(default=None, metadata={"gt": 0, "le": 1, "example": '0.75'})
+    epochs: int = field(default=10, metadata={"ge": 1, "example": '10'})
+    batch_size: int = field(default=32, metadata={"ge": 1, "example": '32'})
     lr: float | str | None = None
     optimizer: str = "adam"
-    weight_decay: float = 0.0
+    weight_decay: float = field(default=0.0, metadata={"ge": 0, "example": '1e-4'})
     lr_schedule: str = "constant"
-    warmup_epochs: int = 0
+    warmup_epochs: int = field(default=0, metadata={"ge": 0, "example": '2'})
     head_hidden: list[int] = field(default_factory=list)
-    head_dropout: float = 0.0
+    head_dropout: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": '0.5'})
     head_batch_norm: bool = False
-    label_smoothing: float = 0.0
-    mixup: float = 0.0
-    cutmix: float = 0.0
+    label_smoothing: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": '0.1'})
+    mixup: float = field(default=0.0, metadata={"ge": 0, "example": '0.2'})
+    cutmix: float = field(default=0.0, metadata={"ge": 0, "example": '1.0'})
     class_weight: str = "none"
-    image_size: int | None = None
+    image_size: int | None = field(default=None, metadata={"ge": 8, "example": '224'})
     augment: str | dict[str, Any] = "none"
-    val_split: float = 0.2
-    seed: int = 42
+    val_split: float = field(default=0.2, metadata={"gt": 0, "lt": 1, "example": '0.2'})
+    seed: int = field(default=42, metadata={"example": '42'})
     monitor: str = "val_accuracy"
-    patience: int = 5
-    num_workers: int | None = None
+    patience: int = field(default=5, metadata={"ge": 0, "example": '5'})
+    num_workers: int | None = field(default=None, metadata={"ge": 0, "example": '2'})
     feature_cache: bool = True
-    feature_cache_copies: int = 0
+    feature_cache_copies: int = field(default=0, metadata={"ge": 0, "example": '3'})
     decoded_cache: bool = True
     channels_last: bool = True
     precision: str = "auto"
@@ -134,17 +223,23 @@ class TrainConfig:
     stream: bool = False
     accelerator: str = "auto"
     devices: str | int = "auto"
-    num_nodes: int = 1
+    num_nodes: int = field(default=1, metadata={"ge": 1, "example": '2'})
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    subset: int | None = None
+    subset: int | None = field(default=None, metadata={"ge": 1, "example": '1000'})
     advice: dict[str, Any] | None = None
-    max_minutes: float | None = None
+    max_minutes: float | None = field(default=None, metadata={"gt": 0, "example": '30'})
     logger: list[str] = field(default_factory=list)
 
     def validate(self) -> TrainConfig:
-        """Raises ValueError naming the parameter when a setting is out of range; returns self."""
+        """Checks every setting against its type and its field's range (converting numeric strings where
+        unambiguous, as YAML gives `lr: 1e-4` as text), then the rules between settings; raises SettingError
+        naming the setting and a right value; returns self."""
         from ..data.augment import resolve_augment
         from .strategies import parse_strategy
+
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            setattr(self, f.name, _check_field(f.name, getattr(self, f.name), hints[f.name], f.metadata))
 
         check_choice("monitor", self.monitor, MONITORS, where="train")
         check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
@@ -219,15 +314,43 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Loads a YAML config file (the `config.yaml` of a run works too)."""
+        """Loads and checks a YAML config file (the `config.yaml` of a run works too); an error names the file,
+        the line and the key, and shows a right value."""
         path = Path(path)
         if not path.is_file():
             raise MissingFileError(f"Config file '{path}' does not exist.")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SettingError(f"Config file '{path}' is not UTF-8 text; save it as UTF-8 (a YAML mapping such as "
+                               "`epochs: 10`).") from None
+        try:
+            data = yaml.safe_load(text) or {}
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.constructor.ConstructorError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark else "?"
+            raise SettingError(f"Config file '{path}', line {line}: {e.problem}. Only plain values are allowed "
+                               "(numbers, text, true/false, lists, mappings), e.g. `epochs: 10`.") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise SettingError(f"Config file '{path}'{where} is not valid YAML ({getattr(e, 'problem', None) or e})."
+                               " Write one `key: value` per line, e.g. `epochs: 10`.") from None
         if not isinstance(data, dict):
             raise SettingError(f"Config file '{path}' must hold a mapping of settings, e.g. 'epochs: 10'.")
+        lines: dict[str, int] = {}
+        if isinstance(root, yaml.MappingNode):
+            nodes = root.value
+            train = next((v for k, v in nodes if k.value == "train" and isinstance(v, yaml.MappingNode)), None)
+            lines = {k.value: k.start_mark.line + 1 for k, _ in (train.value if train is not None else nodes)}
         data = data.get("train", data)
-        return cls.from_dict({k: v for k, v in data.items() if k not in RUN_RECORD_KEYS})
+        try:
+            return cls.from_dict({k: v for k, v in data.items() if k not in RUN_RECORD_KEYS}).validate()
+        except SettingError as e:
+            key = next((k for k in lines if f"'{k}'" in str(e)), None) or next(
+                (k for k in lines if re.search(rf"\b{re.escape(k)}\b", str(e))), None)
+            where = f", line {lines[key]} ({key})" if key else ""
+            raise SettingError(f"Config file '{path}'{where}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
