@@ -198,9 +198,9 @@ def test_slow_model_times_out_with_504(run, client_factory):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-        def image_probabilities(self, images):
+        def batch_probabilities(self, batch, tta="none"):
             time.sleep(1.0)
-            return self.inner.image_probabilities(images)
+            return self.inner.batch_probabilities(batch, tta)
 
     from fastapi.testclient import TestClient
 
@@ -449,3 +449,51 @@ def test_stalled_and_idle_connections_are_cut_and_others_still_served(run, monke
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
         for s in [half, stalled, *idle]:
             s.close()
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.heavy
+def test_decompression_heavy_uploads_keep_memory_bounded_and_give_it_back(run):
+    """Eight small PNGs that each decode to 23 million pixels, in one request and in two at once: the server never
+    holds them all decoded (each is reduced to the model's input as it is decoded, two decodes at a time), and its
+    memory returns to where it was after the burst."""
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc to read the resident memory")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from transferlab.serve.app import create_app
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4800, 4800), (90, 140, 200)).save(buf, format="PNG")
+    big = buf.getvalue()
+    assert len(big) < 200_000  # small on the wire, 69 MB decoded
+    files = [("files", (f"{i}.png", big, "image/png")) for i in range(8)]
+    held_all = 8 * 4800 * 4800 * 3 / 2**20
+    with TestClient(create_app(run[0])) as client:
+        assert client.post("/predict", files=files[:2]).status_code == 200  # the allocator settles
+        base = _rss_mb()
+        peak, running = [base], [True]
+
+        def sample() -> None:
+            while running[0]:
+                peak.append(_rss_mb())
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: client.post("/predict", files=files), range(2)))
+        running[0] = False
+        sampler.join()
+        after = _rss_mb()
+    assert [a.status_code for a in answers] == [200, 200] and all(len(a.json()) == 8 for a in answers)
+    assert max(peak) - base < held_all / 2, (base, max(peak), after)
+    assert after - base < 100, (base, max(peak), after)

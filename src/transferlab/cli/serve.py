@@ -23,6 +23,10 @@ def serve(
     wait_ms: Annotated[float, typer.Option(help="Micro-batching window in milliseconds.")] = 5.0,
     no_batching: Annotated[bool, typer.Option("--no-batching", help="One request at a time.")] = False,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload per image.")] = 20.0,
+    max_pixels: Annotated[int, typer.Option(help="Largest image (width x height); bigger ones get 413 before "
+                                                  "decoding. With --decode-slots it bounds decoding memory "
+                                                  "(about 4 bytes per pixel per slot).")] = 24_000_000,
+    decode_slots: Annotated[int, typer.Option(help="Images decoded at the same time, across requests.")] = 2,
     timeout_s: Annotated[float, typer.Option(help="Request timeout in seconds (504).")] = 30.0,
     client_timeout: Annotated[float, typer.Option(help=(
         "Seconds a client has to send its whole request (headers and upload); stalled connections are closed."))
@@ -45,8 +49,10 @@ def serve(
     if client_timeout <= 0 or max_connections < 1:
         raise SettingError("--client-timeout must be > 0 seconds and --max-connections at least 1 (e.g. 20 and 256).")
     limits = uvicorn_limits(client_timeout=client_timeout, max_connections=max_connections)
+    if max_pixels < 1 or decode_slots < 1:
+        raise SettingError("--max-pixels and --decode-slots must be at least 1 (e.g. 24000000 and 2).")
     config = ServeConfig(max_batch=max_batch, wait_ms=wait_ms, batching=not no_batching, max_upload_mb=max_upload_mb,
-                         timeout_s=timeout_s, api_key=key)
+                         timeout_s=timeout_s, api_key=key, max_pixels=max_pixels, decode_slots=decode_slots)
     if workers > 1:  # uvicorn's worker processes import the app by factory
         os.environ["TRANSFERLAB_SERVE_MODEL"] = str(model)
         os.environ["TRANSFERLAB_SERVE_CONFIG"] = __import__("json").dumps(config.__dict__)

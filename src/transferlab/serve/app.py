@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..errors import SettingError
 from ..inference.portable import BasePredictor
@@ -93,9 +92,11 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
     info = _model_info(source, predictor)
     lock = threading.Lock()
 
-    def infer(images: list[Image.Image]) -> np.ndarray:
+    def infer(inputs: list[np.ndarray]) -> np.ndarray:
         with lock:
-            return np.asarray(predictor.image_probabilities(images))
+            return np.asarray(predictor.batch_probabilities(np.stack(inputs)))
+
+    gate = threading.BoundedSemaphore(max(1, config.decode_slots))
 
     batcher = MicroBatcher(infer, config.max_batch if config.batching else 1, config.wait_ms if config.batching else 0)
 
@@ -146,7 +147,7 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
         k = max(1, min(int(top_k or config.top_k), len(labels)))
         images, names = [], []
         for name, data in uploads:
-            images.append(await run_in_threadpool(decode_upload, data, name, config, predictor))
+            images.append(await run_in_threadpool(decode_upload, data, name, config, predictor, gate))
             names.append(name)
         try:
             probs = await asyncio.wait_for(batcher.submit(images), timeout=config.timeout_s)

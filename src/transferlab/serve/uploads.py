@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .._runtime import release_memory
 from ..inference.portable import BasePredictor
 from .config import ServeConfig
 
-__all__ = ["decode_upload"]
+__all__ = ["decode_upload", "LARGE_PIXELS"]
+
+LARGE_PIXELS = 4_000_000  # after decoding an image this large, return the freed memory to the system
 
 
-def decode_upload(data: bytes, name: str, config: ServeConfig, predictor: BasePredictor) -> Image.Image:
-    """Sniffs, checks and decodes one upload; raises HTTPException with 413/415/400."""
+def decode_upload(data: bytes, name: str, config: ServeConfig, predictor: BasePredictor,
+                  gate: threading.BoundedSemaphore | None = None) -> np.ndarray:
+    """Sniffs, checks, decodes and preprocesses one upload into the model's input [3, S, S] (the same decode and
+    preprocessing as `predict`); raises HTTPException with 413/415/400. `gate` bounds how many decodes run at once;
+    after a large one the freed memory is handed back to the system."""
     from fastapi import HTTPException
 
     if len(data) > config.max_upload_mb * 2**20:
@@ -31,7 +40,13 @@ def decode_upload(data: bytes, name: str, config: ServeConfig, predictor: BasePr
     if w * h > config.max_pixels:
         raise HTTPException(413, f"'{name}' is {w}x{h} = {w * h:,} pixels; the limit is {config.max_pixels:,}.")
     try:
-        return predictor.decode(data)  # the same decode as predict: EXIF rotation, transparency, 16-bit, CMYK
+        with gate or contextlib.nullcontext():
+            image = predictor.decode(data)  # the same decode as predict: EXIF rotation, transparency, 16-bit, CMYK
+            array = predictor.preprocess(image)
+            del image
+            if w * h >= LARGE_PIXELS:
+                release_memory()
+        return array
     except Image.DecompressionBombError:
         raise HTTPException(413, f"'{name}' is too large to decode safely.") from None
     except Exception as e:  # noqa: BLE001 - truncated or corrupt data
