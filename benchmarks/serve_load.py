@@ -1,9 +1,12 @@
-"""Benchmark: a bounded load test of `transferlab serve` on 127.0.0.1, micro-batching vs none.
+"""Benchmark: a bounded load test of `transferlab serve` on 127.0.0.1, micro-batching vs none, then hostile load.
 
 Serves EfficientNet-Lite0 (bundled ImageNet weights, 1000 labels) with uvicorn in a separate process, sends
 N requests (one photo each) with C in flight, and reports throughput, p50/p99 latency, errors and the
 server's memory before and after the measured round (after a first full round, so that the allocator has
-settled; flat = no leak). Stops by itself. Run:
+settled; flat = no leak). Then the hostile round: requests of eight small PNGs that each decode to 23 million
+pixels (and some declaring 40 million, over the limit), sent while 300 idle sockets and 20 half-sent requests
+are open; it reports the server's memory before, at its peak (sampled every 20 ms) and 2 s after, the answers,
+and how many of the stalled sockets the server closed within --client-timeout. Stops by itself. Run:
 
     .venv/bin/python benchmarks/serve_load.py --requests 500 --concurrency 16
 """
@@ -124,6 +127,96 @@ def serve_and_load(bundle: Path, batching: bool, requests: int, concurrency: int
         server.wait(timeout=30)
 
 
+def big_png(side: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (90, 140, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def hostile_round(bundle: Path, requests: int = 12, concurrency: int = 4, client_timeout: float = 5.0) -> dict:
+    """Decompression-heavy uploads and stalled sockets against one server; see the module's docstring."""
+    import threading
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "transferlab", "serve", str(bundle), "--port", str(port), "--quiet",
+           "--client-timeout", str(client_timeout)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        ok_png, over_png = big_png(4800), big_png(6300)
+        files = [("files", (f"{i}.png", ok_png, "image/png")) for i in range(8)]
+        httpx.post(f"http://127.0.0.1:{port}/predict", files=files[:1], timeout=120)  # warm-up
+        time.sleep(1)
+        before = rss_mb(server.pid)
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        half = []
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n")
+            half.append(sock)
+        opened = time.perf_counter()
+        peak, running = [before], [True]
+
+        def sample() -> None:
+            while running[0]:
+                peak.append(rss_mb(server.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        statuses: list[int] = []
+
+        async def send() -> None:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+                semaphore = asyncio.Semaphore(concurrency)
+
+                async def one(i: int) -> None:
+                    async with semaphore:
+                        payload = files if i % 4 else [("files", ("over.png", over_png, "image/png"))] * 8
+                        statuses.append((await client.post("/predict", files=payload)).status_code)
+
+                await asyncio.gather(*[one(i) for i in range(requests)])
+
+        start = time.perf_counter()
+        asyncio.run(send())
+        wall = time.perf_counter() - start
+        running[0] = False
+        sampler.join()
+        time.sleep(2)
+        after = rss_mb(server.pid)
+        closed = 0
+        deadline = opened + client_timeout + 3
+        for sock in idle + half:
+            sock.settimeout(max(0.05, deadline - time.perf_counter()))
+            try:
+                closed += sock.recv(1) == b""
+            except (ConnectionResetError, TimeoutError):
+                closed += 0
+            finally:
+                sock.close()
+        png_mb = round(len(ok_png) / 1e6, 3)
+        return {"requests": requests, "images_per_request": 8, "png_kb": round(len(ok_png) / 1024, 1),
+                "png_mb_decoded": round(4800 * 4800 * 3 / 2**20, 1), "seconds": round(wall, 1),
+                "answers": {str(k): statuses.count(k) for k in sorted(set(statuses))}, "png_mb_sent": png_mb,
+                "rss_mb_before": round(before, 1), "rss_mb_peak": round(max(peak), 1), "rss_mb_after": round(after, 1),
+                "stalled_sockets": len(idle) + len(half), "stalled_closed_by_server": closed,
+                "client_timeout_s": client_timeout}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=500)
@@ -139,10 +232,18 @@ def main() -> None:
     for r in rows:
         print(f"{str(r['micro_batching']):>14} {r['requests_per_s']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} "
               f"{r['errors']:>6} {r['batches_run']:>7} {r['rss_mb_before']:>9}/{r['rss_mb_after']}")
+    hostile = hostile_round(bundle)
+    print(f"Hostile round: {hostile['requests']} requests of 8 PNGs ({hostile['png_kb']} KB each, "
+          f"{hostile['png_mb_decoded']} MB decoded; every 4th request 40 Mpx, over the limit), 4 at a time, "
+          f"{hostile['stalled_sockets']} stalled sockets open")
+    print(f"answers {hostile['answers']}; server RSS MB before {hostile['rss_mb_before']}, peak "
+          f"{hostile['rss_mb_peak']}, after {hostile['rss_mb_after']}; stalled sockets closed by the server: "
+          f"{hostile['stalled_closed_by_server']}/{hostile['stalled_sockets']} within "
+          f"{hostile['client_timeout_s']} s + 3 s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "serve_load", "date": datetime.now(UTC).isoformat(timespec="seconds"),
                                      "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                                     "rows": rows}, indent=2) + "\n")
+                                     "rows": rows, "hostile": hostile}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def serve(
     client_timeout: Annotated[float, typer.Option(help=(
         "Seconds a client has to send its whole request (headers and upload); stalled connections are closed."))
     ] = 20.0,
-    max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 256,
+    max_connections: Annotated[int, typer.Option(help="Open connections at once; more are answered 503.")] = 512,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only (no access log).")] = False,
 ) -> None:
     """Serve a page (drop images, see labels) and a JSON API: POST /predict, GET /health, GET /model, /docs.

@@ -53,7 +53,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-def uvicorn_limits(client_timeout: float = 20.0, keep_alive: float = 5.0, max_connections: int = 256) -> dict[str, Any]:
+def uvicorn_limits(client_timeout: float = 20.0, keep_alive: float = 5.0,
+                   max_connections: int = 512) -> dict[str, Any]:
     """The keyword arguments of `uvicorn.run`/`uvicorn.Config` that apply these limits (the client timeout travels
     through the environment, so `--workers` processes get it too)."""
     os.environ[CLIENT_TIMEOUT_ENV] = str(float(client_timeout))
