@@ -170,6 +170,23 @@ def test_api_refuses_bad_uploads_with_clear_codes(client_factory, payload, setti
     assert client.get("/health").status_code == 200  # still serving
 
 
+def test_one_bad_file_among_several_gets_its_own_answer(client_factory):
+    client = client_factory()
+    good = client.post("/predict", files=[("files", ("ok.png", _png(), "image/png"))]).json()[0]
+    response = client.post("/predict", files=[("files", ("a.png", _png(), "image/png")),
+                                              ("files", ("notes.txt", b"plain text", "image/png")),
+                                              ("files", ("cut.png", _png()[:60], "image/png")),
+                                              ("files", ("b.png", _png(), "image/png"))])
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["path"] for r in body] == ["a.png", "notes.txt", "cut.png", "b.png"]  # in the order sent
+    assert (body[1]["status"], body[2]["status"]) == (415, 400) and "not an image" in body[1]["error"]
+    assert body[0]["top"] == good["top"] and body[3]["top"] == good["top"]
+    only_bad = client.post("/predict", files=[("files", ("x.txt", b"no", "image/png")),
+                                              ("files", ("y.txt", b"no", "image/png"))])
+    assert only_bad.status_code == 200 and [r["status"] for r in only_bad.json()] == [415, 415]
+
+
 def test_api_key_checked_on_every_request_and_required_off_loopback(client_factory):
     from transferlab.serve.app import check_bind
 
@@ -178,6 +195,8 @@ def test_api_key_checked_on_every_request_and_required_off_loopback(client_facto
     assert client.get("/model", headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.get("/health", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert client.get("/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    in_url = client.get("/health?api_key=s3cret")  # a key in the URL would be kept by access logs: refused
+    assert in_url.status_code == 401 and "never in the URL" in in_url.json()["detail"]
     ok = client.post("/predict", headers={"X-API-Key": "s3cret"}, files=[("files", ("a.png", _png(), "image/png"))])
     assert ok.status_code == 200
     with pytest.raises(ValueError, match="--api-key"):

@@ -8,8 +8,8 @@ Requests are micro-batched: images arriving within a short window (`wait_ms`) ar
 `max_batch`, in one worker thread, so the event loop never blocks on inference. Limits: upload bytes and
 pixels (413), content sniffed from the bytes (415 for non-images, whatever the name or content type claim),
 corrupt images (400), request timeout (504). Uploaded file names are echoed, never used as paths. An API key
-(header `X-API-Key`, `Authorization: Bearer KEY` or `?api_key=`) is checked on every request when set, and
-is required to bind anything but loopback.
+(header `X-API-Key` or `Authorization: Bearer KEY`; never `?api_key=`, which logs would keep) is checked on every
+request when set, and is required to bind anything but loopback.
 
 Example:
     >>> app = create_app("runs/cd")  # doctest: +SKIP
@@ -114,8 +114,11 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
         if config.api_key:
-            given = (request.headers.get("x-api-key") or request.query_params.get("api_key")
+            given = (request.headers.get("x-api-key")
                      or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+            if "api_key" in request.query_params:  # URLs end up in access logs and browser histories
+                return JSONResponse({"detail": "Send the API key as the X-API-Key header (or Authorization: Bearer "
+                                               "KEY), never in the URL, where logs would keep it."}, 401)
             if not given or not secrets.compare_digest(given.encode(), config.api_key.encode()):
                 return JSONResponse({"detail": "Missing or wrong API key: send it as the X-API-Key header."}, 401)
         length = request.headers.get("content-length")
@@ -136,7 +139,9 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
     @app.post("/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request, top_k: int | None = None) -> list[dict[str, Any]]:
         """Classify images: multipart form fields `file` or `files` (one or many, in order), or one image as
-        the raw request body (Content-Type image/*). Example: `curl -F file=@cat.jpg http://HOST/predict`."""
+        the raw request body (Content-Type image/*). Example: `curl -F file=@cat.jpg http://HOST/predict`.
+        A single bad image is answered with its status (413/415/400); in a request of several, each bad one gets
+        its own `{"path", "error", "status"}` entry and the others are classified."""
         uploads = await _uploads(request, config.max_upload_mb)
         if not uploads:
             raise HTTPException(400, "Send one or more images: multipart field 'file' or 'files' (curl -F "
@@ -145,15 +150,21 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
         if len(uploads) > config.max_files:
             raise HTTPException(413, f"{len(uploads)} files in one request; the limit is {config.max_files}.")
         k = max(1, min(int(top_k or config.top_k), len(labels)))
-        images, names = [], []
+        images, answers = [], []
         for name, data in uploads:
-            images.append(await run_in_threadpool(decode_upload, data, name, config, predictor, gate))
-            names.append(name)
+            try:
+                images.append(await run_in_threadpool(decode_upload, data, name, config, predictor, gate))
+                answers.append({"path": name})
+            except HTTPException as e:
+                if len(uploads) == 1:
+                    raise  # one image: its status is the answer's
+                answers.append({"path": name, "error": e.detail, "status": e.status_code})  # the others still run
         try:
-            probs = await asyncio.wait_for(batcher.submit(images), timeout=config.timeout_s)
+            probs = await asyncio.wait_for(batcher.submit(images), timeout=config.timeout_s) if images else []
         except TimeoutError:
             raise HTTPException(504, f"The model did not answer within {config.timeout_s} s; try again.") from None
-        return [{"path": name, "top": top_labels(row, labels, k)} for name, row in zip(names, probs)]
+        rows = iter(probs)
+        return [a if "error" in a else {**a, "top": top_labels(next(rows), labels, k)} for a in answers]
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:

@@ -50,6 +50,7 @@ function card(file, item) {
   const bars = document.createElement("div"); bars.className = "bars";
   const title = document.createElement("div"); title.textContent = item.path; title.style.fontWeight = "600";
   bars.appendChild(title);
+  if (item.error) { bars.appendChild(message(item.error)); div.appendChild(bars); return div; }
   for (const t of item.top) {
     const row = document.createElement("div"); row.className = "row";
     const name = document.createElement("div"); name.className = "name label";
