@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from ..errors import SettingError
+
 __all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "bool_flag_parameters",
            "merge_bool_flags"]
 
@@ -79,6 +81,9 @@ def _number_or_pair(value: object) -> object:
         return [float(v) for v in text.split(",")]
     if "/" in text:
         num, den = text.split("/", 1)
-        return float(num) / float(den)
+        try:
+            return float(num) / float(den)
+        except (ValueError, ZeroDivisionError):
+            raise SettingError(f"{text!r} is not a number or a fraction such as 1/255.") from None
     parsed = yaml.safe_load(text)
     return parsed

@@ -19,7 +19,7 @@ def evaluate(
                                               "validation/, the run's own data (its validation split), or a CSV.")],
     out: Annotated[Path | None, typer.Option(help="Folder for the files (default: the run folder).")] = None,
     tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (reported separately).")] = "none",
-    top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.")] = 5,
+    top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.", min=1)] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,

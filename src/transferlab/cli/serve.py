@@ -16,7 +16,7 @@ from ._common import user_errors
 def serve(
     model: Annotated[Path, typer.Argument(help="Run folder, bundle folder or ONNX export folder.")],
     host: Annotated[str, typer.Option(help="Address to bind; other than loopback needs --api-key.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port (1-65535).", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes (each loads the model).")] = 1,
     api_key: Annotated[str | None, typer.Option(help="Required on every request (or TRANSFERLAB_API_KEY).")] = None,
     max_batch: Annotated[int, typer.Option(help="Most images run together (micro-batching).")] = 32,

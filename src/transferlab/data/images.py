@@ -10,7 +10,13 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "pillow_rgb", "decode_plain_jpeg", "read_bytes",
+try:  # inside the package
+    from ..errors import DataError
+except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
+    DataError = ValueError  # type: ignore[misc,assignment]
+
+__all__ = ["read_labels", "read_preprocessing",
+           "IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "pillow_rgb", "decode_plain_jpeg", "read_bytes",
            "check_image"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -170,3 +176,58 @@ def file_identity(path: str | os.PathLike[str]) -> str:
         return cifar_identity(path)
     st = os.stat(path)
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_json(path: Path, what: str, example: str) -> object:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"'{path}' is not valid JSON ({e}); it should hold {what}, e.g. {example}. Re-export or "
+                        "re-train to write it again.") from None
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[str]:
+    """A bundle's labels.json: a non-empty list of distinct class names; anything else is a DataError naming the
+    file (a shared or damaged bundle must not fail with a traceback)."""
+    path = Path(path)
+    labels = _read_json(path, "the class names", '["cats", "dogs"]')
+    if (not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels)
+            or len(set(labels)) != len(labels)):
+        raise DataError(f"'{path}' must hold a list of distinct class names, e.g. [\"cats\", \"dogs\"]; got "
+                        f"{str(labels)[:80]}. Re-export or re-train to write it again.")
+    return labels
+
+
+def read_preprocessing(path: str | os.PathLike[str]) -> dict:
+    """A bundle's preprocessing.json: image_size (pixels), mean and std (3 numbers each, std > 0), and optionally
+    interpolation, crop_pct (0 < x <= 1) and crop_mode; anything else is a DataError naming the file and field."""
+    path = Path(path)
+    example = '{"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}'
+    pre = _read_json(path, "the preprocessing", example)
+
+    def bad(field: str, expected: str) -> DataError:
+        value = pre.get(field) if isinstance(pre, dict) else pre
+        return DataError(f"'{path}': {field} must be {expected}; got {value!r}. A complete file looks like {example}."
+                         " Re-export or re-train to write it again.")
+
+    if not isinstance(pre, dict):
+        raise bad("the file", "a mapping")
+    size = pre.get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 8192:
+        raise bad("image_size", "a whole number of pixels from 8 to 8192")
+    for field in ("mean", "std"):
+        values = pre.get(field)
+        if (not isinstance(values, list) or len(values) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                or (field == "std" and not all(v > 0 for v in values))):
+            raise bad(field, "3 numbers" + (" above 0" if field == "std" else ""))
+    if pre.get("interpolation", "bicubic") not in ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming"):
+        raise bad("interpolation", "'bicubic', 'bilinear' or 'nearest'")
+    crop = pre.get("crop_pct", 1.0)
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
+        raise bad("crop_pct", "a number in (0, 1]")
+    if pre.get("crop_mode", "center") not in ("center", "squash", "border"):
+        raise bad("crop_mode", "'center' or 'squash'")
+    return pre

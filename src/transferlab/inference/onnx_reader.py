@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 try:  # inside the package
+    from ..data.images import read_labels, read_preprocessing
     from .portable import BasePredictor, softmax_or_sigmoid
 except ImportError:  # pragma: no cover - run as predict_onnx.py in an export folder
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tl_images import read_labels, read_preprocessing  # type: ignore[no-redef]
     from tl_portable import BasePredictor, softmax_or_sigmoid  # type: ignore[no-redef]
 
 __all__ = ["OnnxPredictor", "is_onnx_export"]
@@ -53,8 +55,8 @@ class OnnxPredictor(BasePredictor):
             raise FileNotFoundError(f"'{folder}' is not a transferlab ONNX export (model.onnx, labels.json and "
                                     "preprocessing.json). Make one with `transferlab export RUN --format onnx`.")
         self.folder = folder
-        self.labels: list[str] = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-        self.preprocessing: dict[str, Any] = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
+        self.labels: list[str] = read_labels(folder / "labels.json")
+        self.preprocessing: dict[str, Any] = read_preprocessing(folder / "preprocessing.json")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -18,8 +18,9 @@ from torch import nn
 
 from .._io import atomic_path, write_json
 from .._version import __version__
+from ..data.images import read_labels, read_preprocessing
 from ..data.transforms import Preprocessing
-from ..errors import MissingFileError, SettingError
+from ..errors import DataError, MissingFileError, SettingError
 from ..models._registry import check_model_kwargs
 from ..models.transfer import HeadConfig
 
@@ -95,16 +96,34 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     for name in BUNDLE_FILES:
         if not (folder / name).is_file():
             raise MissingFileError(f"Bundle '{folder}' lacks {name}; it is incomplete. Re-export or re-train it.")
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        metadata = dict(f.metadata() or {})
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    weights = folder / "model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for cut or foreign files
+        raise DataError(f"'{weights}' cannot be read as safetensors ({str(e)[:120]}): the file is truncated or not "
+                        "a model. Copy it again, re-export or re-train.") from None
     if metadata.get("format") != "transferlab-bundle":
-        raise SettingError(f"'{folder / 'model.safetensors'}' was not written by transferlab (no bundle metadata).")
-    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-    pre = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text(encoding="utf-8")))
-    kwargs = check_model_kwargs(json.loads(metadata.get("model_kwargs", "{}")), f"the bundle '{folder}'")
+        raise SettingError(f"'{weights}' was not written by transferlab (no bundle metadata).")
+    labels = read_labels(folder / "labels.json")
+    pre = Preprocessing.from_dict(read_preprocessing(folder / "preprocessing.json"))
+    try:
+        kwargs = check_model_kwargs(json.loads(metadata.get("model_kwargs", "{}")), f"the bundle '{folder}'")
+        head = HeadConfig.from_dict(json.loads(metadata.get("head", "{}")))
+    except json.JSONDecodeError as e:
+        raise DataError(f"'{weights}' has damaged metadata ({e}); re-export or re-train.") from None
+    if "model" not in metadata:
+        raise DataError(f"'{weights}' does not say which model it holds (no 'model' in its metadata); re-export.")
     model = build_classifier(metadata["model"], num_classes=len(labels), weights="none", image_size=pre.image_size,
-                             head=HeadConfig.from_dict(json.loads(metadata.get("head", "{}"))), **kwargs)
-    model.load_state_dict(state)
+                             head=head, **kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        outputs = [v.shape[0] for k, v in state.items() if k.startswith("head.") and k.endswith(".weight")]
+        raise DataError(f"The weights in '{weights}' do not fit labels.json ({len(labels)} classes) and model "
+                        f"{metadata['model']!r}" + (f": the weights have {outputs[-1]} outputs" if outputs else "")
+                        + f". The bundle's files come from different runs; copy the whole bundle again. "
+                        f"({str(e).splitlines()[0][:120]})") from None
     model.eval().to(device)
     return Bundle(model, labels, pre, metadata)

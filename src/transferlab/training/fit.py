@@ -165,6 +165,12 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         advice = advise(config.data, config.model, config.weights, seed=config.seed)
         config = replace(config, strategy=advice.strategy if config.strategy == "auto" else config.strategy,
                          lr=advice.lr if config.lr == "auto" else config.lr, advice=advice.to_dict())
+    accelerator = str(config.accelerator).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SettingError(f"--accelerator {config.accelerator} asks for a GPU, but PyTorch sees none here (torch "
+                           f"{torch.__version__}). Use --accelerator auto (a GPU when there is one) or cpu.")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise SettingError("--accelerator mps needs Apple silicon with PyTorch's MPS backend; use auto or cpu.")
     info = get_model_info(config.model)
     weights = config.weights or ("imagenet" if info.has_pretrained else "none")
     strategy = parse_strategy(config.strategy or ("freeze" if weights != "none" else "full"))
