@@ -163,6 +163,11 @@ def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[s
 
 
 def _check_classes(images: dict[str, list[str]], folder: Path) -> None:
+    if not images and folder.is_file():  # an index (CSV/TSV) with no usable rows
+        raise DataError(
+            f"Index '{folder}' lists no readable images: it needs rows of path,label (e.g. 'cats/1.jpg,cat'), after "
+            "an optional header line, with paths relative to the file; see the skipped files, if any, above."
+        )
     if not images:
         raise DataError(
             f"No class folders found in '{folder}'. Expected one sub-folder per class (e.g. "

@@ -77,22 +77,29 @@ def read_index_rows(index: str) -> Iterator[IndexRow]:
     delimiter = "\t" if index.lower().endswith(".tsv") else ","
     with open_binary(index) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, delimiter=delimiter)
-        cols: tuple[int, int, int | None] = (0, 1, 2)
-        for i, row in enumerate(reader):
-            if i == 0:
-                named = _columns(row)
-                if named is not None:
-                    cols = named
-                    continue
-            if not row or not any(c.strip() for c in row):
+        try:
+            yield from _csv_rows(index, csv.reader(text, delimiter=delimiter), delimiter)
+        except UnicodeDecodeError as e:
+            raise DataError(f"Index '{index}' is not UTF-8 text (byte {e.start} of a line: {e.reason}); save it as "
+                            "UTF-8 (Excel: 'CSV UTF-8'; Python: encoding='utf-8').") from None
+
+
+def _csv_rows(index: str, reader: Any, delimiter: str) -> Iterator[IndexRow]:
+    cols: tuple[int, int, int | None] = (0, 1, 2)
+    for i, row in enumerate(reader):
+        if i == 0:
+            named = _columns(row)
+            if named is not None:
+                cols = named
                 continue
-            if len(row) <= max(cols[0], cols[1]):
-                sep = "<TAB>" if delimiter == "\t" else delimiter
-                raise DataError(f"Index '{index}' line {reader.line_num}: expected path{sep}label, got {row}. Each "
-                                f"row names an image and its class, e.g. 'cats/1.jpg{delimiter}cat'.")
-            split = row[cols[2]].strip() if cols[2] is not None and len(row) > cols[2] else None
-            yield IndexRow(reader.line_num, row[cols[0]].strip(), row[cols[1]].strip(), split or None)
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(cols[0], cols[1]):
+            sep = "<TAB>" if delimiter == "\t" else delimiter
+            raise DataError(f"Index '{index}' line {reader.line_num}: expected path{sep}label, got {row}. Each "
+                            f"row names an image and its class, e.g. 'cats/1.jpg{delimiter}cat'.")
+        split = row[cols[2]].strip() if cols[2] is not None and len(row) > cols[2] else None
+        yield IndexRow(reader.line_num, row[cols[0]].strip(), row[cols[1]].strip(), split or None)
 
 
 def _parquet_rows(index: str) -> Iterator[IndexRow]:

@@ -214,7 +214,7 @@ def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: 
         "expected_calibration_error": r4(tm.classification.multiclass_calibration_error(p, y, c, n_bins=15)),
         "labels": list(labels),
     }
-    if c == 2:
+    if c == 2 and len(set(y.tolist())) == 2:  # a ROC curve needs images of both classes; else it is undefined
         fpr, tpr, thresholds = tm.classification.binary_roc(p[:, 1], y)
         metrics["roc_auc"] = r4(tm.classification.binary_auroc(p[:, 1], y))
         metrics["roc_curve"] = {"fpr": [r4(v) for v in fpr], "tpr": [r4(v) for v in tpr],

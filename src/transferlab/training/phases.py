@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import signal
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,10 @@ class PhaseRunner:
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
             default_root_dir=str(self.run_dir),
         )
+        if ckpt_path is not None and not zipfile.is_zipfile(ckpt_path):  # torch.save writes a zip archive
+            raise DataError(f"Cannot resume from '{ckpt_path}': the file is damaged (truncated, or not a checkpoint). "
+                            "The run's other files are intact: start it again with --overwrite, or copy the "
+                            "checkpoint again if it came from elsewhere.")
         # Lightning's torch.compile integration: it unwraps the compiled module for checkpoints and strategies
         try:
             trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path,
