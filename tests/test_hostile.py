@@ -292,3 +292,97 @@ def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
     path.write_text("epochs: 3\n", encoding="utf-16")
     with pytest.raises(SettingError, match="not UTF-8"):
         TrainConfig.from_yaml(path)
+
+
+def _copy_run(run: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, to)
+    return to
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda b: (b / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes()[:1000]),
+     "cannot be read as safetensors"),
+    (lambda b: (b / "labels.json").write_text(""), "labels.json' is not valid JSON"),
+    (lambda b: (b / "labels.json").write_text("[]"), "list of distinct class names"),
+    (lambda b: (b / "labels.json").write_text('["cats", "cats", "dogs"]'), "list of distinct class names"),
+    (lambda b: (b / "preprocessing.json").write_text('{"image_size": "x"}'), "image_size must be a whole number"),
+    (lambda b: (b / "preprocessing.json").write_text('{"image_size": 32, "mean": [0.5], "std": [1, 1, 1]}'),
+     "mean must be 3 numbers"),
+    (lambda b: (b / "labels.json").write_text('["a", "b", "c", "d"]'), "do not fit labels.json"),
+])
+def test_a_damaged_or_mismatched_bundle_is_named_not_a_traceback(tmp_path, tiny_run, damage, message):
+    root, run = tiny_run
+    bundle = _copy_run(run, tmp_path / "bundle")
+    damage(bundle)
+    image = next((root / "validation" / "cats").glob("*.png"))
+    for command in (["predict", str(bundle), str(image)], ["evaluate", str(bundle), str(root / "test")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "{data}", "--rescale", "1/0", *FAST], "not a number or a fraction"),
+    (["train", "{data}", "--accelerator", "gpu", *FAST], "PyTorch sees none"),
+    (["evaluate", "{run}", "{data}/test", "--top-k", "0"], "--top-k"),
+    (["predict", "{run}", "{data}/test", "--top-k", "0"], "--top-k"),
+    (["serve", "{run}", "--port", "99999"], "--port"),
+])
+def test_bad_options_get_a_message_and_exit_2(tmp_path, tiny_run, args, message):
+    import torch
+
+    if "gpu" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    root, run = tiny_run
+    command = [a.format(data=root, run=run) for a in args] + (["--out", str(tmp_path / "x")] if args[0] == "train"
+                                                              else [])
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2 and "Traceback" not in result.output and message in result.output, result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("text", "encoding", "message"), [
+    ("", "utf-8", "lists no readable images"),
+    ("path,label\n", "utf-8", "lists no readable images"),
+    ("path,label\n{img},café\n", "latin-1", "not UTF-8"),
+])
+def test_index_files_that_list_nothing_or_are_not_utf8_are_named(tmp_path, text, encoding, message):
+    data = make_dataset(tmp_path / "data", n_train=2, n_val=1)
+    index = tmp_path / "labels.csv"
+    index.write_text(text.format(img=next((data / "train" / "cats").glob("*.png"))), encoding=encoding)
+    result = runner.invoke(app, ["train", str(index), "--out", str(tmp_path / "run"), *FAST])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert "class folders" not in result.output  # the message speaks of the index, not of folders
+
+
+def test_label_path_column_order_is_read_by_its_header(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=3, n_val=1)
+    index = tmp_path / "labels.csv"
+    rows = [f"{c},{p}" for c in ("cats", "dogs") for p in sorted((data / "train" / c).glob("*.png"))]
+    index.write_text("label,path\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(app, ["train", str(index), "--out", str(tmp_path / "run"), "--val-split", "0.34", *FAST])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "labels.json").read_text()) == ["cats", "dogs"]
+
+
+def test_resume_from_a_truncated_checkpoint_is_named(tmp_path, tiny_run):
+    _, run = tiny_run
+    copy = _copy_run(run, tmp_path / "run")
+    for name in ("last.ckpt", "last-phase1.ckpt"):
+        if (copy / name).is_file():
+            (copy / name).write_bytes((copy / name).read_bytes()[:500])
+    result = runner.invoke(app, ["train", "--resume", str(copy), "--epochs", "5", "-q"])
+    assert result.exit_code == 2 and "damaged" in result.output and "Traceback" not in result.output, result.output
+
+
+def test_evaluating_one_class_reports_no_roc_auc(tmp_path, tiny_run):
+    import shutil
+
+    root, run = tiny_run
+    shutil.copytree(root / "test" / "dogs", tmp_path / "one" / "dogs")
+    result = runner.invoke(app, ["evaluate", str(run), str(tmp_path / "one"), "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
+    assert "roc_auc" not in metrics and "ROC AUC" not in result.output
