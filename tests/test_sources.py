@@ -217,3 +217,40 @@ def test_commands_that_take_images_accept_every_data_form_train_accepts(tmp_path
     assert classified.exit_code == 0, classified.output  # timm's test model has 1000 (ImageNet) outputs
     results = json.loads(classified.stdout)
     assert [r["path"] for r in results] == cats and all(len(r["top"]) == 1 and r["top"][0]["wnid"] for r in results)
+
+
+def test_a_tar_link_chain_and_a_zip_that_lies_about_sizes_are_refused_cleanly(tmp_path):
+    """Links that escape only through another link (Python's own filter catches them) and a zip whose headers
+    understate a member's size: an ArchiveError naming the archive, nothing outside written, no traceback."""
+    import io
+    import struct
+    import tarfile
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    chain = tmp_path / "chain.tar"
+    with tarfile.open(chain, "w") as tf:
+        for name, target in (("data/l1", "."), ("data/l2", "l1/../..")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+        info = tarfile.TarInfo("data/l2/escaped.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    lie = tmp_path / "lie.zip"
+    with zipfile.ZipFile(lie, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data/cats/a.txt", b"A" * 100_000)
+        zf.writestr("data/dogs/b.txt", b"B" * 10)
+    raw = bytearray(lie.read_bytes())
+    struct.pack_into("<I", raw, raw.find(b"PK\x01\x02") + 24, 10)  # central directory: 10 bytes
+    struct.pack_into("<I", raw, raw.find(b"PK\x03\x04") + 22, 10)  # local header: 10 bytes
+    lie.write_bytes(bytes(raw))
+    runner = CliRunner()
+    for archive, message in ((chain, "outside the destination"), (lie, "misstates its members' sizes")):
+        result = runner.invoke(app, ["train", str(archive), "--out", str(tmp_path / "run"), "-q"])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert message in " ".join(result.output.split())
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()

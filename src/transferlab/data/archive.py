@@ -15,6 +15,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import ArchiveError
@@ -83,7 +84,11 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str], 
                 if stat.S_ISLNK(mode):
                     _check_link(archive, info.filename, zf.read(info).decode("utf-8", "replace"))
             _check_size(archive, sum(i.file_size for i in infos), max_bytes, max_ratio)
-            zf.extractall(dest)
+            try:  # zipfile never writes more than a member declares; a lie shows as a size or CRC error
+                zf.extractall(dest)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+                raise ArchiveError(f"'{archive}' is damaged or misstates its members' sizes ({e}); nothing from it "
+                                   "is used. Download or build the archive again.") from None
         return dest
     try:
         tf = tarfile.open(archive)
@@ -100,7 +105,14 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str], 
             if m.isdev() or m.isfifo():
                 raise ArchiveError(f"Refusing archive '{archive}': member {m.name!r} is a device or pipe.")
         _check_size(archive, sum(m.size for m in members if m.isfile()), max_bytes, max_ratio)
-        tf.extractall(dest, filter="data")
+        try:
+            tf.extractall(dest, filter="data")  # Python's own guard too: it catches link chains ours may miss
+        except tarfile.FilterError as e:
+            name = e.tarinfo.name if getattr(e, "tarinfo", None) is not None else "?"
+            raise ArchiveError(f"Refusing archive '{archive}': member {name!r}: {e}.") from None
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+            raise ArchiveError(f"'{archive}' is damaged ({e}); nothing from it is used. Download or build the archive "
+                               "again.") from None
     return dest
 
 
