@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -31,6 +32,56 @@ from ..errors import SettingError  # noqa: E402
 __all__ = ["ConfusionMatrixDisplay", "MisclassifiedDisplay", "PerClassDisplay", "RocCurveDisplay",
            "CompareDisplay", "plot_history", "image_grid", "prediction_grid", "figure_html", "cards_html",
            "augment_preview", "plot_accuracy_vs_speed"]
+
+
+_HANGUL_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic", "AppleGothic", "UnDotum",
+                 "Baekmuk Gulim")
+_font_state: dict[str, Any] = {}
+
+
+def hangul_font() -> str | None:
+    """A font with Hangul glyphs, added after DejaVu Sans as matplotlib's fallback so that Korean class names draw
+    as letters, not boxes (Latin text keeps its usual font): a system font (NanumGothic, Noto Sans CJK KR, Malgun
+    Gothic, AppleGothic, ...) or the NanumGothic file of the optional `koreanize-matplotlib` package
+    (`pip install 'transferlab[korean]'`; its module is not imported, only its font file is used). None when there
+    is none."""
+    if "name" in _font_state:
+        return _font_state["name"]
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    name = next((n for n in _HANGUL_FONTS if n in installed), None)
+    if name is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("koreanize_matplotlib")
+        if spec is not None and spec.submodule_search_locations:
+            path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "NanumGothic.ttf"
+            if path.is_file():
+                font_manager.fontManager.addfont(str(path))
+                name = "NanumGothic"
+    if name is not None:
+        family = list(matplotlib.rcParams["font.family"])
+        if family == ["sans-serif"]:  # matplotlib falls back glyph by glyph along an explicit list of families
+            first = next((f for f in matplotlib.rcParams["font.sans-serif"] if f in installed), "DejaVu Sans")
+            matplotlib.rcParams["font.family"] = [first, name]
+        elif name not in family:  # the user chose fonts: Hangul falls back to ours after theirs
+            matplotlib.rcParams["font.family"] = [*family, name]
+    _font_state["name"] = name
+    return name
+
+
+def _needs_hangul(texts: Sequence[str]) -> None:
+    """Makes sure Korean text can be drawn; warns once (naming the fix) when no font has Hangul."""
+    if not any("\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e" for t in texts for ch in str(t)):
+        return
+    if hangul_font() is None and not _font_state.get("warned"):
+        import warnings
+
+        _font_state["warned"] = True
+        warnings.warn("Korean class names will draw as empty boxes: no font with Hangul is installed. "
+                      "`pip install 'transferlab[korean]'` (NanumGothic), or install a system font such as "
+                      "fonts-nanum or Noto Sans CJK.", UserWarning, stacklevel=3)
 
 
 class _Display:
@@ -68,6 +119,7 @@ class ConfusionMatrixDisplay(_Display):
     def __init__(self, matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> None:
         self.matrix = np.asarray(matrix, dtype=float)
         self.labels = list(labels)
+        _needs_hangul(self.labels)
 
     @classmethod
     def from_result(cls, result: Any) -> ConfusionMatrixDisplay:
@@ -96,6 +148,7 @@ class PerClassDisplay(_Display):
     """Per-class accuracy (recall) as bars, with the support in each label."""
 
     def __init__(self, per_class: dict[str, dict[str, Any]]) -> None:
+        _needs_hangul(list(per_class))
         self.per_class = per_class
 
     @classmethod
@@ -151,6 +204,7 @@ class MisclassifiedDisplay(_Display):
 
     def __init__(self, items: Sequence[dict[str, Any]]) -> None:
         self.items = list(items)
+        _needs_hangul([f"{i.get('true', '')}{i.get('predicted', '')}" for i in self.items])
 
     @classmethod
     def from_result(cls, result: Any, count: int = 9) -> MisclassifiedDisplay:
@@ -198,6 +252,7 @@ class CompareDisplay(_Display):
     """Validation curves of several runs overlaid (the course's side-by-side of regularisation variants)."""
 
     def __init__(self, runs: dict[str, list[dict[str, Any]]]) -> None:
+        _needs_hangul(list(runs))
         self.runs = runs
 
     def plot(self, ax: Sequence[Any] | None = None) -> CompareDisplay:
@@ -256,6 +311,7 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
         >>> fig = plot_history([{"epoch": 1, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.6,
         ...                      "val_accuracy": 0.6}])
     """
+    _needs_hangul([title or ""])
     has_lr = len({r.get("lr") for r in rows if r.get("lr") not in (None, "")}) > 1
     if ax is not None:
         axes = list(np.ravel(ax))
@@ -309,6 +365,7 @@ def image_grid(images: Sequence[Any], titles: Sequence[str], path: str | os.Path
     Example:
         >>> fig = image_grid([torch.zeros(3, 8, 8)], ["cat"])  # doctest: +SKIP
     """
+    _needs_hangul([*titles, title or ""])
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
     for ax in axes.flat:
@@ -330,6 +387,7 @@ def prediction_grid(results: Sequence[dict[str, Any]], path: str | os.PathLike[s
     from ..data.images import load_rgb
 
     shown = [r for r in results if r.get("top")]
+    _needs_hangul([r["top"][0]["label"] for r in shown] + [title or ""])
     if not shown:
         raise SettingError("No readable images to draw: every image failed to load.")
     columns = max(1, min(columns, len(shown)))
