@@ -197,3 +197,28 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
     assert all(done and width > 100 for _, done, width in images), images
     assert "Evaluation" in text and "Settings" in text and "Environment" in text
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("strategy", ["freeze", "full"])
+def test_the_post_fit_report_reuses_cached_features_and_agrees_with_evaluate(tmp_path, tiny_weights, monkeypatch,
+                                                                            strategy):
+    """With a frozen base the report scores the validation features the head was trained on (no second pass over
+    the images); its accuracy is the history's best val_accuracy and a fresh `evaluate` from the image files."""
+    import transferlab
+    from transferlab.inference.portable import BasePredictor
+
+    data = make_dataset(tmp_path / "data", n_train=12, n_val=6)
+    passes = []
+    original = BasePredictor.predict_proba
+    monkeypatch.setattr(BasePredictor, "predict_proba",
+                        lambda self, *a, **k: passes.append(len(a[0])) or original(self, *a, **k))
+    result = transferlab.train(data, model=TINY_MODEL, weights=str(tiny_weights), strategy=strategy, epochs=3,
+                               lr=0.01, image_size=32, num_workers=0, patience=0, precision="32-true",
+                               out=tmp_path / "run", quiet=True)
+    assert passes == ([] if strategy == "freeze" else [12])  # freeze: no image decoded again for the report
+    report = json.loads((tmp_path / "run" / "eval_metrics.json").read_text())
+    assert report["images"] == 12
+    if strategy == "freeze":
+        assert report["accuracy"] == pytest.approx(result.metrics["best_val_accuracy"], abs=1e-6)
+    fresh = transferlab.evaluate(tmp_path / "run", data / "validation")
+    assert fresh.metrics["confusion_matrix"] == report["confusion_matrix"]

@@ -316,20 +316,20 @@ def test_korean_class_names_draw_as_letters_or_warn_with_the_fix(monkeypatch):
 
     import matplotlib.pyplot as plt
 
-    from transferlab.evaluation import displays
+    from transferlab.evaluation import displays, fonts
 
     pytest.importorskip("koreanize_matplotlib")
-    monkeypatch.setattr(displays, "_font_state", {})
+    monkeypatch.setattr(fonts, "_font_state", {})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig = displays.ConfusionMatrixDisplay([[3, 1], [0, 4]], ["고양이", "강아지"]).plot().figure_
         fig.canvas.draw()
-    assert displays.hangul_font() is not None
+    assert fonts.hangul_font() is not None
     assert not [w for w in caught if "missing from font" in str(w.message)]  # every glyph found
     plt.close(fig)
 
-    monkeypatch.setattr(displays, "_font_state", {})
-    monkeypatch.setattr(displays, "_HANGUL_FONTS", ())
+    monkeypatch.setattr(fonts, "_font_state", {})
+    monkeypatch.setattr(fonts, "_HANGUL_FONTS", ())
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.warns(UserWarning, match=r"transferlab\[korean\]"):
         displays.PerClassDisplay({"고양이": {"recall": 1.0}, "강아지": {"recall": 0.5}})

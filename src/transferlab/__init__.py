@@ -19,12 +19,12 @@ from ._version import __version__
 # public name -> the module that owns it
 _EXPORTS = {
     "TrainConfig": "transferlab.training.config",
-    "TrainResult": "transferlab.training.fit",
+    "TrainResult": "transferlab.training.result",
     "fit": "transferlab.training.fit",
-    "train": "transferlab.training.fit",
-    "load_run": "transferlab.training.fit",
+    "train": "transferlab.training.api",
+    "load_run": "transferlab.training.api",
     "evaluate": "transferlab.evaluation.metrics",
-    "augment_preview": "transferlab.evaluation.displays",
+    "augment_preview": "transferlab.evaluation.grids",
     "classify": "transferlab.inference.classify",
     "resume": "transferlab.training.fit",
     "Predictor": "transferlab.inference.predictor",
@@ -39,13 +39,15 @@ __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .errors import TransferlabError  # noqa: F401
-    from .evaluation.displays import augment_preview  # noqa: F401
+    from .evaluation.grids import augment_preview  # noqa: F401
     from .evaluation.metrics import evaluate  # noqa: F401
     from .inference.classify import classify  # noqa: F401
     from .inference.predictor import Predictor, load_predictor, predict  # noqa: F401
     from .models import create_model, list_models  # noqa: F401
+    from .training.api import load_run, train  # noqa: F401
     from .training.config import TrainConfig  # noqa: F401
-    from .training.fit import TrainResult, fit, load_run, resume, train  # noqa: F401
+    from .training.fit import fit, resume  # noqa: F401
+    from .training.result import TrainResult  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -38,7 +38,7 @@ def _augment(
     import yaml
 
     from ..data.augment import describe_augment
-    from ..evaluation.displays import augment_preview
+    from ..evaluation.grids import augment_preview
 
     settings: object = preset
     if config:

@@ -42,7 +42,7 @@ def classify(
     results = predictor.predict(paths, top_k=top)
     name = getattr(predictor, "bundle", predictor).metadata["model"]
     if plot:
-        from ..evaluation.displays import prediction_grid
+        from ..evaluation.grids import prediction_grid
 
         prediction_grid(results, plot, title=f"{name} on ImageNet classes")
     if json_output:

@@ -48,7 +48,7 @@ def predict(
     if out:
         _write_csv(out, results, top_k)
     if plot:
-        from ..evaluation.displays import prediction_grid
+        from ..evaluation.grids import prediction_grid
 
         prediction_grid(results, plot)
     if json_output:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -28,60 +27,10 @@ from sklearn import metrics as skm  # noqa: E402
 
 from .._io import atomic_path  # noqa: E402
 from ..errors import SettingError  # noqa: E402
+from .fonts import needs_hangul  # noqa: E402
 
 __all__ = ["ConfusionMatrixDisplay", "MisclassifiedDisplay", "PerClassDisplay", "RocCurveDisplay",
-           "CompareDisplay", "plot_history", "image_grid", "prediction_grid", "figure_html", "cards_html",
-           "augment_preview", "plot_accuracy_vs_speed"]
-
-
-_HANGUL_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic", "AppleGothic", "UnDotum",
-                 "Baekmuk Gulim")
-_font_state: dict[str, Any] = {}
-
-
-def hangul_font() -> str | None:
-    """A font with Hangul glyphs, added after DejaVu Sans as matplotlib's fallback so that Korean class names draw
-    as letters, not boxes (Latin text keeps its usual font): a system font (NanumGothic, Noto Sans CJK KR, Malgun
-    Gothic, AppleGothic, ...) or the NanumGothic file of the optional `koreanize-matplotlib` package
-    (`pip install 'transferlab[korean]'`; its module is not imported, only its font file is used). None when there
-    is none."""
-    if "name" in _font_state:
-        return _font_state["name"]
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    name = next((n for n in _HANGUL_FONTS if n in installed), None)
-    if name is None:
-        import importlib.util
-
-        spec = importlib.util.find_spec("koreanize_matplotlib")
-        if spec is not None and spec.submodule_search_locations:
-            path = Path(list(spec.submodule_search_locations)[0]) / "fonts" / "NanumGothic.ttf"
-            if path.is_file():
-                font_manager.fontManager.addfont(str(path))
-                name = "NanumGothic"
-    if name is not None:
-        family = list(matplotlib.rcParams["font.family"])
-        if family == ["sans-serif"]:  # matplotlib falls back glyph by glyph along an explicit list of families
-            first = next((f for f in matplotlib.rcParams["font.sans-serif"] if f in installed), "DejaVu Sans")
-            matplotlib.rcParams["font.family"] = [first, name]
-        elif name not in family:  # the user chose fonts: Hangul falls back to ours after theirs
-            matplotlib.rcParams["font.family"] = [*family, name]
-    _font_state["name"] = name
-    return name
-
-
-def _needs_hangul(texts: Sequence[str]) -> None:
-    """Makes sure Korean text can be drawn; warns once (naming the fix) when no font has Hangul."""
-    if not any("\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e" for t in texts for ch in str(t)):
-        return
-    if hangul_font() is None and not _font_state.get("warned"):
-        import warnings
-
-        _font_state["warned"] = True
-        warnings.warn("Korean class names will draw as empty boxes: no font with Hangul is installed. "
-                      "`pip install 'transferlab[korean]'` (NanumGothic), or install a system font such as "
-                      "fonts-nanum or Noto Sans CJK.", UserWarning, stacklevel=3)
+           "CompareDisplay", "plot_history", "plot_accuracy_vs_speed"]
 
 
 class _Display:
@@ -119,7 +68,7 @@ class ConfusionMatrixDisplay(_Display):
     def __init__(self, matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> None:
         self.matrix = np.asarray(matrix, dtype=float)
         self.labels = list(labels)
-        _needs_hangul(self.labels)
+        needs_hangul(self.labels)
 
     @classmethod
     def from_result(cls, result: Any) -> ConfusionMatrixDisplay:
@@ -148,7 +97,7 @@ class PerClassDisplay(_Display):
     """Per-class accuracy (recall) as bars, with the support in each label."""
 
     def __init__(self, per_class: dict[str, dict[str, Any]]) -> None:
-        _needs_hangul(list(per_class))
+        needs_hangul(list(per_class))
         self.per_class = per_class
 
     @classmethod
@@ -204,7 +153,7 @@ class MisclassifiedDisplay(_Display):
 
     def __init__(self, items: Sequence[dict[str, Any]]) -> None:
         self.items = list(items)
-        _needs_hangul([f"{i.get('true', '')}{i.get('predicted', '')}" for i in self.items])
+        needs_hangul([f"{i.get('true', '')}{i.get('predicted', '')}" for i in self.items])
 
     @classmethod
     def from_result(cls, result: Any, count: int = 9) -> MisclassifiedDisplay:
@@ -252,7 +201,7 @@ class CompareDisplay(_Display):
     """Validation curves of several runs overlaid (the course's side-by-side of regularisation variants)."""
 
     def __init__(self, runs: dict[str, list[dict[str, Any]]]) -> None:
-        _needs_hangul(list(runs))
+        needs_hangul(list(runs))
         self.runs = runs
 
     def plot(self, ax: Sequence[Any] | None = None) -> CompareDisplay:
@@ -311,7 +260,7 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
         >>> fig = plot_history([{"epoch": 1, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.6,
         ...                      "val_accuracy": 0.6}])
     """
-    _needs_hangul([title or ""])
+    needs_hangul([title or ""])
     has_lr = len({r.get("lr") for r in rows if r.get("lr") not in (None, "")}) > 1
     if ax is not None:
         axes = list(np.ravel(ax))
@@ -348,150 +297,6 @@ def _finish(fig: plt.Figure, path: str | os.PathLike[str] | None, title: str | N
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
-    return fig
-
-
-def _denormalize(x: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
-    import torch
-
-    return (x * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1).permute(1, 2, 0)
-
-
-def image_grid(images: Sequence[Any], titles: Sequence[str], path: str | os.PathLike[str] | None = None,
-               mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0),
-               columns: int = 3, title: str | None = None) -> plt.Figure:
-    """A grid of normalised image tensors [3, H, W] with titles (the course's `plt.subplot(3, 3, i + 1)`).
-
-    Example:
-        >>> fig = image_grid([torch.zeros(3, 8, 8)], ["cat"])  # doctest: +SKIP
-    """
-    _needs_hangul([*titles, title or ""])
-    rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, name in zip(axes.flat, images, titles):
-        ax.imshow(_denormalize(img, mean, std).numpy())
-        ax.set_title(name, fontsize=9)
-    return _finish(fig, path, title)
-
-
-def prediction_grid(results: Sequence[dict[str, Any]], path: str | os.PathLike[str] | None = None,
-                    columns: int = 3, title: str | None = None, size: int = 224) -> plt.Figure:
-    """The images of `predict`/`classify` results with their top-1 label and probability as titles (the
-    course's `plt.title(decode_predictions(...))`); unreadable images are left out.
-
-    Example:
-        >>> fig = prediction_grid(classify(["cat.jpg"]), "grid.png")  # doctest: +SKIP
-    """
-    from ..data.images import load_rgb
-
-    shown = [r for r in results if r.get("top")]
-    _needs_hangul([r["top"][0]["label"] for r in shown] + [title or ""])
-    if not shown:
-        raise SettingError("No readable images to draw: every image failed to load.")
-    columns = max(1, min(columns, len(shown)))
-    rows = -(-len(shown) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, r in zip(axes.flat, shown):
-        image = load_rgb(r["path"], min_size=size)
-        image.thumbnail((size, size))
-        ax.imshow(image)
-        best = r["top"][0]
-        ax.set_title(f"{best['label']} ({best['probability']:.1%})", fontsize=9)
-    return _finish(fig, path, title)
-
-
-def figure_html(figure: Any, width: int | None = None) -> str:
-    """An `<img>` holding `figure` (a matplotlib Figure, a Display, or a PNG file) inline as base64: notebook
-    outputs and HTML exports show it without the run folder beside them."""
-    import base64
-    import io
-    from pathlib import Path
-
-    if isinstance(figure, (str, os.PathLike)):
-        path = Path(figure)
-        if not path.is_file():
-            return ""
-        data = path.read_bytes()
-    else:
-        figure = getattr(figure, "figure_", figure)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-        plt.close(figure)
-        data = buffer.getvalue()
-    size = f" width='{width}'" if width else ""
-    return f"<img{size} style='max-width:100%' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
-
-
-def cards_html(items: Sequence[tuple[str, Any]]) -> str:
-    """Metric cards (name above, value in bold) with inline styles, for notebook outputs."""
-    import html
-
-    cards = []
-    for name, value in items:
-        if value is None:
-            continue
-        text = f"{value:.4f}" if isinstance(value, float) else str(value)
-        cards.append("<div style='display:inline-block;border:1px solid #ccc;border-radius:6px;padding:6px 12px;"
-                     f"margin:0 8px 8px 0'>{html.escape(name)}<br><b style='font-size:1.3em'>{html.escape(text)}"
-                     "</b></div>")
-    return "<div>" + "".join(cards) + "</div>"
-
-
-def augment_preview(source: str | os.PathLike[str], augment: str | dict[str, Any] = "course",
-                    model: str = "efficientnet_lite0", image_size: int | None = None, count: int = 9, seed: int = 0,
-                    path: str | os.PathLike[str] | None = None) -> plt.Figure:
-    """A grid of augmented images, as training would see them (the course's ImageDataGenerator preview).
-
-    Args:
-        source: One image (drawn `count` times, each differently augmented), or a data folder (`count` training
-            images with their labels).
-        augment: A preset ('none', 'course', 'flip', 'light', 'strong') or Keras ImageDataGenerator parameters,
-            e.g. {"rotation_range": 40, "zoom_range": 0.2, "horizontal_flip": True}, optionally with 'preset'.
-        model: The model whose input size and normalisation to use.
-        image_size: Input size; default the model's own.
-        count: Images in the grid.
-        seed: Random seed (the same seed draws the same grid).
-        path: PNG file to write as well (atomically).
-
-    Example:
-        >>> fig = augment_preview("cat.jpg", {"rotation_range": 40, "horizontal_flip": True})  # doctest: +SKIP
-    """
-    import random
-    from pathlib import Path
-
-    import torch
-
-    from ..data.augment import describe_augment
-    from ..data.folder import load_image_folder
-    from ..data.images import load_rgb
-    from ..data.transforms import Preprocessing, train_transform
-    from ..errors import MissingFileError
-    from ..models import create_model
-
-    source = Path(source)
-    if not source.exists():
-        raise MissingFileError(f"'{source}' does not exist: give augment_preview an image file or a data folder.")
-    used = describe_augment(augment)
-    pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
-    transform = train_transform(pre, augment)
-    torch.manual_seed(seed)
-    if source.is_dir():
-        data = load_image_folder(source)
-        picks = random.Random(seed).sample(data.train, min(count, len(data.train)))
-        images = [transform(load_rgb(s.path)) for s in picks]
-        titles = [data.classes[s.label] for s in picks]
-        title = f"Training images: {used}"
-    else:
-        image = load_rgb(source)
-        images = [transform(image) for _ in range(count)]
-        titles = [f"#{i + 1}" for i in range(count)]
-        title = f"{source.name}: {used}"
-    fig = image_grid(images, titles, path, pre.mean, pre.std, title=title)
-    plt.close(fig)  # returned, not left open: a notebook shows it once (as the cell's value)
     return fig
 
 

@@ -30,7 +30,8 @@ from ..inference.portable import BasePredictor
 from ..inference.predictor import load_predictor
 from ..runs.folder import RunFolder
 
-__all__ = ["EvalResult", "evaluate", "evaluate_samples", "resolve_eval_samples", "compute_metrics", "TTA_CHOICES",
+__all__ = ["EvalResult", "evaluate", "evaluate_samples", "evaluate_probabilities", "resolve_eval_samples",
+           "compute_metrics", "TTA_CHOICES",
            "write_evaluation"]
 
 TTA_CHOICES = ("none", "flip")
@@ -106,7 +107,7 @@ class EvalResult:
         """In a notebook: the headline metrics, the confusion matrix and the misclassified images."""
         import html
 
-        from .displays import cards_html, figure_html
+        from .html import cards_html, figure_html
 
         m = self.metrics
         k = next((key for key in m if key.startswith("top") and key.endswith("_accuracy")), None)
@@ -268,6 +269,22 @@ def evaluate_samples(predictor: BasePredictor, samples: list[Sample], source: st
         tta_probs = tta_probs[keep]
         tta_metrics = compute_metrics(tta_probs, targets, predictor.labels, top_k)
     return EvalResult(predictor.labels, samples, probs, metrics, tta_metrics, tta_probs, skipped, source, seconds)
+
+
+def evaluate_probabilities(labels: list[str], samples: list[Sample], probabilities: Any, source: str = "",
+                           seconds: float = 0.0, top_k: int = 5) -> EvalResult:
+    """An EvalResult from probabilities computed elsewhere: the post-fit report of a run that trained its head on
+    cached features scores those same features, so the validation images are not decoded or run again.
+
+    Example:
+        >>> r = evaluate_probabilities(["cat", "dog"], [Sample("a.jpg", 0)], [[0.8, 0.2]])
+        >>> r.metrics["accuracy"]
+        1.0
+    """
+    probs = torch.as_tensor(np.asarray(probabilities), dtype=torch.float32)
+    targets = torch.tensor([s.label for s in samples])
+    return EvalResult(list(labels), list(samples), probs, compute_metrics(probs, targets, list(labels), top_k),
+                      source=source, seconds=seconds)
 
 
 def write_evaluation(result: EvalResult, out_dir: str | os.PathLike[str], prefix: str = "") -> dict[str, Path]:

@@ -7,7 +7,7 @@ Loaded only by commands that train (`import transferlab` and `transferlab --help
 from .._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "TrainConfig": ".config", "TrainResult": ".fit", "fit": ".fit", "resume": ".fit", "train": ".fit",
-    "load_run": ".fit",
+    "TrainConfig": ".config", "TrainResult": ".result", "fit": ".fit", "resume": ".fit", "train": ".api",
+    "load_run": ".api",
     "parse_strategy": ".strategies", "apply_strategy": ".strategies", "count_parameters": ".strategies",
 })

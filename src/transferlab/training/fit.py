@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from .config import MONITORS, TrainConfig
 from .loggers import EpochLogger, make_loggers
 from .phases import PhaseRunner, TrainingInterrupted, plan_phases
 from .quiet import quiet_lightning
+from .result import TrainResult
 from .strategies import (
     apply_strategy,
     count_parameters,
@@ -46,110 +47,8 @@ from .strategies import (
 )
 from .summary import environment, print_data_summary
 
-__all__ = ["TrainResult", "fit", "resume", "resolve_config", "train", "load_run"]
+__all__ = ["TrainResult", "fit", "resume", "resolve_config"]
 
-
-
-@dataclass
-class TrainResult:
-    """What `fit` and `train` return: the run folder and the final metrics (also in `metrics.json`).
-
-    In a notebook it shows itself: the metric cards, the history plot and the validation report.
-
-    Attributes:
-        run_dir: The run folder.
-        metrics: best_val_accuracy, best_val_loss, best_epoch, epochs_run, wall_seconds, ...
-        config: The resolved settings.
-        data: The data splits the run trained on (None for a run opened with `load_run`).
-        evaluation: The post-fit evaluation on the validation split (None for streamed data).
-
-    Example:
-        >>> result = train("cats_and_dogs_filtered", epochs=5)  # doctest: +SKIP
-        >>> result.plot_history()  # doctest: +SKIP
-    """
-
-    run_dir: Path
-    metrics: dict[str, Any]
-    config: TrainConfig
-    data: DataSplits | StreamSource | None
-    evaluation: Any = None
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        """The rows of history.csv: one per epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds, phase)."""
-        return RunFolder(self.run_dir).history()
-
-    def plot_history(self, ax: Any = None) -> Any:
-        """Loss and accuracy per epoch, train vs validation, the best epoch marked (a matplotlib Figure).
-
-        Args:
-            ax: Two Axes (three to see the learning rate) to draw into; default a new figure.
-        """
-        import matplotlib.pyplot as plt
-
-        rows = self.history
-        best = best_row(rows, self.config.monitor)
-        fig = plot_history(rows, best_epoch=best and int(best["epoch"]), ax=ax,
-                           title=f"{self.config.model} ({self.config.strategy})" if ax is None else None)
-        if ax is None:
-            plt.close(fig)  # a new figure is returned, not left open: a notebook shows it once
-        return fig
-
-    def evaluate(self, data: str | os.PathLike[str] | None = None, tta: str = "none") -> Any:
-        """Evaluates the run's model (an `EvalResult`, which shows its confusion matrix and mistakes in a notebook).
-
-        Args:
-            data: Labelled images (a folder of class folders); default the run's own validation split.
-            tta: 'none' or 'flip'.
-        """
-        from ..data.folder import Sample
-        from ..evaluation.metrics import evaluate, evaluate_samples
-        from ..inference.predictor import load_predictor
-
-        if data is not None:
-            return evaluate(self.run_dir, data, tta=tta)
-        if tta == "none" and self.evaluation is not None:
-            return self.evaluation
-        predictor = load_predictor(self.run_dir)
-        index = {name: i for i, name in enumerate(predictor.labels)}
-        samples = [Sample(r["path"], index[r["label"]]) for r in RunFolder(self.run_dir).split_rows()
-                   if r["split"] == "validation"]
-        if not samples:
-            raise SettingError(f"The run in '{self.run_dir}' lists no validation split (split.csv); pass the images "
-                               "to evaluate: result.evaluate('DATA/test').")
-        return evaluate_samples(predictor, samples, "the run's validation split (split.csv)", tta=tta)
-
-    def predict(self, images: Any, top_k: int = 3) -> Any:
-        """Classifies image files or folders with the run's best model (shown as pictures in a notebook)."""
-        from ..inference.predictor import predict
-
-        return predict(self.run_dir, [images] if isinstance(images, (str, os.PathLike)) else images, top_k=top_k)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        from ..evaluation.displays import cards_html, figure_html
-
-        m = self.metrics
-        seconds = m.get("wall_seconds")
-        cards = cards_html([("best val_accuracy", m.get("best_val_accuracy")),
-                            ("best val_loss", m.get("best_val_loss")), ("best epoch", m.get("best_epoch")),
-                            ("epochs run", m.get("epochs_run")),
-                            ("wall time", f"{seconds:.0f} s" if isinstance(seconds, (int, float)) else None)])
-        head = (f"<b>{html.escape(self.config.model)}</b>, strategy {html.escape(str(self.config.strategy))}; run "
-                f"folder <code>{html.escape(str(self.run_dir))}</code>")
-        history = figure_html(self.run_dir / "history.png")
-        if self.evaluation is not None:
-            evaluation = self.evaluation._repr_html_()
-        else:  # a run opened with load_run: the pictures its report has
-            evaluation = "".join(figure_html(self.run_dir / f"{name}.png", width=width)
-                                 for name, width in (("confusion_matrix", 420), ("misclassified", None)))
-        return f"<div>{head}{cards}{history}{evaluation}</div>"
-
-    def __repr__(self) -> str:
-        m = self.metrics
-        return (f"TrainResult(run_dir='{self.run_dir}', best_val_accuracy={m.get('best_val_accuracy')}, "
-                f"best_epoch={m.get('best_epoch')})")
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
@@ -321,7 +220,7 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     _save_best(results, snapshots, model, folder, metrics, config, data, pre, head)
     evaluation = None
     if isinstance(data, DataSplits):
-        evaluation = _report(run_dir, model, data, pre, config, quiet)
+        evaluation = _report(run_dir, model, data, pre, config, quiet, run.cached_validation_features(phases))
     else:
         console.print("No report.html for streamed data (the validation split is not a file list): run "
                       f"`transferlab evaluate {run_dir} VALIDATION_FOLDER_OR_CSV` on a sample of it.")
@@ -399,17 +298,28 @@ def _load_data(config: TrainConfig) -> DataSplits | StreamSource:
 
 
 def _report(run_dir: Path, model: nn.Module, data: DataSplits, pre: Preprocessing, config: TrainConfig,
-            quiet: bool) -> Any:
+            quiet: bool, features: torch.Tensor | None = None) -> Any:
     """Evaluates the final model on the validation split (confusion matrix, misclassified images, ...) and
-    writes report.html."""
-    from ..evaluation.metrics import evaluate_samples, write_evaluation
+    writes report.html. With `features` (the cached validation features of a base that never trained) only the
+    head runs: no second pass over the images."""
+    from ..evaluation.metrics import evaluate_probabilities, evaluate_samples, write_evaluation
     from ..evaluation.report import write_report
-    from ..inference.predictor import Predictor
+    from ..inference.predictor import Predictor, probabilities
     from ..runs.bundle import Bundle
 
-    predictor = Predictor(Bundle(model, data.classes, pre, {"model": config.model}))
-    result = evaluate_samples(predictor, data.validation, f"the validation split of {data.root}",
-                              batch_size=max(64, config.batch_size), num_workers=config.num_workers, quiet=quiet)
+    source = f"the validation split of {data.root}"
+    if features is not None and len(features) == len(data.validation):
+        start = time.perf_counter()
+        head = model.head.eval()
+        with torch.inference_mode():
+            logits = torch.cat([head(chunk.float()) for chunk in features.split(4096)])
+        result = evaluate_probabilities(data.classes, data.validation, probabilities(logits).numpy(),
+                                        source + " (the cached features the head was validated on)",
+                                        time.perf_counter() - start)
+    else:
+        predictor = Predictor(Bundle(model, data.classes, pre, {"model": config.model}))
+        result = evaluate_samples(predictor, data.validation, source, batch_size=max(64, config.batch_size),
+                                  num_workers=config.num_workers, quiet=quiet)
     write_evaluation(result, run_dir)
     write_report(run_dir)
     model.to(memory_format=torch.contiguous_format)
@@ -460,66 +370,3 @@ def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bo
     if epochs is not None:
         config = replace(config, epochs=int(epochs))
     return fit(config, resume=True, quiet=quiet, callbacks=callbacks, logger=logger)
-
-
-def train(data: str | os.PathLike[str], model: str | None = None, strategy: str | None = None,
-          epochs: int | None = None, *, config: str | os.PathLike[str] | None = None,
-          out: str | os.PathLike[str] | None = None, overwrite: bool = False, quiet: bool = False,
-          callbacks: Sequence[Callback] | None = None, logger: str | Logger | Sequence[str | Logger] | None = None,
-          **settings: Any) -> TrainResult:
-    """Trains a classifier on a folder of images: the notebook spelling of `fit(TrainConfig(...))`.
-
-    Every setting of `TrainConfig` is a keyword (`lr=1e-4`, `augment={"rotation_range": 40}`, `head_hidden=[256]`,
-    `unfreeze_from="keras:143"`, ...); a misspelt one is an error that names the right one. In a notebook, each
-    epoch adds a row to a table, and the returned result shows its metrics, history plot and validation report.
-
-    Args:
-        data: Folder with train/ and validation/ class folders, or one folder of class folders.
-        model: A name of `transferlab.list_models()` (e.g. 'efficientnet_lite0', 'course_cnn', 'resnet50') or any
-            timm architecture, or 'hf:/saved/folder' for a Hugging Face model; default 'efficientnet_lite0'.
-        strategy: 'freeze', 'two-phase', 'unfreeze-from=keras:143', 'unfreeze-last=2', 'full' or 'auto'; default
-            'freeze' with pretrained weights, else 'full'.
-        epochs: Maximum number of epochs (of each phase, for 'two-phase'); default 10.
-        config: A YAML file of settings (e.g. examples/ex1_lite0_freeze.yaml); the keywords given override it.
-        out: Run folder; default runs/<model>-<date>-<time>.
-        overwrite: Replace an existing run folder of that name.
-        quiet: No output while training.
-        callbacks: More Lightning callbacks.
-        logger: 'tensorboard', 'mlflow', 'csv' (or several), and/or Lightning Logger objects.
-        **settings: Any other `TrainConfig` setting.
-
-    Example:
-        >>> result = transferlab.train("cats_and_dogs_filtered", model="efficientnet_lite0",
-        ...                            strategy="two-phase", epochs=10)  # doctest: +SKIP
-        >>> result.metrics["best_val_accuracy"]  # doctest: +SKIP
-        0.97
-    """
-    given = [logger] if isinstance(logger, (str, Logger)) else list(logger or [])
-    names = [g for g in given if isinstance(g, str)]
-    objects = [g for g in given if not isinstance(g, str)]
-    if "logger" in settings:
-        raise SettingError("Pass trackers as train(..., logger='tensorboard') (or a list), once.")
-    base = TrainConfig.from_yaml(config).to_dict() if config is not None else {}
-    given_here = {k: v for k, v in (("model", model), ("strategy", strategy), ("epochs", epochs)) if v is not None}
-    if out is not None:
-        given_here["out"] = str(out)
-    if names:
-        given_here["logger"] = names
-    settings = {**base, **given_here, **settings, "data": str(data)}
-    return fit(TrainConfig.from_dict(settings), overwrite=overwrite, quiet=quiet, callbacks=callbacks,
-               logger=objects or None)
-
-
-def load_run(run_dir: str | os.PathLike[str]) -> TrainResult:
-    """Opens a finished (or interrupted) run folder as a `TrainResult`: its metrics, history plot and report show
-    in a notebook, and `.evaluate()`, `.predict()` work as right after training.
-
-    Example:
-        >>> result = load_run("runs/cd")  # doctest: +SKIP
-    """
-    folder = RunFolder(run_dir)
-    if not folder.file("config.yaml").is_file():
-        raise MissingFileError(f"'{run_dir}' is not a run folder (it has no config.yaml). Pass the folder that "
-                               "`train` wrote (its `out`).")
-    config = TrainConfig.from_yaml(folder.file("config.yaml"))
-    return TrainResult(folder.path, folder.metrics(), config, None)

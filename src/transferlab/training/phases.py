@@ -174,6 +174,13 @@ class PhaseRunner:
             self._features = {"train": train, "validation": val}
         return self._features
 
+    def cached_validation_features(self, phases: list[Phase]) -> torch.Tensor | None:
+        """The validation features computed for training, when every phase trained the head on them (so the final
+        base is the one they came from); None otherwise."""
+        if self._features is None or not phases or not all(self.uses_cache(p) for p in phases):
+            return None
+        return self._features["validation"]
+
     def fit_model(self, phase: Phase, k: int | None) -> nn.Module:
         """The module a phase trains: the head on cached features, the suffix on boundary activations, or all."""
         if k is not None:
