@@ -205,12 +205,12 @@ def test_the_post_fit_report_reuses_cached_features_and_agrees_with_evaluate(tmp
     """With a frozen base the report scores the validation features the head was trained on (no second pass over
     the images); its accuracy is the history's best val_accuracy and a fresh `evaluate` from the image files."""
     import transferlab
-    from transferlab.inference.portable import BasePredictor
+    from transferlab.inference.predictor import Predictor
 
     data = make_dataset(tmp_path / "data", n_train=12, n_val=6)
     passes = []
-    original = BasePredictor.predict_proba
-    monkeypatch.setattr(BasePredictor, "predict_proba",
+    original = Predictor.predict_proba
+    monkeypatch.setattr(Predictor, "predict_proba",
                         lambda self, *a, **k: passes.append(len(a[0])) or original(self, *a, **k))
     result = transferlab.train(data, model=TINY_MODEL, weights=str(tiny_weights), strategy=strategy, epochs=3,
                                lr=0.01, image_size=32, num_workers=0, patience=0, precision="32-true",

@@ -399,3 +399,20 @@ def test_interrupt_after_a_plateau_then_resume_continues_at_the_next_epoch(tmp_p
     after = _history(out)
     assert [int(r["epoch"]) for r in after] == list(range(1, done + 3))
     assert after[:done] == before[:done]  # nothing rewritten
+
+
+def test_resume_with_more_epochs_extends_the_fine_tuning_phase_of_a_finished_two_phase_run(tmp_path, tiny_weights):
+    """`--resume RUN --epochs N` on a finished two-phase run trains phase 2 up to N epochs (it used to do nothing,
+    silently); a maximum that adds no epoch is refused with the number to pass."""
+    data = make_dataset(tmp_path / "data", n_train=6, n_val=2)
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                                "--strategy", "two-phase", "--epochs", "1", "--finetune-epochs", "1", "--patience",
+                                "0", "--image-size", "32", "--num-workers", "0", "--out", str(out), "--quiet"])
+    assert first.exit_code == 0, first.output
+    more = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "3", "--quiet"])
+    assert more.exit_code == 0, more.output
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [(int(r["epoch"]), int(r["phase"])) for r in rows] == [(1, 1), (2, 2), (3, 2), (4, 2)]
+    none = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "2"])
+    assert none.exit_code == 2 and "already trained 3 epochs in phase 2" in " ".join(none.output.split())

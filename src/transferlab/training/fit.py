@@ -368,5 +368,15 @@ def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bo
                                 "`transferlab train`.")
     config = replace(TrainConfig.from_yaml(saved), out=str(run_dir))
     if epochs is not None:
-        config = replace(config, epochs=int(epochs))
+        folder = RunFolder(run_dir)
+        two_phase = parse_strategy(config.strategy or "freeze").kind == "two-phase"
+        phase = 2 if two_phase and 1 in folder.state().get("completed", []) else 1
+        done = sum(1 for r in folder.history() if int(r.get("phase") or 1) == phase)
+        if int(epochs) <= done:
+            raise SettingError(f"The run in '{run_dir}' has already trained {done} epochs"
+                               + (f" in phase {phase}" if two_phase else "") + f"; --epochs {epochs} adds none. "
+                               f"Pass a larger maximum, e.g. --epochs {done + 5}.")
+        # the new maximum is for the phase that continues: the fine-tuning phase of a two-phase run once the first
+        # phase is done
+        config = replace(config, **({"finetune_epochs": int(epochs)} if phase == 2 else {"epochs": int(epochs)}))
     return fit(config, resume=True, quiet=quiet, callbacks=callbacks, logger=logger)
