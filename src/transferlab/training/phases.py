@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import signal
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,14 +315,16 @@ class PhaseRunner:
             enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
             default_root_dir=str(self.run_dir),
         )
-        if ckpt_path is not None and not zipfile.is_zipfile(ckpt_path):  # torch.save writes a zip archive
-            raise DataError(f"Cannot resume from '{ckpt_path}': the file is damaged (truncated, or not a checkpoint). "
-                            "The run's other files are intact: start it again with --overwrite, or copy the "
-                            "checkpoint again if it came from elsewhere.")
         # Lightning's torch.compile integration: it unwraps the compiled module for checkpoints and strategies
         try:
             trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path,
                         weights_only=True)
+        except (RuntimeError, EOFError) as e:
+            if ckpt_path is None or not (isinstance(e, EOFError) or "PytorchStreamReader" in str(e)):
+                raise
+            raise DataError(f"Cannot resume from '{ckpt_path}': the file is damaged (truncated, or not a checkpoint). "
+                            "The run's other files are intact: start it again with --overwrite, or copy the "
+                            "checkpoint again if it came from elsewhere.") from None
         except pickle.UnpicklingError as e:  # weights_only=True refused something in the checkpoint
             raise DataError(f"Refusing to load '{ckpt_path}': it holds objects that are not weights ({str(e)[:160]}). "
                             "Only tensors and plain data are ever loaded, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD "
