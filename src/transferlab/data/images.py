@@ -189,13 +189,12 @@ def _read_json(path: Path, what: str, example: str) -> object:
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
-    """A bundle's labels.json: a non-empty list of distinct class names; anything else is a DataError naming the
-    file (a shared or damaged bundle must not fail with a traceback)."""
+    """A bundle's labels.json: a non-empty list of class names (ImageNet's have repeats: 'crane', 'maillot');
+    anything else is a DataError naming the file (a shared or damaged bundle must not fail with a traceback)."""
     path = Path(path)
     labels = _read_json(path, "the class names", '["cats", "dogs"]')
-    if (not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels)
-            or len(set(labels)) != len(labels)):
-        raise DataError(f"'{path}' must hold a list of distinct class names, e.g. [\"cats\", \"dogs\"]; got "
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        raise DataError(f"'{path}' must hold a list of class names, e.g. [\"cats\", \"dogs\"]; got "
                         f"{str(labels)[:80]}. Re-export or re-train to write it again.")
     return labels
 
