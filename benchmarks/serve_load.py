@@ -96,23 +96,29 @@ async def load(port: int, payload: bytes, requests: int, concurrency: int) -> di
             "errors": errors}
 
 
-def serve_and_load(bundle: Path, batching: bool, requests: int, concurrency: int, payload: bytes) -> dict:
+def start_server(bundle: Path, *flags: str) -> tuple[subprocess.Popen, int]:
+    """`transferlab serve BUNDLE FLAGS` on a free loopback port, in its own process, once it answers /health."""
+    import httpx
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "transferlab", "serve", str(bundle), "--port", str(port)]
-    if not batching:
-        cmd.append("--no-batching")
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import httpx
+    server = subprocess.Popen([sys.executable, "-m", "transferlab", "serve", str(bundle), "--port", str(port), *flags],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return server, port
 
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+
+def serve_and_load(bundle: Path, batching: bool, requests: int, concurrency: int, payload: bytes) -> dict:
+    import httpx
+
+    server, port = start_server(bundle, *([] if batching else ["--no-batching"]))
+    try:
         asyncio.run(load(port, payload, 20, concurrency))  # warm-up
         for _ in range(2):  # two full rounds: the allocator and the batch buffers settle
             asyncio.run(load(port, payload, requests, concurrency))
@@ -142,19 +148,8 @@ def hostile_round(bundle: Path, requests: int = 12, concurrency: int = 4, client
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "transferlab", "serve", str(bundle), "--port", str(port), "--quiet",
-           "--client-timeout", str(client_timeout)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(bundle, "--quiet", "--client-timeout", str(client_timeout))
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         ok_png, over_png = big_png(4800), big_png(6300)
         files = [("files", (f"{i}.png", ok_png, "image/png")) for i in range(8)]
         for _ in range(2):  # warm-up: batches of this size have run, their buffers exist

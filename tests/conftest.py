@@ -83,3 +83,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> tu
         fit(TrainConfig(data=str(root), out=str(run), model=TINY_MODEL, weights=str(tiny_weights), epochs=3,
                         lr=0.01, image_size=32, num_workers=0, seed=1), quiet=True)
     return root, run
+
+
+def run_in_notebook(source: str, timeout: int = 300) -> list:
+    """Runs `source` as one cell of a new notebook in a Jupyter kernel of this Python; returns the cell's outputs
+    (skips the test when nbclient, nbformat or ipykernel is missing)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source)]
+    nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3").execute()
+    return notebook.cells[0].outputs

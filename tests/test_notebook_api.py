@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from .conftest import TINY_MODEL, make_dataset
+from .conftest import TINY_MODEL, make_dataset, run_in_notebook
 
 
 def _history(run_dir):
@@ -160,18 +160,12 @@ def test_augment_preview_returns_the_same_figure_for_the_same_seed(tmp_path):
 
 def test_epoch_table_grows_in_place_in_a_notebook(tmp_path, tiny_weights):
     """In Jupyter the epochs are rows of one table, updated in place (like fastai), across both phases."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     data = make_dataset(tmp_path / "data", n_train=8, n_val=4)
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(
+    outputs = run_in_notebook(
         "import transferlab\n"
         f"transferlab.train({str(data)!r}, model={TINY_MODEL!r}, weights={str(tiny_weights)!r}, epochs=2, "
         f"finetune_epochs=2, strategy='two-phase', patience=0, image_size=32, num_workers=0, "
-        f"out={str(tmp_path / 'run')!r})")]
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
-    outputs = notebook.cells[0].outputs
+        f"out={str(tmp_path / 'run')!r})")
     tables = [o for o in outputs if "transferlab-epochs" in o.get("data", {}).get("text/html", "")]
     assert len(tables) == 1  # one output, updated in place
     html = tables[0]["data"]["text/html"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from transferlab.cli import app
 
-from .conftest import TINY_MODEL, make_dataset
+from .conftest import TINY_MODEL, make_dataset, run_in_notebook
 
 runner = CliRunner()
 
@@ -356,18 +356,12 @@ def test_epoch_lines_stay_in_a_terminal_beside_the_live_bar(tmp_path, tiny_weigh
 def test_a_notebook_run_prints_no_lightning_noise(tmp_path, tiny_weights):
     """In Jupyter the epochs are one growing table (tests/test_notebook_api.py), and Lightning's start-up lines
     ("GPU available", ...) are not printed."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     data = make_dataset(tmp_path / "data", n_train=10, n_val=4)
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(
+    outputs = run_in_notebook(
         "import transferlab\n"
         f"transferlab.fit(transferlab.TrainConfig(data={str(data)!r}, out={str(tmp_path / 'run')!r}, "
-        f"model={TINY_MODEL!r}, weights={str(tiny_weights)!r}, epochs=3, patience=0, image_size=32, num_workers=0))")]
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
-    texts = [_strip_terminal(o.get("text") or o.get("data", {}).get("text/plain", ""))
-             for o in notebook.cells[0].outputs]
+        f"model={TINY_MODEL!r}, weights={str(tiny_weights)!r}, epochs=3, patience=0, image_size=32, num_workers=0))")
+    texts = [_strip_terminal(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in outputs]
     table = next(t for t in texts if t.startswith("Epoch 1/3"))
     assert [line.split()[1] for line in table.splitlines()] == ["1/3", "2/3", "3/3"]
     assert not any("GPU available" in t for t in texts)
