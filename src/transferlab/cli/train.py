@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape as rich_escape
 
 from ..errors import SettingError
 from ..training.config import TrainConfig
@@ -84,7 +85,7 @@ def _train_parameters() -> list[inspect.Parameter]:
             continue
         kind, flag = _cli_type(hints[f.name]), "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        text = helps.get(f.name, "")
+        text = rich_escape(helps.get(f.name, ""))  # rich would take "[tracking]" for a style and drop it
         if default not in (None, [], {}) and "default" not in text.lower():  # escaped: rich would eat "[...]"
             text += f" \\[default: {str(default).lower() if isinstance(default, bool) else default}]"
         panel = panel_of.get(f.name, "Training")
