@@ -329,3 +329,18 @@ def test_korean_class_names_draw_as_letters_or_warn_with_the_fix(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.warns(UserWarning, match=r"transferlab\[korean\]"):
         displays.PerClassDisplay({"고양이": {"recall": 1.0}, "강아지": {"recall": 0.5}})
+
+
+def test_a_reopened_run_evaluates_its_own_validation_split_like_evaluate_does(tiny_run):
+    """`load_run(folder).evaluate()` scores the validation images split.csv lists, the same numbers as
+    `transferlab.evaluate(folder, DATA/validation)`, and `.predict(one_path)` takes a single image."""
+    import transferlab
+
+    root, run = tiny_run
+    result = transferlab.load_run(run)
+    own = result.evaluate()
+    direct = transferlab.evaluate(run, root / "validation")
+    assert sorted(s.path for s in own.samples) == sorted(s.path for s in direct.samples)
+    assert own.metrics["confusion_matrix"] == direct.metrics["confusion_matrix"]
+    image = next((root / "validation" / "cats").glob("*.png"))
+    assert [p["path"] for p in result.predict(image)] == [str(image)]
