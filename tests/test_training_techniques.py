@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 import math
 import os
@@ -416,3 +417,24 @@ def test_resume_with_more_epochs_extends_the_fine_tuning_phase_of_a_finished_two
     assert [(int(r["epoch"]), int(r["phase"])) for r in rows] == [(1, 1), (2, 2), (3, 2), (4, 2)]
     none = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "2"])
     assert none.exit_code == 2 and "already trained 3 epochs in phase 2" in " ".join(none.output.split())
+
+
+@pytest.mark.parametrize("strategy", ["freeze", "unfreeze-last=1"])
+def test_caches_over_the_limit_are_not_made_and_the_run_says_so(tmp_path, tiny_weights, monkeypatch, strategy):
+    """With --cache-limit-gb below what a cache would take, the feature (or boundary) and decoded-image caches are
+    not made: the run says which, how large it would be and what it does instead, and trains to the same kind of
+    result from the images."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
+    data = make_dataset(tmp_path / "data", n_train=6, n_val=2)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                                 "--strategy", strategy, "--epochs", "1", "--image-size", "32", "--num-workers", "0",
+                                 "--cache-limit-gb", "1e-7", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    kind = "feature" if strategy == "freeze" else "boundary-activation"
+    assert re.search(rf"The {kind} cache of \d+ images would take [\d.]+ GB, over cache_limit_gb = 1e-07", text)
+    assert "decoded-image cache of 12 images" in text and "decoded every epoch instead" in text
+    assert not [p for p in home.rglob("*") if p.is_file()]  # nothing cached on disk (features, activations, images)
+    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()

@@ -156,8 +156,11 @@ class TrainConfig:
             features once and train the head on the cache.
         feature_cache_copies: With augmentation and 'freeze': compute N augmented copies of every training image's
             features once and train on copy (epoch mod N); 0 runs the base every epoch instead.
-        decoded_cache: Keep decoded, resized images in a shared memory-mapped file (up to 8 GiB), so epochs
-            after the first never decode JPEGs again.
+        decoded_cache: Keep decoded, resized images in a shared memory-mapped file, so epochs after the first
+            never decode JPEGs again.
+        cache_limit_gb: The most disk (and page cache) one cache of a split may take, in GB: the feature, boundary
+            and decoded-image caches; one that would be larger is not made (the run says so and reads the images,
+            or runs the base, every epoch instead).
         channels_last: Channels-last memory format (faster convolutions on CPU and GPU).
         precision: 'auto', '32-true', 'bf16-mixed' or '16-mixed'.
         stream: Stream the data instead of listing it: DATA is an index (CSV/TSV/Parquet of path,label[,split],
@@ -217,6 +220,7 @@ class TrainConfig:
     feature_cache: bool = True
     feature_cache_copies: int = field(default=0, metadata={"ge": 0, "example": '3'})
     decoded_cache: bool = True
+    cache_limit_gb: float = field(default=8.0, metadata={"gt": 0, "example": "8"})
     channels_last: bool = True
     precision: str = "auto"
     compile: bool = False

@@ -14,10 +14,9 @@ from .._io import distributed_world
 from ..data.augment import resolve_augment
 from .config import TrainConfig
 
-__all__ = ["EvalDistributedSampler", "FeatureCopies", "PhaseData", "DECODED_CACHE_LIMIT", "feature_cache_dir",
+__all__ = ["EvalDistributedSampler", "FeatureCopies", "PhaseData", "feature_cache_dir",
            "no_augment"]
 
-DECODED_CACHE_LIMIT = 8 * 1024**3  # bytes of decoded images kept per split
 
 class EvalDistributedSampler(torch.utils.data.DistributedSampler):
     """Validation indices split across DDP ranks without padding, so that every image counts exactly once

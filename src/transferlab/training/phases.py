@@ -36,7 +36,6 @@ from .callbacks.progress import KerasProgressBar
 from .config import MONITORS, TrainConfig
 from .features import cached_features, weights_digest
 from .loaders import (
-    DECODED_CACHE_LIMIT,
     EvalDistributedSampler,
     FeatureCopies,
     PhaseData,
@@ -116,17 +115,37 @@ class PhaseRunner:
         self.weights = class_weights(data, config.class_weight)
         self._digest: str | None = None
         self._features: dict[str, torch.Tensor] | None = None
+        self._over_limit: set[str] = set()
 
     @property
     def streamed(self) -> bool:
         return isinstance(self.data, StreamSource)
+
+    def fits(self, kind: str, count: int, nbytes: int, instead: str) -> bool:
+        """Whether a cache of `nbytes` for `count` images stays within `cache_limit_gb`; if not, says so once (what
+        is done instead, and the setting that allows it) and returns False."""
+        limit = self.config.cache_limit_gb * 1e9
+        if nbytes <= limit:
+            return True
+        if kind not in self._over_limit:
+            self._over_limit.add(kind)
+            self.console.print(f"The {kind} cache of {count:,} images would take {nbytes / 1e9:.1f} GB, over "
+                               f"cache_limit_gb = {self.config.cache_limit_gb:g}; {instead}. Raise --cache-limit-gb "
+                               "to cache it.", highlight=False)
+        return False
 
     def uses_cache(self, phase: Phase) -> bool:
         cfg = self.config
         if self.streamed:  # features are cached by position: streams have none
             return False
         augmented_ok = no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
-        return cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok
+        if not (cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok):
+            return False
+        head = next((m for m in self.model.head.modules() if isinstance(m, nn.Linear)), None)
+        width = head.in_features if head is not None else int(self.model.num_features)
+        copies = 1 if no_augment(cfg) else cfg.feature_cache_copies
+        count = len(self.data.train) * copies + len(self.data.validation)
+        return self.fits("feature", count, count * width * 4, "the frozen base runs on every batch instead")
 
     def boundary(self, phase: Phase) -> int | None:
         """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
@@ -134,7 +153,21 @@ class PhaseRunner:
         if self.streamed or not (cfg.feature_cache and no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
                                                                                   "unfreeze-last")):
             return None
-        return boundary_stage(self.model.features)
+        k = boundary_stage(self.model.features)
+        if k is None:
+            return None
+        modes = {m: m.training for m in self.model.features.modules()}
+        try:  # the activation's size from one blank image, in eval mode (BatchNorm statistics untouched)
+            self.model.features.eval()
+            with torch.no_grad():
+                per_image = Prefix(self.model.features, k)(
+                    torch.zeros(1, 3, self.pre.image_size, self.pre.image_size)).numel() * 2  # stored as bf16
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        count = len(self.data.train) + len(self.data.validation)
+        return k if self.fits("boundary-activation", count, count * per_image,
+                              "the frozen stages run on every batch instead") else None
 
     def _weights_digest(self) -> str:
         """Digest of the base's weights, computed once: every cache of a run is made before the base trains."""
@@ -247,7 +280,8 @@ class PhaseRunner:
     def _images(self, samples: list, split: str) -> ImageListDataset:
         """Images of a split with their transform, through the decoded-image cache where it fits."""
         cfg, pre = self.config, self.pre
-        cached = cfg.decoded_cache and DecodedCache.nbytes(len(samples), pre) <= DECODED_CACHE_LIMIT
+        cached = cfg.decoded_cache and self.fits("decoded-image", len(samples), DecodedCache.nbytes(len(samples), pre),
+                                                 f"the {split} images are decoded every epoch instead")
         if split == "train":
             transform = train_uint8_transform(pre, cfg.augment, resized=cached)
         else:
