@@ -123,3 +123,35 @@ def test_hf_unfreeze_last_unfreezes_the_last_encoder_layer(hf_models):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any(".layers.1." in n for n in trainable) and not any(".layers.0." in n for n in trainable)
     assert not any("embeddings" in n for n in trainable) and any(n.startswith("head") for n in trainable)
+
+
+def test_hf_export_of_a_transformers_run_loads_back_with_transformers(hf_models, tmp_path):
+    """`export --format hf` on an `hf:` run writes transformers' own folder (save_pretrained) whose classifier is
+    the new head and whose id2label are the run's classes; AutoModelForImageClassification loads it and gives the
+    run's logits."""
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+    from transferlab.data.images import load_rgb
+    from transferlab.inference.portable import preprocess
+    from transferlab.runs.bundle import load_bundle
+
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    out, export = tmp_path / "run", tmp_path / "hf"
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", str(data), "--model", f"hf:{hf_models / 'vit'}", "--epochs", "1",
+                                  "--num-workers", "0", "--out", str(out), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["export", str(out), "--format", "hf", "--out", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "AutoModelForImageClassification" in result.output
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= {
+        p.name for p in export.iterdir()}
+    loaded = transformers.AutoModelForImageClassification.from_pretrained(export).eval()
+    bundle = load_bundle(out)
+    assert [loaded.config.id2label[i] for i in range(2)] == bundle.labels == ["cats", "dogs"]
+    pre = bundle.preprocessing.to_dict()
+    images = sorted((data / "validation").rglob("*.png"))
+    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p, min_size=pre["image_size"]), pre)) for p in images])
+    with torch.no_grad():
+        assert torch.allclose(loaded(pixel_values=x).logits, bundle.model(x), atol=1e-4)

@@ -15,7 +15,8 @@ from ._common import err_console, print_json, user_errors
 def export(
     run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder).")],
     format: Annotated[str, typer.Option("--format", help=(  # noqa: A002
-        "'onnx', 'torchscript' or 'hf' (timm's Hugging Face folder: config.json, model.safetensors, model card)."))
+        "'onnx', 'torchscript' or 'hf' (a Hugging Face folder: config.json, model.safetensors, model card; timm's "
+        "layout, or transformers' for hf: models)."))
     ] = "onnx",
     int8: Annotated[bool, typer.Option("--int8", help="ONNX only: dynamic int8 quantisation.")] = False,
     out: Annotated[Path | None, typer.Option(help="Export folder (default: RUN/export-FORMAT).")] = None,
@@ -41,5 +42,8 @@ def export(
     Console().print(f"Exported {report['file']} ({report['size_mb']} MB, {report['export_seconds']} s) to "
                     f"{report['folder']}: max |Δlogit| {p['max_abs_logit_diff']:.2e}{agreement} on {p['inputs']}.")
     if format == "hf":
-        Console().print(f"Load it with timm.create_model('local-dir:{report['folder']}', pretrained=True); publish it "
-                        f"with `hf upload ORG/NAME {report['folder']}`.", highlight=False)
+        load = (f"AutoModelForImageClassification.from_pretrained('{report['folder']}')"
+                if report.get("library") == "transformers" else
+                f"timm.create_model('local-dir:{report['folder']}', pretrained=True)")
+        Console().print(f"Load it with {load}; publish it with `hf upload ORG/NAME {report['folder']}`.",
+                        highlight=False)

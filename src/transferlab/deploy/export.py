@@ -210,6 +210,8 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = 
     linear = [m for m in bundle.model.head.modules() if isinstance(m, nn.Linear)]
     others = [m for m in bundle.model.head.modules()
               if not isinstance(m, (nn.Sequential, nn.Linear, nn.Dropout, nn.Identity, nn.Flatten))]
+    if name.startswith("hf:") and len(linear) == 1 and not others:
+        return _export_transformers(run, bundle, linear[0], out)
     if arch not in timm.list_models() or len(linear) != 1 or others or linear[0].out_features != len(bundle.labels):
         why = ("its head has hidden layers (head_hidden)" if len(linear) != 1 or others else
                f"'{arch}' is not one of timm's architectures" if arch not in timm.list_models() else
@@ -281,3 +283,40 @@ def _model_card(arch: str, labels: list[str], pre: Any, metrics: dict[str, Any],
               "labels = model.pretrained_cfg['label_names']", "```", "",
               f"Accuracy on the run's validation split: {acc:.4f}." if isinstance(acc, float) else "", ""]
     return "\n".join(lines)
+
+
+def _export_transformers(run: Path, bundle: Any, linear: Any, out: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """`--format hf` for a transformers base (`hf:`): the model saved with `save_pretrained`, its classifier the new
+    head and its id2label the run's labels, with the source's image processor; checked by loading it back with
+    `AutoModelForImageClassification.from_pretrained` on the run's validation images."""
+    from transformers import AutoModelForImageClassification
+
+    from ..models.hf import save_hf_classifier
+    from ..runs.folder import RunFolder
+
+    target = Path(out) if out else (run if run.is_dir() else run.parent) / "export-hf"
+    target.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    processor = save_hf_classifier(bundle.model.features, linear, list(bundle.labels), target)
+    metrics = RunFolder(run).metrics() if run.is_dir() and (run / "metrics.json").is_file() else {}
+    name = str(bundle.metadata.get("model"))
+    write_text(target / "README.md", _model_card(name, bundle.labels, bundle.preprocessing, metrics, run.name)
+               .replace("library_name: timm", "library_name: transformers")
+               .replace("tags: [image-classification, timm, transferlab]", "tags: [image-classification, transferlab]"))
+    reference = Predictor(bundle, engine="fp32")
+    x, source = _sample_inputs(_sample_files(run if run.is_dir() else run.parent), reference)
+    loaded = AutoModelForImageClassification.from_pretrained(str(target)).eval()
+    with torch.inference_mode():
+        diff = float((loaded(pixel_values=x).logits.float() - bundle.model.eval().float()(x).float()).abs().max())
+    weights = next(iter(sorted(target.glob("*.safetensors"))), None)
+    report = {"format": "hf", "library": "transformers", "file": weights.name if weights else "", "model": name,
+              "labels": len(bundle.labels), "image_processor": processor,
+              "size_mb": round(sum(p.stat().st_size for p in target.glob("*.safetensors")) / 2**20, 2),
+              "export_seconds": round(time.perf_counter() - start, 1),
+              "parity": {"inputs": source, "max_abs_logit_diff": round(diff, 6),
+                         "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF}}}
+    write_json(target / "export_report.json", report)
+    if diff > FP32_MAX_LOGIT_DIFF:
+        raise ParityError(f"transformers' load of the hf export differs from the run's model by {diff:.4g} (max "
+                          f"|Δlogit|) on {source}; the files are kept in {target} for inspection.")
+    return {**report, "folder": str(target)}

@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import SettingError, WeightsUnavailableError
 from ._surface import ClassifierSurface, replace_submodule
 
-__all__ = ["HFNet", "hf_model", "is_hf_name"]
+__all__ = ["HFNet", "hf_model", "is_hf_name", "save_hf_classifier"]
 
 PREFIX = "hf:"
 _RESAMPLE = {0: "nearest", 1: "bicubic", 2: "bilinear", 3: "bicubic", 4: "bilinear", 5: "bicubic"}  # PIL codes
@@ -62,6 +62,7 @@ class HFNet(ClassifierSurface):
         path, linear = _last_linear(head) if not isinstance(head, nn.Linear) else ("", head)
         self.num_features = self.head_hidden_size = linear.in_features
         self.num_classes = linear.out_features
+        self.classifier_path = path  # where the Linear sat inside `classifier` ("" when it is the classifier)
         if path:  # e.g. ResNet's Sequential(Flatten, Linear): keep the rest, take the Linear out
             replace_submodule(head, path, nn.Identity())
         else:
@@ -144,3 +145,30 @@ def hf_model(name: str, pretrained: bool = True) -> HFNet:
             f"Python: `transferlab.train(DATA, model='hf:FOLDER')`). See docs/huggingface.md."
         ) from e
     return HFNet(name, model.eval(), processor)
+
+
+def save_hf_classifier(features: HFNet, linear: nn.Linear, labels: list[str], folder: Any) -> bool:
+    """Writes a transformers model folder (`save_pretrained`: config.json with id2label, model.safetensors) whose
+    classifier is `linear`, the new head trained on `features`; `AutoModelForImageClassification.from_pretrained`
+    loads it as any other. The source's image processor is saved beside it when it can be had (returns whether).
+
+    Example:
+        >>> save_hf_classifier(net.features, net.head[-1], ["cat", "dog"], "export-hf")  # doctest: +SKIP
+    """
+    import copy
+
+    transformers = _transformers()
+    model = copy.deepcopy(features.model)
+    if features.classifier_path:
+        replace_submodule(model.classifier, features.classifier_path, copy.deepcopy(linear))
+    else:
+        model.classifier = copy.deepcopy(linear)
+    model.config.num_labels = len(labels)
+    model.config.id2label = {i: label for i, label in enumerate(labels)}
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    model.save_pretrained(str(folder))
+    try:
+        transformers.AutoImageProcessor.from_pretrained(features.hf_name[len(PREFIX):]).save_pretrained(str(folder))
+        return True
+    except (OSError, ValueError):
+        return False
