@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import re
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess

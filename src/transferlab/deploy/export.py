@@ -242,15 +242,22 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = 
     loaded = timm.create_model(f"local-dir:{target.resolve()}", pretrained=True).eval()
     with torch.inference_mode():
         diff = float((loaded(x).float() - bundle.model.eval().float()(x).float()).abs().max())
-    report = {"format": "hf", "file": "model.safetensors", "architecture": arch, "labels": len(bundle.labels),
-              "size_mb": round((target / "model.safetensors").stat().st_size / 2**20, 2),
-              "export_seconds": round(time.perf_counter() - start, 1), "model": name,
+    return _hf_report(target, {"format": "hf", "file": "model.safetensors", "architecture": arch,
+                               "labels": len(bundle.labels), "model": name}, "timm", start, source, diff)
+
+
+def _hf_report(target: Path, fields: dict[str, Any], loader: str, start: float, source: str,
+               diff: float) -> dict[str, Any]:
+    """export_report.json of an hf export (size, time, the parity of `loader`'s load of it); raises ParityError
+    beyond the float32 tolerance."""
+    report = {**fields, "size_mb": round(sum(p.stat().st_size for p in target.glob("*.safetensors")) / 2**20, 2),
+              "export_seconds": round(time.perf_counter() - start, 1),
               "parity": {"inputs": source, "max_abs_logit_diff": round(diff, 6),
                          "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF}}}
     write_json(target / "export_report.json", report)
     if diff > FP32_MAX_LOGIT_DIFF:
-        raise ParityError(f"timm's load of the hf export differs from the run's model by {diff:.4g} (max |Δlogit|) "
-                          f"on {source}; the files are kept in {target} for inspection.")
+        raise ParityError(f"{loader}'s load of the hf export differs from the run's model by {diff:.4g} (max "
+                          f"|Δlogit|) on {source}; the files are kept in {target} for inspection.")
     return {**report, "folder": str(target)}
 
 
@@ -309,14 +316,6 @@ def _export_transformers(run: Path, bundle: Any, linear: Any, out: str | os.Path
     with torch.inference_mode():
         diff = float((loaded(pixel_values=x).logits.float() - bundle.model.eval().float()(x).float()).abs().max())
     weights = next(iter(sorted(target.glob("*.safetensors"))), None)
-    report = {"format": "hf", "library": "transformers", "file": weights.name if weights else "", "model": name,
-              "labels": len(bundle.labels), "image_processor": processor,
-              "size_mb": round(sum(p.stat().st_size for p in target.glob("*.safetensors")) / 2**20, 2),
-              "export_seconds": round(time.perf_counter() - start, 1),
-              "parity": {"inputs": source, "max_abs_logit_diff": round(diff, 6),
-                         "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF}}}
-    write_json(target / "export_report.json", report)
-    if diff > FP32_MAX_LOGIT_DIFF:
-        raise ParityError(f"transformers' load of the hf export differs from the run's model by {diff:.4g} (max "
-                          f"|Δlogit|) on {source}; the files are kept in {target} for inspection.")
-    return {**report, "folder": str(target)}
+    return _hf_report(target, {"format": "hf", "library": "transformers", "file": weights.name if weights else "",
+                               "model": name, "labels": len(bundle.labels), "image_processor": processor},
+                      "transformers", start, source, diff)
