@@ -438,3 +438,20 @@ def test_caches_over_the_limit_are_not_made_and_the_run_says_so(tmp_path, tiny_w
     assert "decoded-image cache of 12 images" in text and "decoded every epoch instead" in text
     assert not [p for p in home.rglob("*") if p.is_file()]  # nothing cached on disk (features, activations, images)
     assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+
+
+def test_the_same_settings_train_the_same_with_a_cold_or_a_warm_feature_cache(tmp_path, tiny_weights, monkeypatch):
+    """The first run computes the features (its loader's workers draw seeds), the second reads them from the
+    cache: the training data order, and so every number of the history, must be the same."""
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    data = make_dataset(tmp_path / "data", n_train=10, n_val=4)
+    histories = []
+    for name in ("cold", "warm"):
+        result = runner.invoke(app, ["train", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                                     "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--image-size", "32",
+                                     "--num-workers", "2", "--out", str(tmp_path / name), "--quiet"])
+        assert result.exit_code == 0, result.output
+        with open(tmp_path / name / "history.csv", newline="") as f:
+            histories.append([{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)])
+    assert list((tmp_path / "home").rglob("*.safetensors"))  # the second run did read a cache
+    assert histories[0] == histories[1]

@@ -224,6 +224,13 @@ class PhaseRunner:
         return (self.fit_model(phase, k), *self._loaders(phase, k))
 
     def _loaders(self, phase: Phase, k: int | None) -> tuple[DataLoader, DataLoader]:
+        loaders = self._make_loaders(phase, k)
+        # the data order must not depend on whether the caches were read or computed just now (an extraction draws
+        # seeds for its loader's workers): the same settings train the same way with a cold or a warm cache
+        torch.manual_seed(self.config.seed * 1009 + phase.index)
+        return loaders
+
+    def _make_loaders(self, phase: Phase, k: int | None) -> tuple[DataLoader, DataLoader]:
         cfg, data = self.config, self.data
         if self.streamed:
             return self._stream_loaders()
