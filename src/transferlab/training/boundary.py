@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["stages_of", "boundary_stage", "Prefix", "BoundaryNet"]
+__all__ = ["stages_of", "boundary_stage", "boundary_bytes", "Prefix", "BoundaryNet"]
 
 
 def stages_of(base: nn.Module) -> tuple[list[nn.Module], str] | None:
@@ -73,6 +73,19 @@ class Prefix(nn.Module):
         for stage in self._stages[: self.k]:
             x = stage(x)
         return x
+
+
+def boundary_bytes(base: nn.Module, k: int, image_size: int) -> int:
+    """Bytes of one image's cached activation at stage `k` (stored as bfloat16), from one blank image run in eval
+    mode; the base's train/eval modes are restored and no BatchNorm statistic changes."""
+    modes = {m: m.training for m in base.modules()}
+    try:
+        base.eval()
+        with torch.no_grad():
+            return Prefix(base, k)(torch.zeros(1, 3, image_size, image_size)).numel() * 2
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 class BoundaryNet(nn.Module):

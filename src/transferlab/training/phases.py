@@ -26,7 +26,7 @@ from ..data.stream import StreamSource
 from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
 from ..errors import DataError
 from ..models.transfer import TransferNet
-from .boundary import BoundaryNet, Prefix, boundary_stage
+from .boundary import BoundaryNet, Prefix, boundary_bytes, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.epoch_data import EpochData
 from .callbacks.epoch_line import EPOCH_COLUMNS, EpochLine
@@ -156,16 +156,8 @@ class PhaseRunner:
         k = boundary_stage(self.model.features)
         if k is None:
             return None
-        modes = {m: m.training for m in self.model.features.modules()}
-        try:  # the activation's size from one blank image, in eval mode (BatchNorm statistics untouched)
-            self.model.features.eval()
-            with torch.no_grad():
-                per_image = Prefix(self.model.features, k)(
-                    torch.zeros(1, 3, self.pre.image_size, self.pre.image_size)).numel() * 2  # stored as bf16
-        finally:
-            for module, training in modes.items():
-                module.training = training
         count = len(self.data.train) + len(self.data.validation)
+        per_image = boundary_bytes(self.model.features, k, self.pre.image_size)
         return k if self.fits("boundary-activation", count, count * per_image,
                               "the frozen stages run on every batch instead") else None
 
