@@ -253,36 +253,12 @@ class TrainConfig:
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
         from .loggers import LOGGERS
 
-        self.logger = [self.logger] if isinstance(self.logger, str) else list(self.logger or [])
-        for name in self.logger:
+        for name in self.logger:  # a single name was made a list by the field check
             check_choice("logger", name, LOGGERS, where="train")
         if self.strategy is not None and self.strategy != "auto":
             parse_strategy(self.strategy)
         if self.lr_schedule == "plateau" and self.warmup_epochs:
             raise SettingError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise SettingError(
-                f"The 'label_smoothing' parameter must be in [0, 1), e.g. 0.1; got {self.label_smoothing}.")
-        if self.finetune_lr_factor <= 0 or self.backbone_lr_mult < 0:
-            raise SettingError("finetune_lr_factor must be > 0 and backbone_lr_mult >= 0 (e.g. 10 and 0.1).")
-        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
-            raise SettingError(f"The 'layer_decay' parameter must be in (0, 1], e.g. 0.75; got {self.layer_decay}.")
-        self.head_hidden = [int(h) for h in (self.head_hidden or [])]
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise SettingError(f"The {name!r} parameter of train must be at least 1; got {getattr(self, name)}.")
-        if self.mixup < 0 or self.cutmix < 0:
-            raise SettingError(f"mixup and cutmix are alpha values >= 0 (e.g. 0.2 and 1.0); got {self.mixup}, "
-                             f"{self.cutmix}.")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise SettingError(f"The 'max_minutes' parameter must be a positive time budget; got {self.max_minutes}.")
-        if self.subset is not None and int(self.subset) < 1:
-            raise SettingError(f"The 'subset' parameter must be at least 1 image per class; got {self.subset}.")
-        if self.feature_cache_copies < 0:
-            raise SettingError(f"The 'feature_cache_copies' parameter must be >= 0; got {self.feature_cache_copies}.")
-        if self.patience < 0:
-            raise SettingError(f"The 'patience' parameter must be >= 0 (0 disables early stopping); got "
-                               f"{self.patience}.")
         from ..models._registry import check_model_kwargs
 
         self.model_kwargs = check_model_kwargs(self.model_kwargs or {}, "the training settings")
@@ -291,19 +267,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise SettingError(f"The {name!r} parameter must be a finite number; got {value}.")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise SettingError(f"weight_decay and warmup_epochs must be >= 0 (e.g. 1e-4 and 2); got "
-                               f"{self.weight_decay} and {self.warmup_epochs}.")
         if self.lr == "auto":
             pass
         elif isinstance(self.lr, str):
             raise SettingError(f"The 'lr' parameter must be a learning rate such as 1e-3, or 'auto'; got {self.lr!r}.")
         elif self.lr is not None and not self.lr > 0:
             raise SettingError(f"The 'lr' parameter must be a positive learning rate such as 1e-3; got {self.lr}.")
-        if self.image_size is not None and self.image_size < 8:
-            raise SettingError(f"The 'image_size' parameter must be at least 8 pixels; got {self.image_size}.")
-        if not 0.0 < self.val_split < 1.0:
-            raise SettingError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {self.val_split}.")
         return self
 
     @classmethod
