@@ -4,7 +4,9 @@ Each command runs as a cold process (a fresh interpreter; the OS file cache is w
 a user's machine) `--repeats` times per version, alternating versions so that load drifts hit both alike;
 the table shows the median seconds and the ratio. The "before" version is checked out into a temporary git
 worktree and put first on PYTHONPATH. `predict` uses a real bundle: EfficientNet-Lite0 with a new
-2-class head, and one photo-sized JPEG (scikit-image's cat). Run:
+2-class head, and one photo-sized JPEG (scikit-image's cat); `predict RUN` is timed twice: as made by training (PyTorch),
+and on a copy of the run after `transferlab export RUN` (this version's `predict` then answers through the
+current ONNX export; the older one ignores it). Run:
 
     .venv/bin/python benchmarks/startup.py --before 59146c3 --repeats 5
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,8 +68,13 @@ def main() -> None:
                        capture_output=True)
         try:
             run, photo = make_run(tmp)
+            exported = tmp / "run-exported"  # the same bundle after `transferlab export RUN` (fp32 ONNX)
+            shutil.copytree(run, exported)
+            subprocess.run([sys.executable, "-m", "transferlab", "export", str(exported)], check=True,
+                           capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
             commands = {"--help": ["--help"], "models": ["models"],
-                        "predict RUN one.jpg": ["predict", str(run), str(photo)]}
+                        "predict RUN one.jpg": ["predict", str(run), str(photo)],
+                        "predict RUN one.jpg (exported)": ["predict", str(exported), str(photo)]}
             versions = {"before": before / "src", "after": ROOT / "src"}
             times: dict[str, dict[str, list[float]]] = {c: {v: [] for v in versions} for c in commands}
             for name, argv in commands.items():
@@ -78,12 +86,12 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
     rows = []
-    print(f"{'command':<22}{'before (s)':>12}{'after (s)':>12}{'speed-up':>10}")
+    print(f"{'command':<32}{'before (s)':>12}{'after (s)':>12}{'speed-up':>10}")
     for name in commands:
         b, a = statistics.median(times[name]["before"]), statistics.median(times[name]["after"])
         rows.append({"command": f"transferlab {name}", "before_s": round(b, 3), "after_s": round(a, 3),
                      "speedup": round(b / a, 2), "runs": times[name]})
-        print(f"{name:<22}{b:>12.2f}{a:>12.2f}{b / a:>9.1f}x")
+        print(f"{name:<32}{b:>12.2f}{a:>12.2f}{b / a:>9.1f}x")
     result = {"benchmark": "startup", "before": args.before, "repeats": args.repeats, "rows": rows,
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv)}

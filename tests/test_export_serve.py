@@ -516,3 +516,53 @@ def test_decompression_heavy_uploads_keep_memory_bounded_and_give_it_back(run):
     assert [a.status_code for a in answers] == [200, 200] and all(len(a.json()) == 8 for a in answers)
     assert max(peak) - base < held_all / 2, (base, max(peak), after)
     assert after - base < 100, (base, max(peak), after)
+
+
+def test_predict_run_uses_its_current_onnx_export_and_never_a_stale_one(run, tmp_path, monkeypatch):
+    """`predict RUN` answers through RUN/export-onnx (no torch imported: the fast start) only while that export
+    was made from the bundle as it is now and passed its parity check; the answers equal PyTorch fp32's."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    import transferlab.deploy.export as export
+    from transferlab.inference.loading import load_predictor
+
+    out = tmp_path / "run"  # a copy: the shared run must not gain an export
+    shutil.copytree(run[0], out)
+    images = [str(p) for p in sorted((run[1] / "validation").rglob("*.png"))]
+    assert load_predictor(out).engine_name.startswith("pytorch")
+    refused = runner.invoke(app, ["predict", str(out), images[0], "--engine", "onnx"])
+    assert refused.exit_code == 2 and "transferlab export" in refused.output
+
+    assert runner.invoke(app, ["export", str(out)]).exit_code == 0
+    assert load_predictor(out).engine_name == "onnxruntime"
+    assert load_predictor(out, engine="pytorch").engine_name.startswith("pytorch")
+
+    def probabilities(*options):
+        result = runner.invoke(app, ["predict", str(out), *images, "--json", "--top-k", "3", *options])
+        assert result.exit_code == 0, result.output
+        return {r["path"]: {t["label"]: t["probability"] for t in r["top"]} for r in json.loads(result.stdout)}
+
+    fast, exact = probabilities(), probabilities("--engine", "fp32")
+    assert fast.keys() == exact.keys() and len(fast) == len(images)
+    for path, probs in exact.items():
+        assert all(abs(fast[path][label] - p) <= 1e-4 for label, p in probs.items()), (path, fast[path], probs)
+    blocker = tmp_path / "block"  # the command itself runs where torch cannot be imported
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('torch is not available here')\n")
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "predict", str(out), images[0], "--json"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(blocker)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["top"][0]["label"] == max(exact[images[0]], key=exact[images[0]].get)
+
+    weights = out / "model.safetensors"  # training on (or resuming) rewrites the bundle: the export is stale
+    with safe_open(str(weights), "pt") as f:
+        metadata = f.metadata()
+    tensors = {k: v + 0.01 if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    save_file(tensors, str(weights), metadata=metadata)
+    assert load_predictor(out).engine_name.startswith("pytorch")
+    monkeypatch.setattr(export, "FP32_MAX_LOGIT_DIFF", -1.0)  # an export that failed its parity check: unused
+    assert runner.invoke(app, ["export", str(out)]).exit_code == 1
+    assert load_predictor(out).engine_name.startswith("pytorch")

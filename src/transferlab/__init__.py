@@ -28,8 +28,8 @@ _EXPORTS = {
     "classify": "transferlab.inference.classify",
     "resume": "transferlab.training.fit",
     "Predictor": "transferlab.inference.predictor",
-    "predict": "transferlab.inference.predictor",
-    "load_predictor": "transferlab.inference.predictor",
+    "predict": "transferlab.inference.loading",
+    "load_predictor": "transferlab.inference.loading",
     "create_model": "transferlab.models",
     "list_models": "transferlab.models",
     "TransferlabError": "transferlab.errors",
@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .evaluation.grids import augment_preview  # noqa: F401
     from .evaluation.metrics import evaluate  # noqa: F401
     from .inference.classify import classify  # noqa: F401
-    from .inference.predictor import Predictor, load_predictor, predict  # noqa: F401
+    from .inference.loading import load_predictor, predict  # noqa: F401
+    from .inference.predictor import Predictor  # noqa: F401
     from .models import create_model, list_models  # noqa: F401
     from .training.api import load_run, train  # noqa: F401
     from .training.config import TrainConfig  # noqa: F401

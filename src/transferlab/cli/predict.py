@@ -22,7 +22,9 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
     output: Annotated[Path | None, typer.Option("--output", hidden=True, help="Old spelling of --out.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
-    engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",
+    engine: Annotated[str, typer.Option(help="'auto' (the run's ONNX export if it is current and onnxruntime is "
+                                             "installed, else PyTorch), 'pytorch' (fastest correct PyTorch path), "
+                                             "'fp32' (eager float32) or 'onnx'.")] = "auto",
     tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (average with the mirror "
                                           "image).")] = "none",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
@@ -32,7 +34,7 @@ def predict(
     Example: transferlab predict runs/cd my_photos/ --top-k 2
     """
     from ..data.sources import list_images
-    from ..inference.predictor import load_predictor
+    from ..inference.loading import load_predictor
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
@@ -54,7 +56,7 @@ def predict(
     if json_output:
         print_json(results)
     else:
-        print_predictions(results, f"Predictions of {run}")
+        print_predictions(results, f"Predictions of {run}, engine: {predictor.engine_name}")
     errors = [r for r in results if "error" in r]
     if errors:
         err_console.print(f"[yellow]{len(errors)} of {len(results)} image(s) could not be read.")

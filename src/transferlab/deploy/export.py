@@ -26,6 +26,7 @@ import torch
 
 from .._io import atomic_path, write_json, write_text
 from ..errors import ParityError, SettingError, check_choice
+from ..inference.loading import bundle_digest
 from ..inference.portable import BasePredictor
 from ..inference.predictor import Predictor
 from ..runs.bundle import find_bundle, load_bundle
@@ -122,14 +123,16 @@ def export_model(run: str | os.PathLike[str], fmt: str = "onnx", out: str | os.P
         for module, name in ((onnx_reader, "predict_onnx.py"), (portable, "tl_portable.py"), (images, "tl_images.py")):
             shutil.copyfile(module.__file__, target / name)
     report = {"format": fmt, "int8": int8, "file": path.name, "size_mb": round(path.stat().st_size / 2**20, 2),
+              "bundle_sha256": bundle_digest(find_bundle(run)),
               "export_seconds": round(seconds, 1), "parity": parity, "model": bundle.metadata.get("model"),
               "labels": len(bundle.labels), "dynamic_batch": True, **extra}
     if fmt == "onnx" and files:  # the same files through predict RUN and predict EXPORT, end to end
         from ..inference.onnx_reader import OnnxPredictor
 
         report["file_parity"] = file_parity(reference_predictor, OnnxPredictor(target), files)
-    write_json(target / "export_report.json", report)
     ok = agreement >= INT8_MIN_TOP1_AGREEMENT if int8 else (diff <= FP32_MAX_LOGIT_DIFF and agreement == 1.0)
+    report["parity"]["passed"] = ok  # `predict RUN` uses a current fp32 ONNX export only if this is true
+    write_json(target / "export_report.json", report)
     if not ok:
         raise ParityError(f"The {fmt}{' int8' if int8 else ''} export does not match the PyTorch model: max |Δlogit| "
                           f"{diff:.4g}, top-1 agreement {agreement:.2%} on {source} (tolerance {parity['tolerance']})."

@@ -26,8 +26,8 @@ from torchmetrics import functional as tm
 
 from ..data.folder import Sample, scan_class_folders
 from ..errors import MissingFileError, SettingError
+from ..inference.loading import load_predictor
 from ..inference.portable import BasePredictor
-from ..inference.predictor import load_predictor
 from ..runs.folder import RunFolder
 
 __all__ = ["EvalResult", "evaluate", "evaluate_samples", "evaluate_probabilities", "resolve_eval_samples",

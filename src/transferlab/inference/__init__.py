@@ -5,7 +5,7 @@ top-k decoding, and ImageNet classification. Never imports training (or Lightnin
 from .._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "Predictor": ".predictor", "predict": ".predictor", "load_predictor": ".predictor",
+    "Predictor": ".predictor", "predict": ".loading", "load_predictor": ".loading",
     "expand_image_paths": ".predictor", "OnnxPredictor": ".onnx_reader", "classify": ".classify",
     "decode_predictions": ".classify", "imagenet_predictor": ".classify",
 })

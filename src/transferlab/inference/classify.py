@@ -25,8 +25,9 @@ from ..data.sources import list_images
 from ..data.transforms import Preprocessing
 from ..errors import SettingError
 from ..runs.bundle import Bundle
+from .loading import load_predictor
 from .portable import BasePredictor, top_k
-from .predictor import Predictor, load_predictor
+from .predictor import Predictor
 
 __all__ = ["imagenet_labels", "imagenet_predictor", "classify", "decode_predictions"]
 

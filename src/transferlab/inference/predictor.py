@@ -1,8 +1,8 @@
-"""The PyTorch engine of the `Predictor` interface, and `load_predictor`, the one place that decides which
-engine reads a path (a run or bundle folder: PyTorch; an ONNX export folder: ONNX Runtime).
+"""The PyTorch engine of the `Predictor` interface (`inference.loading.load_predictor` decides which engine
+reads a path).
 
 Example:
-    >>> predictor = load_predictor("runs/cd")  # doctest: +SKIP
+    >>> predictor = Predictor("runs/cd")  # doctest: +SKIP
     >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]  # doctest: +SKIP
     'cats'
 """
@@ -19,14 +19,13 @@ import torch
 from torch import nn
 
 from .._console import progress_bar
-from ..data.sources import list_images
 from ..data.sources import list_images as expand_image_paths  # the name earlier versions exported
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
 from .engine import Engine, best_engine
 from .portable import BasePredictor, preprocess, resize_size
 
-__all__ = ["Predictor", "load_predictor", "predict", "expand_image_paths", "probabilities"]
+__all__ = ["Predictor", "expand_image_paths", "probabilities"]
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -134,28 +133,3 @@ class _Files(torch.utils.data.Dataset):
 def _collate(items: list) -> tuple[list[int], list[np.ndarray], dict[int, str]]:
     good = [(i, t) for i, t, e in items if e is None]
     return [i for i, _ in good], [t for _, t in good], {i: e for i, _, e in items if e is not None}
-
-
-def load_predictor(source: str | os.PathLike[str] | Bundle, engine: str = "auto", device: str = "cpu") -> BasePredictor:
-    """The predictor for `source`: an `OnnxPredictor` (ONNX Runtime) for an ONNX export folder, else a PyTorch
-    `Predictor` for a run folder, bundle folder or model.safetensors file. The one place that decides.
-
-    Example:
-        >>> load_predictor("runs/cd/export-onnx").engine_name  # doctest: +SKIP
-        'onnxruntime'
-    """
-    from .onnx_reader import OnnxPredictor, is_onnx_export
-
-    if not isinstance(source, Bundle) and is_onnx_export(source):
-        return OnnxPredictor(source)
-    return Predictor(source, device=device, engine=engine)
-
-
-def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
-            top_k: int = 3) -> list[dict[str, Any]]:
-    """Classifies image files and folders with a trained bundle or an ONNX export; see `BasePredictor.predict`.
-
-    Example:
-        >>> predict("runs/x", ["new_photos/"], top_k=2)  # doctest: +SKIP
-    """
-    return load_predictor(bundle).predict(list_images(images), top_k=top_k)

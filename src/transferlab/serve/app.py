@@ -85,7 +85,7 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
         raise SettingError("Serving needs FastAPI and uvicorn: `pip install transferlab[serve]`.")
     from starlette.concurrency import run_in_threadpool
 
-    from ..inference.predictor import load_predictor
+    from ..inference.loading import load_predictor
 
     predictor = predictor or load_predictor(source)
     labels = list(predictor.labels)

@@ -72,7 +72,7 @@ class TrainResult:
         """
         from ..data.folder import Sample
         from ..evaluation.metrics import evaluate, evaluate_samples
-        from ..inference.predictor import load_predictor
+        from ..inference.loading import load_predictor
 
         if data is not None:
             return evaluate(self.run_dir, data, tta=tta)
@@ -89,7 +89,7 @@ class TrainResult:
 
     def predict(self, images: Any, top_k: int = 3) -> Any:
         """Classifies image files or folders with the run's best model (shown as pictures in a notebook)."""
-        from ..inference.predictor import predict
+        from ..inference.loading import predict
 
         return predict(self.run_dir, [images] if isinstance(images, (str, os.PathLike)) else images, top_k=top_k)
 
