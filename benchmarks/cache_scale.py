@@ -10,7 +10,9 @@ the default `--cache-limit-gb` (8):
 
 A run whose cache would exceed the limit says so and streams instead. Every run trains for at most
 `--max-minutes 1`: the caches are complete before the training loop starts, and a streaming run's memory does
-not grow with time (the run's final report still evaluates every validation image). While a run lasts, a sampler reads
+not grow with time (the run's final report still evaluates every validation image). The decoded-image cache
+is filled as an epoch reads the images, so its rows that fit are run again for one whole epoch (`--minutes 0
+--kinds decoded --append`). While a run lasts, a sampler reads
 every 0.5 s the resident set of the main process and the proportional set size (PSS: shared and memory-mapped
 pages counted once) of the whole process tree; the disk column is the space allocated under the cache home
 and the run folder after the run. Images: CIFAR-10 JPEGs linked as class folders (`--cifar`); the 200k set
@@ -127,18 +129,20 @@ def main() -> None:
                         "train, 20 %% validation)")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--minutes", type=float, default=1.0, help="--max-minutes of each run (caches are made "
-                        "before training starts, so this bounds only the training loop)")
+                        "before training starts, so this bounds only the training loop; 0: one whole epoch, which "
+                        "the decoded-image cache needs to be filled)")
+    parser.add_argument("--append", action="store_true", help="keep the rows of --out, replacing those run again")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cache_scale.json"))
     args = parser.parse_args()
-    rows = []
+    rows = json.loads(Path(args.out).read_text())["rows"] if args.append and Path(args.out).is_file() else []
     print(f"{'images':>8} {'cache':<9}{'seconds':>9}{'RSS GB':>8}{'PSS GB':>8}{'disk GB':>9}  over the limit")
     for size in args.sizes:
         with tempfile.TemporaryDirectory(dir=ROOT.parent) as tmp:
             data = link_images(Path(args.cifar), Path(tmp) / "data", *SIZES.get(size, (size * 4 // 5, size // 5)))
             for kind in args.kinds:
                 with tempfile.TemporaryDirectory(dir=tmp) as work:
-                    row = {"images": size, **run_one(data, Path(work), kind, args.minutes)}
-                rows.append(row)
+                    row = {"images": size, **run_one(data, Path(work), kind, args.minutes or None)}
+                rows = [r for r in rows if (r["images"], r["kind"]) != (size, kind)] + [row]
                 over = ", ".join(f"{o['cache']} {o['gb']} GB" for o in row["over_limit"]) or "-"
                 print(f"{size:>8} {kind:<9}{row['seconds']:>9.1f}{row['peak_rss_gb']:>8.2f}{row['peak_pss_gb']:>8.2f}"
                       f"{row['disk_gb']:>9.2f}  {over}", flush=True)

@@ -120,3 +120,81 @@ def test_knn_and_probe_accuracy_agree_with_scikit_learn():
                             labels.numpy(), cv=StratifiedKFold(5, shuffle=True, random_state=0)).mean()
     assert linear_probe_accuracy(features, labels) == pytest.approx(probe, abs=0.1)
     assert 0.5 < knn < 1.0  # neither trivial nor hopeless: the comparison means something
+
+
+def test_budget_spellings():
+    from transferlab.errors import SettingError
+    from transferlab.training.budget import parse_budget
+
+    assert [parse_budget(t) for t in ("10m", "90s", "1.5h", "2", 3)] == [600, 90, 5400, 120, 180]
+    for bad in ("ten minutes", "-5m", "0", "5d"):
+        with pytest.raises(SettingError, match="--budget"):
+            parse_budget(bad)
+
+
+def test_budget_forecast_scales_a_probe_as_worked_out_by_hand():
+    from transferlab.training.budget import _predict
+
+    probe = {"wall": 40.0, "setup": 5.0, "report": 1.0, "phases": [
+        {"epochs": 3, "seconds": 33.0, "val_seconds": 3.0, "epoch_seconds": [10.0, 12.0, 11.0],
+         "val_accuracy": [0.5, 0.7, 0.6]}]}
+    # an epoch: (median 11 s - 1 s of validation) x 400/100 training images + 1 s x 100/50 validation = 42 s
+    row = _predict("full", probe, 300, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert row.fits and row.epochs == 7  # floor(300 / 42)
+    assert row.seconds == pytest.approx(2 + 3 * 500 / 150 + 7 * 42 + 1 * 100 / 50)  # set-up, epochs, report
+    assert row.accuracy == pytest.approx(0.75)  # the probe's best within 7 epochs + the data's gain
+    short = _predict("full", probe, 90, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert short.epochs == 2 and short.accuracy == pytest.approx(0.75)  # epochs 1-2 reached 0.7
+    none = _predict("full", probe, 30, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert not none.fits and "42 s" in none.why
+    two = {"wall": 20.0, "setup": 5.0, "report": 0.5, "phases": [
+        {"epochs": 5, "seconds": 1.0, "val_seconds": 0.5, "epoch_seconds": [0.2] * 5, "val_accuracy": [0.6] * 5},
+        {"epochs": 2, "seconds": 20.0, "val_seconds": 2.0, "epoch_seconds": [10.0, 10.0], "val_accuracy": [0.8, 0.9]}]}
+    # phase 2's epoch: (10 - 1) x 4 + 1 x 2 = 38 s; each phase gets half of 100 s -> 1 epoch, reaching 0.8
+    row = _predict("two-phase", two, 100, gain=0.0, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert (row.epochs, row.finetune_epochs, row.accuracy) == (8, 1, 0.8)
+
+
+def test_learning_curve_gain_reads_the_curve_in_log_images(monkeypatch):
+    import math
+
+    import transferlab.training.advise as advise_module
+    from transferlab.training.budget import _learning_curve_gain
+
+    # a probe whose accuracy grows by 0.1 per doubling of the images: from 20 to 160 images, three doublings
+    monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 0.5 + 0.1 * math.log2(len(y) / 20))
+    gain, curve = _learning_curve_gain(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 160)
+    assert [n for n, _ in curve] == [16, 32, 64]
+    assert gain == pytest.approx(0.3)
+    inside, _ = _learning_curve_gain(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 40)
+    assert inside == pytest.approx(0.1)
+
+
+def test_advise_within_a_budget_probes_every_strategy_and_leaves_no_trace(tmp_path, tiny_weights, monkeypatch):
+    import os
+
+    data = make_dataset(tmp_path / "d", classes=("cats", "dogs", "birds"), n_train=12, n_val=3)
+    homes = {}
+    for name, extra in (("plain", []), ("budget", ["--budget", "10m"])):
+        monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / name))
+        result = runner.invoke(app, ["advise", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                                     "--json", *extra])
+        assert result.exit_code == 0, result.output
+        assert os.environ["TRANSFERLAB_HOME"] == str(tmp_path / name)  # restored after the probes
+        homes[name] = sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file())
+        advice = json.loads(result.stdout)
+    assert homes["budget"] == homes["plain"]  # the probes' caches went into a temporary home
+    rows = {r["strategy"]: r for r in advice["forecasts"]}
+    assert list(rows) == ["freeze", "unfreeze-last=2", "two-phase", "full"]
+    assert all(r["fits"] and r["probe"]["probe_seconds"] > 0 for r in rows.values())  # the tiny model fits all
+    # each probe trained for real: its accuracies are the probe run's history, one per epoch and phase
+    assert [len(a) for a in rows["two-phase"]["probe"]["probe_val_accuracy"]] == [5, 2]
+    assert len(rows["unfreeze-last=2"]["probe"]["probe_val_accuracy"][0]) == 3
+    best = max(rows.values(), key=lambda r: r["accuracy"])["accuracy"]
+    assert rows[advice["strategy"]]["accuracy"] == best
+    assert f"--strategy {advice['strategy']}" in advice["command"] and "--max-minutes 10" in advice["command"]
+    text = runner.invoke(app, ["advise", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
+                               "--budget", "10m"], env={"COLUMNS": "80"})
+    assert text.exit_code == 0 and "Predicted within 10 minutes" in text.output
+    bad = runner.invoke(app, ["advise", str(data), "--budget", "soon"])
+    assert bad.exit_code == 2 and "--budget" in bad.output

@@ -18,6 +18,9 @@ def advise(
     weights: Annotated[str | None, typer.Option(help="imagenet (default), none, or a weights file.")] = None,
     max_images: Annotated[int, typer.Option(help="Most training images measured.")] = 2000,
     no_lr_test: Annotated[bool, typer.Option("--no-lr-test", help="Skip the learning-rate range test.")] = False,
+    budget: Annotated[str | None, typer.Option(help="Training time you have, e.g. 90s, 10m, 1h: every strategy is "
+                                                    "probed on a few hundred of the images and the best predicted "
+                                                    "within it is advised.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Measure the data against the model (class sizes, similarity to ImageNet, separability of frozen
@@ -27,7 +30,8 @@ def advise(
     """
     from ..training.advise import advise as run_advice
 
-    advice = run_advice(data, model, weights, max_images=max_images, quiet=json_output, lr_test=not no_lr_test)
+    advice = run_advice(data, model, weights, max_images=max_images, quiet=json_output, lr_test=not no_lr_test,
+                        budget=budget)
     if json_output:
         print_json(advice.to_dict())
         return
@@ -38,6 +42,8 @@ def advise(
     for key in ("strategy", "lr", "epochs", "augment", "image_size"):
         table.add_row(key, str(getattr(advice, key)))
     console.print(table)
+    if advice.forecasts:
+        console.print(_forecast_table(advice))
     console.print("[bold]Why:[/]")
     for reason in advice.reasons:
         console.print(f"  - {reason}")
@@ -47,3 +53,23 @@ def advise(
              if k in m}
     console.print("Measured: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     console.print(f"[bold]Command:[/] {advice.command}")
+
+
+def _forecast_table(advice) -> Table:  # noqa: ANN001 - training.advise.Advice, imported lazily
+    minutes = (advice.budget_seconds or 0) / 60
+    table = Table(title=f"Predicted within {minutes:g} minutes of training on this machine")
+    for name, justify in (("strategy", "left"), ("epochs", "right"), ("minutes (wall)", "right"),
+                          ("val accuracy", "right"), ("probe", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in advice.forecasts:
+        epochs = str(row["epochs"]) + (f"+{row['finetune_epochs']}" if row.get("finetune_epochs") else "")
+        probe = row.get("probe", {})
+        seen = ", ".join(f"{max(a for a in accs if a is not None):.3f}" for accs in probe.get("probe_val_accuracy", [])
+                         if any(a is not None for a in accs))
+        mark = "[bold]" if row["strategy"] == advice.strategy else ""
+        if row["fits"]:
+            table.add_row(f"{mark}{row['strategy']}", epochs, f"{row['seconds'] / 60:.1f}", f"{row['accuracy']:.3f}",
+                          f"{seen} in {probe.get('probe_seconds', 0):.0f} s")
+        else:
+            table.add_row(row["strategy"], "-", "-", "-", f"does not fit: {row['why']}")
+    return table

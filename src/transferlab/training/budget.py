@@ -1,0 +1,336 @@
+"""Advice under a time budget: which strategy gives the best accuracy within B minutes on this machine.
+
+Nothing is assumed about the machine or the data: every candidate strategy trains for real, through `fit`,
+on a probe of the user's own images (a few hundred training images drawn per class, and a share of the
+validation images), with a clock on Lightning's hooks. From the probes:
+
+- time: seconds per training image and per validation image of an epoch, per phase (measured), scaled to
+  the full data set; set-up (caches made before training, e.g. frozen features) per image; the fixed cost
+  of a run. The epochs a strategy fits into the budget follow (the budget bounds the training loops, as
+  `train --max-minutes` does; `two-phase` gives each phase half);
+- accuracy: the probe's best validation accuracy within the epochs that fit (at most the probe's own),
+  plus the gain of the full data set over the probe's, read off a learning curve of a linear probe on
+  frozen features (cross-validated at growing numbers of images; the same gain for every strategy).
+
+Probes run with a temporary cache home, so their set-up is measured cold (and the user's caches are not
+filled with probe files). Before `full` and `two-phase` are probed, two training steps of the whole model on
+random images estimate their epoch (no decoding, no validation): a strategy whose single epoch would take
+over `SKIP_MARGIN` times the time it has is skipped without a probe.
+
+Example:
+    >>> rows = forecast("my_photos", budget_seconds=600)  # doctest: +SKIP
+    >>> max((r for r in rows if r.fits), key=lambda r: r.accuracy).strategy  # doctest: +SKIP
+    'freeze'
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+from ..errors import SettingError
+
+__all__ = ["Forecast", "forecast", "probe", "plan", "choose", "parse_budget", "STRATEGIES", "MAX_EPOCHS"]
+
+STRATEGIES = ("freeze", "unfreeze-last=2", "two-phase", "full")
+MAX_EPOCHS = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 10}  # what the advice plans at most
+PROBE_EPOCHS = {"freeze": 20, "unfreeze-last=2": 3, "two-phase": 2, "full": 3}  # two-phase: 5 frozen + 2
+PROBE_TRAIN, PROBE_VAL = 256, 128
+SKIP_MARGIN = 1.5  # a strategy is skipped unprobed when its training steps alone take 1.5x the time it has
+
+
+def parse_budget(text: str | float) -> float:
+    """A time budget in seconds from '90s', '10m', '1.5h' or a number of minutes.
+
+    Example:
+        >>> parse_budget("10m"), parse_budget("90s"), parse_budget(2)
+        (600.0, 90.0, 120.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
+    if not match or float(match.group(1)) <= 0:
+        raise SettingError(f"--budget must be a positive time such as 90s, 10m or 1.5h (minutes without a unit); "
+                           f"got {text!r}.")
+    return float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)]
+
+
+@dataclass
+class Forecast:
+    """One strategy under the budget: epochs that fit, predicted wall seconds and validation accuracy."""
+
+    strategy: str
+    fits: bool
+    epochs: int = 0
+    finetune_epochs: int | None = None
+    seconds: float | None = None
+    accuracy: float | None = None
+    why: str = ""
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Clock(Callback):
+    """Times the epochs of each phase and the validation inside them (sanity checks excluded)."""
+
+    def __init__(self) -> None:
+        self.phases: list[dict[str, Any]] = []
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.phases.append({"start": time.perf_counter(), "epochs": [], "val": 0.0})
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self.phases[-1]["epochs"].append(time.perf_counter())
+
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking and self.phases:
+            self._val = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking and self.phases:
+            self.phases[-1]["val"] += time.perf_counter() - self._val
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self.phases[-1]["end"] = time.perf_counter()
+
+
+def _probe_split(data: str | os.PathLike[str], folder: Path, seed: int) -> tuple[Path, dict[str, int]]:
+    """A CSV index (path, label, split) of a probe drawn per class from the data's own split."""
+    import random
+
+    from ..data.folder import load_image_folder
+
+    splits = load_image_folder(data, seed=seed)
+    k = len(splits.classes)
+    rng = random.Random(seed)
+
+    def pick(samples: list, total: int) -> list:
+        chosen = []
+        for c in range(k):
+            members = [s for s in samples if s.label == c]
+            chosen += rng.sample(members, min(len(members), max(2, total // k)))
+        return chosen
+
+    train = pick(splits.train, max(PROBE_TRAIN, 32 * k))
+    val = pick(splits.validation, max(PROBE_VAL, 16 * k))
+    index = folder / "probe.csv"
+    with open(index, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        for split, samples in (("train", train), ("validation", val)):
+            writer.writerows([str(Path(s.path).resolve()), splits.classes[s.label], split] for s in samples)
+    sizes = {"train": len(splits.train), "validation": len(splits.validation), "probe_train": len(train),
+             "probe_validation": len(val), "classes": k}
+    return index, sizes
+
+
+def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str | None, seed: int) -> dict[str, Any]:
+    from .config import TrainConfig
+    from .fit import fit
+
+    epochs = PROBE_EPOCHS[strategy]
+    settings: dict[str, Any] = {"epochs": 5, "finetune_epochs": epochs} if strategy == "two-phase" else \
+        {"epochs": epochs}
+    clock = _Clock()
+    start = time.perf_counter()
+    result = fit(TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy,
+                             patience=0, seed=seed, **settings), overwrite=True, quiet=True, callbacks=[clock])
+    wall = time.perf_counter() - start
+    phases = []
+    for number, phase in enumerate(clock.phases, start=1):
+        marks = [*phase["epochs"], phase["end"]]
+        rows = [r for r in result.history if int(r.get("phase") or 1) == number]
+        phases.append({"epochs": len(phase["epochs"]), "seconds": phase["end"] - phase["start"],
+                       "val_seconds": phase["val"], "epoch_seconds": [b - a for a, b in zip(marks, marks[1:])],
+                       "val_accuracy": [r.get("val_accuracy") for r in rows]})
+    first, last = clock.phases[0]["start"] - start, start + wall - clock.phases[-1]["end"]
+    between = sum(b["start"] - a["end"] for a, b in zip(clock.phases, clock.phases[1:]))
+    return {"wall": wall, "setup": first + between, "report": last, "phases": phases}
+
+
+@contextmanager
+def _cache_home(folder: Path) -> Iterator[None]:
+    """$TRANSFERLAB_HOME set to `folder` for the block, restored after."""
+    before = os.environ.get("TRANSFERLAB_HOME")
+    os.environ["TRANSFERLAB_HOME"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TRANSFERLAB_HOME", None)
+        else:
+            os.environ["TRANSFERLAB_HOME"] = before
+
+
+def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
+    """Seconds per image of a training step of the whole model on random images, at `train`'s default batch
+    size and memory format (fp32, Adam): what `full` costs per image before decoding and validation."""
+    import torch
+
+    from ..data.transforms import Preprocessing
+    from ..models import build_classifier
+    from .config import TrainConfig
+
+    defaults = TrainConfig()
+    net = build_classifier(model, classes, weights=weights).train()
+    size, batch = Preprocessing.from_model(net).image_size, defaults.batch_size
+    x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % classes
+    if defaults.channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-5)
+    times = []
+    for _ in range(3):  # the first step warms up
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        out = net(x)
+        if out.shape[-1] == 1:  # a sigmoid head (the course CNN on two classes)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.squeeze(-1), (y % 2).float())
+        else:
+            loss = torch.nn.functional.cross_entropy(out, y)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return min(times[1:]) / batch
+
+
+def _learning_curve_gain(features: Any, labels: Any, probe_n: int, full_n: int) -> tuple[float, list]:
+    """Linear-probe accuracy gain from `probe_n` to `full_n` training images: cross-validated accuracies at
+    growing subsets of the measured features (5-fold: each point trains on 4/5 of its images), read in
+    log(images), linearly between points and beyond the last two."""
+    import torch
+
+    from .advise import linear_probe_accuracy
+
+    available = len(labels)
+    sizes = sorted({min(n, available) for n in (probe_n, 2 * probe_n, 4 * probe_n, available)})
+    order = torch.randperm(available, generator=torch.Generator().manual_seed(0))
+    curve = [(n * 4 / 5, linear_probe_accuracy(features[order[:n]], labels[order[:n]])) for n in sizes if n >= 10]
+    if len(curve) < 2 or full_n <= probe_n:
+        return 0.0, curve
+
+    def at(n: float) -> float:
+        pairs = list(zip(curve, curve[1:]))
+        (na, aa), (nb, ab) = next(((a, b) for a, b in pairs if n <= b[0]), pairs[-1])
+        return aa + (ab - aa) * math.log(n / na) / math.log(nb / na)
+
+    return max(0.0, min(1.0, at(full_n)) - at(probe_n)), curve
+
+
+def forecast(data: str | os.PathLike[str], budget_seconds: float, model: str = "efficientnet_lite0",
+             weights: str | None = None, features: Any = None, labels: Any = None, seed: int = 42,
+             strategies: tuple[str, ...] = STRATEGIES) -> tuple[list[Forecast], dict[str, Any]]:
+    """Probes each strategy on `data` and predicts its epochs, wall seconds and accuracy within the budget.
+
+    Args:
+        data: The data folder (as for `train`).
+        budget_seconds: Training time allowed (the training loops, as `train --max-minutes`).
+        model: Model name.
+        weights: As for `train`.
+        features: Frozen features of measured training images (for the learning curve), with `labels`.
+        labels: Their class indices.
+        seed: Seed of the probe's draw and training.
+        strategies: The candidates.
+
+    Returns:
+        The forecasts (one per strategy) and the probes' facts (sizes, data gain, the learning curve, the raw
+        probes), from which `plan(facts, other_budget)` gives the forecasts for any smaller budget.
+    """
+    facts = probe(data, budget_seconds, model, weights, features, labels, seed, strategies)
+    return plan(facts, budget_seconds), facts
+
+
+def probe(data: str | os.PathLike[str], budget_seconds: float, model: str = "efficientnet_lite0",
+          weights: str | None = None, features: Any = None, labels: Any = None, seed: int = 42,
+          strategies: tuple[str, ...] = STRATEGIES) -> dict[str, Any]:
+    """The measurements behind `forecast` (the arguments are the same); strategies clearly too slow for
+    `budget_seconds` are not probed."""
+    with tempfile.TemporaryDirectory(prefix="tl-probe-") as tmp:
+        index, sizes = _probe_split(data, Path(tmp), seed)
+        gain, curve = (0.0, [])
+        if features is not None and labels is not None:
+            gain, curve = _learning_curve_gain(features, labels, sizes["probe_train"], sizes["train"])
+        facts: dict[str, Any] = {**sizes, "data_gain": round(gain, 4), "strategies": list(strategies),
+                                 "learning_curve": [(round(n), round(a, 4)) for n, a in curve], "probes": {}}
+        for strategy in strategies:
+            if strategy in ("full", "two-phase"):
+                facts["step_seconds"] = facts.get("step_seconds") or _train_step_seconds(model, weights,
+                                                                                         sizes["classes"])
+                if _skip(strategy, facts, budget_seconds):
+                    continue
+            with _cache_home(Path(tmp) / "home"):
+                facts["probes"][strategy] = _run_probe(index, Path(tmp) / strategy.replace("=", ""), strategy, model,
+                                                       weights, seed)
+    return facts
+
+
+def _skip(strategy: str, facts: dict[str, Any], budget: float) -> str:
+    """Why a whole-model strategy is clearly too slow for `budget` ('' when it is worth a probe)."""
+    if strategy not in ("full", "two-phase") or not facts.get("step_seconds"):
+        return ""
+    bound = facts["step_seconds"] * facts["train"]
+    allowed = budget / (2 if strategy == "two-phase" else 1)
+    if bound <= SKIP_MARGIN * allowed:
+        return ""
+    return (f"one epoch of the whole model would take about {bound:.0f} s (its training steps alone), over "
+            f"{SKIP_MARGIN:g}x the {allowed:.0f} s it would have")
+
+
+def plan(facts: dict[str, Any], budget_seconds: float) -> list[Forecast]:
+    """The forecasts for `budget_seconds` from `probe`'s facts (a budget no larger than the probed one)."""
+    probes = facts["probes"]
+    fixed = min((p["setup"] for p in probes.values()), default=0.0)  # a run's cost before any image is cached
+    rows = []
+    for strategy in facts["strategies"]:
+        why = _skip(strategy, facts, budget_seconds)
+        if why or strategy not in probes:
+            rows.append(Forecast(strategy, False, why=why or "not probed"))
+            continue
+        rows.append(_predict(strategy, probes[strategy], budget_seconds, facts["data_gain"], fixed,
+                             facts["probe_train"], facts["probe_validation"], facts["train"], facts["validation"]))
+    return rows
+
+
+def choose(rows: list[Forecast]) -> Forecast | None:
+    """The advised forecast: the best predicted accuracy among those that fit (to 0.1 point; ties: faster)."""
+    fitting = [r for r in rows if r.fits and r.accuracy is not None]
+    return max(fitting, key=lambda r: (round(r.accuracy or 0.0, 3), -(r.seconds or 0.0)), default=None)
+
+
+def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, fixed: float, n_t: int, n_v: int,
+             big_t: int, big_v: int) -> Forecast:
+    phases = probe["phases"]
+    epoch_full = []
+    for phase in phases:  # per epoch: training images scale with the train split, validation with its own
+        median = statistics.median(phase["epoch_seconds"])
+        val = phase["val_seconds"] / max(1, phase["epochs"])
+        epoch_full.append(max(0.0, median - val) * big_t / n_t + val * big_v / n_v)
+    share = budget / len(phases)  # two-phase: each phase gets half of the budget
+    epochs = [min(MAX_EPOCHS[strategy], math.floor(share / e) if e > 0 else MAX_EPOCHS[strategy])
+              for e in epoch_full]
+    setup = fixed + (probe["setup"] - fixed) * (big_t + big_v) / (n_t + n_v)
+    report = probe["report"] * (big_v / n_v if strategy != "freeze" else 1.0)
+    facts = {"probe_epochs": [p["epochs"] for p in phases], "probe_val_accuracy": [p["val_accuracy"] for p in phases],
+             "epoch_seconds": [round(e, 1) for e in epoch_full], "setup_seconds": round(setup, 1),
+             "probe_seconds": round(probe["wall"], 1)}
+    if min(epochs) < 1:
+        return Forecast(strategy, False, probe=facts,
+                        why=f"one epoch takes {max(epoch_full):.0f} s, over the {share:.0f} s it would have")
+    seconds = setup + sum(n * e for n, e in zip(epochs, epoch_full)) + report
+    reached = []  # the probe's best accuracy within the epochs that fit (at most its own)
+    for n, phase in zip(epochs, phases):
+        reached += [a for a in phase["val_accuracy"][:n] if a is not None]
+    accuracy = min(1.0, max(reached) + gain) if reached else None
+    return Forecast(strategy, accuracy is not None, epochs[0], epochs[1] if len(epochs) > 1 else None,
+                    round(seconds, 1), None if accuracy is None else round(accuracy, 4), probe=facts)
