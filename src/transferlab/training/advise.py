@@ -336,7 +336,7 @@ def _advise_within(data: str | os.PathLike[str], budget: str | float, model: str
     seconds = parse_budget(budget)
     candidates = STRATEGIES if feats is not None else ("full",)  # without pretrained weights: from scratch
     rows, facts = forecast(data, seconds, model, weights, feats, labels, seed, candidates)
-    measurements["probe"] = {k: v for k, v in facts.items() if k not in ("probes", "strategies")}
+    measurements["probe"] = facts  # with the raw probes: `budget.plan(facts, seconds)` replans for a smaller budget
     best = choose(rows)
     if best is None:
         raise SettingError(f"No strategy fits one epoch into {budget}: "

@@ -1,0 +1,109 @@
+"""Validation of `transferlab advise --budget`: is the advised strategy within 1 point of the best one run?
+
+The three data sets of benchmarks/advise_validation.py (CIFAR-10 cat/dog at 32 px, scikit-learn's 8x8 digits,
+oriented gratings far from ImageNet). For each: `advise(data, budget=LARGEST)` probes every strategy once;
+the advice for each smaller budget is `budget.plan(probes, budget)` + `budget.choose` (what `advise --budget`
+computes from the same measurements). Then every strategy runs for real with `--max-minutes B` and its most
+epochs (freeze 20, unfreeze-last=2 10, two-phase 8 + 8, full 10; early stopping as by default), and the
+advised command too where it differs. A run that ended before its time limit is reused for larger budgets (it
+would run identically). Writes JSON and prints a table; docs/results.md quotes it. Run:
+
+    .venv/bin/python benchmarks/advise_budget.py --cifar ../cifar10-jpg --budgets 1 10 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from advise_validation import cifar_catdog, gratings  # noqa: E402
+
+
+def run(data: Path, out: Path, strategy: str, epochs: int, finetune: int | None, minutes: float) -> dict:
+    from transferlab import TrainConfig, fit
+
+    settings = {"finetune_epochs": finetune} if strategy == "two-phase" else {}
+    start = time.perf_counter()
+    result = fit(TrainConfig(data=str(data), out=str(out), strategy=strategy, epochs=epochs, max_minutes=minutes,
+                             seed=0, **settings), overwrite=True, quiet=True)
+    phases = {}
+    for row in result.history:
+        phases[int(row.get("phase") or 1)] = phases.get(int(row.get("phase") or 1), 0.0) + float(row["seconds"])
+    share = minutes * 60 / len(phases)
+    return {"strategy": strategy, "epochs": epochs, "finetune_epochs": finetune, "max_minutes": minutes,
+            "best_val_accuracy": result.metrics["max_val_accuracy"], "epochs_run": result.metrics["epochs_run"],
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "cut_by_time": any(s >= 0.9 * share for s in phases.values())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cifar", type=Path, default=Path("../cifar10-jpg"))
+    parser.add_argument("--budgets", type=float, nargs="+", default=[1, 10, 30], help="minutes")
+    parser.add_argument("--sets", nargs="+", default=["catdog", "digits", "gratings"])
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/advise_budget.json"))
+    args = parser.parse_args()
+    from transferlab.data.demo import write_digits
+    from transferlab.training.advise import advise
+    from transferlab.training.budget import MAX_EPOCHS, STRATEGIES, choose, plan
+
+    work = Path(tempfile.mkdtemp(prefix="tl-advise-budget-"))
+    makers = {"catdog": lambda: cifar_catdog(args.cifar, work / "catdog"),
+              "digits": lambda: write_digits(work / "digits"), "gratings": lambda: gratings(work / "gratings")}
+    budgets = sorted(args.budgets)
+    results = []
+    for name in args.sets:
+        data = makers[name]()
+        start = time.perf_counter()
+        advice = advise(data, budget=f"{budgets[-1]}m")
+        facts = advice.measurements["probe"]
+        advise_seconds = round(time.perf_counter() - start, 1)
+        finished: dict[str, dict] = {}  # runs that ended before their time limit: the same at any larger budget
+        for minutes in budgets:
+            rows = plan(facts, minutes * 60)
+            best = choose(rows)
+            runs = {}
+            for s in STRATEGIES:
+                if s in finished:
+                    runs[s] = finished[s]
+                    continue
+                out = work / "runs" / f"{name}-{s.replace('=', '')}-{minutes:g}"
+                runs[s] = run(data, out, s, MAX_EPOCHS[s], MAX_EPOCHS[s] if s == "two-phase" else None, minutes)
+                if not runs[s]["cut_by_time"]:
+                    finished[s] = runs[s]
+                print(name, minutes, s, runs[s], flush=True)
+            advised = runs[best.strategy]
+            if (best.epochs, best.finetune_epochs or None) != (MAX_EPOCHS[best.strategy], MAX_EPOCHS[best.strategy]
+                                                               if best.strategy == "two-phase" else None):
+                out = work / "runs" / f"{name}-advised-{minutes:g}"
+                advised = run(data, out, best.strategy, best.epochs, best.finetune_epochs, minutes)
+            top = max(STRATEGIES, key=lambda s: runs[s]["best_val_accuracy"] or 0.0)
+            gap = (runs[top]["best_val_accuracy"] or 0.0) - (advised["best_val_accuracy"] or 0.0)
+            results.append({"data": name, "budget_minutes": minutes, "advised": best.strategy,
+                            "advise_seconds": advise_seconds, "forecasts": [r.to_dict() for r in rows],
+                            "runs": runs, "advised_run": advised, "best": top,
+                            "points_behind_best": round(100 * gap, 2), "passes": round(gap, 6) <= 0.01})
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"benchmark": "advise_budget", "budgets": budgets,
+                                             "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                                             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                             "command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
+    print(f"{'data':10}{'min':>5}  {'advised':16}" + "".join(f"{s:>22}" for s in STRATEGIES) + f"{'behind':>8} pass")
+    for r in results:
+        pred = {f["strategy"]: f for f in r["forecasts"]}
+        cells = "".join(f"{(pred[s]['accuracy'] or 0):>10.3f} / {(r['runs'][s]['best_val_accuracy'] or 0):<9.3f}"
+                        for s in STRATEGIES)
+        print(f"{r['data']:10}{r['budget_minutes']:>5g}  {r['advised']:16}{cells}{r['points_behind_best']:>8} "
+              f"{r['passes']}")
+
+
+if __name__ == "__main__":
+    main()
