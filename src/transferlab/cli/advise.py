@@ -18,9 +18,10 @@ def advise(
     weights: Annotated[str | None, typer.Option(help="imagenet (default), none, or a weights file.")] = None,
     max_images: Annotated[int, typer.Option(help="Most training images measured.")] = 2000,
     no_lr_test: Annotated[bool, typer.Option("--no-lr-test", help="Skip the learning-rate range test.")] = False,
-    budget: Annotated[str | None, typer.Option(help="Training time you have, e.g. 90s, 10m, 1h: every strategy is "
-                                                    "probed on a few hundred of the images and the best predicted "
-                                                    "within it is advised.")] = None,
+    budget: Annotated[str | None, typer.Option(help="Training time you have, e.g. 90s, 10m, 1h (the training "
+                                                    "loops, as train --max-minutes): every strategy is probed on a "
+                                                    "few hundred of the images and the best predicted within it is "
+                                                    "advised; the table shows each one's predicted wall time.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Measure the data against the model (class sizes, similarity to ImageNet, separability of frozen
