@@ -1,7 +1,7 @@
 """Validation of `transferlab advise --budget`: is the advised strategy within 1 point of the best one run?
 
 The three data sets of benchmarks/advise_validation.py (CIFAR-10 cat/dog at 32 px, scikit-learn's 8x8 digits,
-oriented gratings far from ImageNet). For each: `advise(data, budget=LARGEST)` probes every strategy once;
+oriented gratings far from ImageNet). For each: `advise_within(data, LARGEST)` probes every strategy once;
 the advice for each smaller budget is `budget.plan(probes, budget)` + `budget.choose` (what `advise --budget`
 computes from the same measurements). Then every strategy runs for real with `--max-minutes B` and its most
 epochs (freeze 20, unfreeze-last=2 10, two-phase 8 + 8, full 10; early stopping as by default), and the
@@ -52,8 +52,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/advise_budget.json"))
     args = parser.parse_args()
     from transferlab.data.demo import write_digits
-    from transferlab.training.advise import advise
-    from transferlab.training.budget import MAX_EPOCHS, STRATEGIES, choose, plan
+    from transferlab.workflows.budget import MAX_EPOCHS, STRATEGIES, advise_within, choose, plan
 
     work = Path(tempfile.mkdtemp(prefix="tl-advise-budget-"))
     makers = {"catdog": lambda: cifar_catdog(args.cifar, work / "catdog"),
@@ -63,7 +62,7 @@ def main() -> None:
     for name in args.sets:
         data = makers[name]()
         start = time.perf_counter()
-        advice = advise(data, budget=f"{budgets[-1]}m")
+        advice = advise_within(data, f"{budgets[-1]}m")
         facts = advice.measurements["probe"]
         advise_seconds = round(time.perf_counter() - start, 1)
         finished: dict[str, dict] = {}  # runs that ended before their time limit: the same at any larger budget

@@ -4,8 +4,8 @@ Each command runs as a cold process (a fresh interpreter; the OS file cache is w
 a user's machine) `--repeats` times per version, alternating versions so that load drifts hit both alike;
 the table shows the median seconds and the ratio. The "before" version is checked out into a temporary git
 worktree and put first on PYTHONPATH. `predict` uses a real bundle: EfficientNet-Lite0 with a new
-2-class head, and one photo-sized JPEG (scikit-image's cat); `predict RUN` is timed twice: as made by training (PyTorch),
-and on a copy of the run after `transferlab export RUN` (this version's `predict` then answers through the
+2-class head, and one photo-sized JPEG (scikit-image's cat); `predict RUN` is timed twice: as made by training
+(PyTorch), and on a copy of the run after `transferlab export RUN` (this version's `predict` then answers through the
 current ONNX export; the older one ignores it). Run:
 
     .venv/bin/python benchmarks/startup.py --before 59146c3 --repeats 5

@@ -124,7 +124,7 @@ def test_knn_and_probe_accuracy_agree_with_scikit_learn():
 
 def test_budget_spellings():
     from transferlab.errors import SettingError
-    from transferlab.training.budget import parse_budget
+    from transferlab.workflows.budget import parse_budget
 
     assert [parse_budget(t) for t in ("10m", "90s", "1.5h", "2", 3)] == [600, 90, 5400, 120, 180]
     for bad in ("ten minutes", "-5m", "0", "5d"):
@@ -133,7 +133,7 @@ def test_budget_spellings():
 
 
 def test_budget_forecast_scales_a_probe_as_worked_out_by_hand():
-    from transferlab.training.budget import _predict
+    from transferlab.workflows.budget import _predict
 
     probe = {"wall": 40.0, "setup": 5.0, "report": 1.0, "phases": [
         {"epochs": 3, "seconds": 33.0, "val_seconds": 3.0, "epoch_seconds": [10.0, 12.0, 11.0],
@@ -159,7 +159,7 @@ def test_learning_curve_gain_reads_the_curve_in_log_images(monkeypatch):
     import math
 
     import transferlab.training.advise as advise_module
-    from transferlab.training.budget import _learning_curve_gain
+    from transferlab.workflows.budget import _learning_curve_gain
 
     # a probe whose accuracy grows by 0.1 per doubling of the images: from 20 to 160 images, three doublings
     monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 0.5 + 0.1 * math.log2(len(y) / 20))

@@ -54,9 +54,12 @@ def test_inference_serving_and_the_cli_load_no_lightning(code):
 
 
 @pytest.mark.parametrize("code", ["import transferlab", "import transferlab.cli",
-                                  "import transferlab.inference.onnx_reader", "import transferlab.models.table"])
+                                  "import transferlab.inference.onnx_reader", "import transferlab.models.table",
+                                  "from transferlab.inference import load_predictor, predict",
+                                  "import transferlab.cli.predict"])
 def test_help_root_and_the_onnx_reader_load_no_torch(code):
-    """`transferlab --help`, `transferlab models` and the exported ONNX reader need no torch."""
+    """`transferlab --help`, `transferlab models`, the exported ONNX reader and the choice of an engine (so that a
+    run with a current ONNX export is predicted without torch) need no torch."""
     assert "torch" not in _loaded_after(code)
 
 

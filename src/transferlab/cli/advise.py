@@ -29,10 +29,14 @@ def advise(
 
     Example: transferlab advise my_photos   (then: transferlab train my_photos --strategy auto --lr auto)
     """
-    from ..training.advise import advise as run_advice
+    if budget is not None:
+        from ..workflows.budget import advise_within
 
-    advice = run_advice(data, model, weights, max_images=max_images, quiet=json_output, lr_test=not no_lr_test,
-                        budget=budget)
+        advice = advise_within(data, budget, model, weights, max_images=max_images, quiet=json_output)
+    else:
+        from ..training.advise import advise as run_advice
+
+        advice = run_advice(data, model, weights, max_images=max_images, quiet=json_output, lr_test=not no_lr_test)
     if json_output:
         print_json(advice.to_dict())
         return

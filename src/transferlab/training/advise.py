@@ -36,14 +36,12 @@ import math
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from ..errors import SettingError
 
 __all__ = ["Advice", "advise", "knn_accuracy", "linear_probe_accuracy", "choose_strategy", "pick_lr"]
 
@@ -69,9 +67,11 @@ class Advice:
     seconds: float = 0.0
     forecasts: list[dict[str, Any]] = field(default_factory=list)
     budget_seconds: float | None = None
+    features: torch.Tensor | None = field(default=None, repr=False)  # the measured images' frozen features
+    labels: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("features", "labels")}
 
 
 def knn_accuracy(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
@@ -234,13 +234,10 @@ def _image_sizes(paths: list[str], limit: int = 200) -> dict[str, Any]:
 
 
 def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weights: str | None = None,
-           max_images: int = 2000, quiet: bool = True, lr_test: bool = True, seed: int = 42,
-           budget: str | float | None = None) -> Advice:
+           max_images: int = 2000, quiet: bool = True, lr_test: bool = True, seed: int = 42) -> Advice:
     """Measures `data` with `model` and recommends strategy, learning rate, epochs, augmentation and image size.
 
-    With a `budget` ('10m', '90s', '1h'; minutes without a unit) every strategy is probed on a few hundred of
-    the images and the one with the best predicted accuracy within the budget is advised
-    (`training.budget.forecast`; the table is in `advice.forecasts`).
+    Under a time budget, `workflows.budget.advise_within` probes every strategy on top of these measurements.
 
     Args:
         data: The data folder (as for `train`).
@@ -250,7 +247,6 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
         quiet: No progress bars.
         lr_test: Run the learning-rate range test.
         seed: Seed of the sample.
-        budget: Training time allowed; None: the rule of the module docstring, without probes.
     """
     from ..data.folder import load_image_folder
     from ..data.transforms import Preprocessing, eval_transform
@@ -295,7 +291,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                        f"(normalised entropy {measurements['imagenet_entropy']:.2f}); "
                        f"k-NN on frozen features: {measurements['knn_accuracy']:.1%}")
     lr = {"freeze": 1e-3, "full": 1e-4}.get(strategy, 1e-3)
-    if lr_test and feats is not None and budget is None:  # the budgeted probes train at the defaults
+    if lr_test and feats is not None:
         head = HeadConfig().build(feats.shape[1], k)
         found = _lr_range_test(feats, labels, k, head)
         if found:
@@ -310,12 +306,6 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                                "trains at lr / 10 (two-phase)")
     epochs = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 30}[strategy]
     augment = "none" if strategy == "freeze" else ("light" if per_class < LARGE_PER_CLASS else "none")
-    forecasts: list[dict[str, Any]] = []
-    if budget is not None:
-        return _advise_within(data, budget, info.name, weights, feats, labels, seed, pre.image_size, measurements,
-                              reasons, start)
-    if augment == "light":
-        reasons.append("light augmentation (shifts + flips) against overfitting a small data set")
     short = measurements.get("median_short_side")
     if short and short < pre.image_size / 2:
         reasons.append(f"the images are small (median short side {short:.0f} px): they are upscaled to the model's "
@@ -324,38 +314,5 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
     command = (f"transferlab train {data} --model {info.name} --strategy {strategy} --lr {lr:g} --epochs {epochs}"
                + (f" --augment {augment}" if augment != "none" else ""))
     return Advice(strategy, lr, epochs, augment, pre.image_size, info.name, reasons, measurements, command,
-                  round(time.perf_counter() - start, 1), forecasts)
+                  round(time.perf_counter() - start, 1), features=feats, labels=labels)
 
-
-def _advise_within(data: str | os.PathLike[str], budget: str | float, model: str, weights: str | None,
-                   feats: torch.Tensor | None, labels: torch.Tensor, seed: int, image_size: int,
-                   measurements: dict[str, Any], reasons: list[str], start: float) -> Advice:
-    """The budgeted advice: the strategy with the best predicted accuracy among those that fit (ties: faster)."""
-    from .budget import STRATEGIES, choose, forecast, parse_budget
-
-    seconds = parse_budget(budget)
-    candidates = STRATEGIES if feats is not None else ("full",)  # without pretrained weights: from scratch
-    rows, facts = forecast(data, seconds, model, weights, feats, labels, seed, candidates)
-    measurements["probe"] = facts  # with the raw probes: `budget.plan(facts, seconds)` replans for a smaller budget
-    best = choose(rows)
-    if best is None:
-        raise SettingError(f"No strategy fits one epoch into {budget}: "
-                           + "; ".join(f"{r.strategy}: {r.why}" for r in rows)
-                           + ". Give a larger --budget or use fewer images.")
-    minutes = seconds / 60
-    reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
-               f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
-               f"has the best predicted validation accuracy within {minutes:g} minutes of training "
-               f"({best.accuracy:.1%}, {best.epochs} epochs)", *reasons[-1:]]
-    if facts["data_gain"]:
-        reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
-                       f"learning curve on frozen features: {facts['learning_curve']})")
-    for r in rows:
-        if not r.fits:
-            reasons.append(f"{r.strategy} does not fit: {r.why}")
-    lr = 1e-3 if best.strategy == "freeze" else 1e-4  # TrainConfig's defaults, which the probes used
-    extra = f" --finetune-epochs {best.finetune_epochs}" if best.finetune_epochs else ""
-    command = (f"transferlab train {data} --model {model} --strategy {best.strategy} --epochs {best.epochs}{extra} "
-               f"--max-minutes {minutes:g}")
-    return Advice(best.strategy, lr, best.epochs, "none", image_size, model, reasons, measurements, command,
-                  round(time.perf_counter() - start, 1), [r.to_dict() for r in rows], seconds)

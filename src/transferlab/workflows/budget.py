@@ -17,10 +17,13 @@ filled with probe files). Before `full` and `two-phase` are probed, two training
 random images estimate their epoch (no decoding, no validation): a strategy whose single epoch would take
 over `SKIP_MARGIN` times the time it has is skipped without a probe.
 
+It sits in workflows/ because it runs `fit` (training/ stays below it; `training.advise` gives the
+measurements it starts from).
+
 Example:
-    >>> rows = forecast("my_photos", budget_seconds=600)  # doctest: +SKIP
-    >>> max((r for r in rows if r.fits), key=lambda r: r.accuracy).strategy  # doctest: +SKIP
-    'freeze'
+    >>> advice = advise_within("my_photos", "10m")  # doctest: +SKIP
+    >>> advice.strategy, [(f["strategy"], f["accuracy"]) for f in advice.forecasts]  # doctest: +SKIP
+    ('freeze', [('freeze', 0.917), ('unfreeze-last=2', 0.745), ('two-phase', None), ('full', None)])
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from lightning.pytorch.callbacks import Callback
 
 from ..errors import SettingError
 
-__all__ = ["Forecast", "forecast", "probe", "plan", "choose", "parse_budget", "STRATEGIES", "MAX_EPOCHS"]
+__all__ = ["Forecast", "advise_within", "forecast", "probe", "plan", "choose", "parse_budget", "STRATEGIES",
+           "MAX_EPOCHS"]
 
 STRATEGIES = ("freeze", "unfreeze-last=2", "two-phase", "full")
 MAX_EPOCHS = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 10}  # what the advice plans at most
@@ -137,8 +141,8 @@ def _probe_split(data: str | os.PathLike[str], folder: Path, seed: int) -> tuple
 
 
 def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str | None, seed: int) -> dict[str, Any]:
-    from .config import TrainConfig
-    from .fit import fit
+    from ..training.config import TrainConfig
+    from ..training.fit import fit
 
     epochs = PROBE_EPOCHS[strategy]
     settings: dict[str, Any] = {"epochs": 5, "finetune_epochs": epochs} if strategy == "two-phase" else \
@@ -181,7 +185,7 @@ def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
 
     from ..data.transforms import Preprocessing
     from ..models import build_classifier
-    from .config import TrainConfig
+    from ..training.config import TrainConfig
 
     defaults = TrainConfig()
     net = build_classifier(model, classes, weights=weights).train()
@@ -211,7 +215,7 @@ def _learning_curve_gain(features: Any, labels: Any, probe_n: int, full_n: int) 
     log(images), linearly between points and beyond the last two."""
     import torch
 
-    from .advise import linear_probe_accuracy
+    from ..training.advise import linear_probe_accuracy
 
     available = len(labels)
     sizes = sorted({min(n, available) for n in (probe_n, 2 * probe_n, 4 * probe_n, available)})
@@ -334,3 +338,55 @@ def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, f
     accuracy = min(1.0, max(reached) + gain) if reached else None
     return Forecast(strategy, accuracy is not None, epochs[0], epochs[1] if len(epochs) > 1 else None,
                     round(seconds, 1), None if accuracy is None else round(accuracy, 4), probe=facts)
+
+
+def advise_within(data: str | os.PathLike[str], budget: str | float, model: str = "efficientnet_lite0",
+                  weights: str | None = None, max_images: int = 2000, quiet: bool = True, seed: int = 42) -> Any:
+    """`advise` under a time budget: the measurements of `training.advise.advise`, then every strategy probed
+    and the one with the best predicted accuracy within `budget` advised (the table in `advice.forecasts`,
+    the probes in `advice.measurements['probe']`, from which `plan` replans for a smaller budget).
+
+    Args:
+        data: The data folder (as for `train`).
+        budget: '90s', '10m', '1.5h' or minutes: the training loops' time (as `train --max-minutes`).
+        model: The model to advise for.
+        weights: As for `train`.
+        max_images: At most this many training images are measured for the learning curve.
+        quiet: No progress bars.
+        seed: Seed of the samples and the probes.
+
+    Raises:
+        SettingError: A malformed budget, or no strategy fits one epoch into it.
+    """
+    from ..training.advise import advise
+
+    seconds = parse_budget(budget)
+    start = time.perf_counter()
+    advice = advise(data, model, weights, max_images=max_images, quiet=quiet, lr_test=False, seed=seed)
+    pretrained = advice.features is not None
+    candidates = STRATEGIES if pretrained else ("full",)  # without pretrained weights: from scratch
+    rows, facts = forecast(data, seconds, advice.model, weights, advice.features, advice.labels, seed, candidates)
+    best = choose(rows)
+    if best is None:
+        raise SettingError(f"No strategy fits one epoch into a budget of {budget}: "
+                           + "; ".join(f"{r.strategy}: {r.why}" for r in rows)
+                           + ". Give a larger --budget or use fewer images.")
+    minutes = seconds / 60
+    reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
+               f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
+               f"has the best predicted validation accuracy within {minutes:g} minutes of training "
+               f"({best.accuracy:.1%}, {best.epochs} epochs)"]
+    reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
+    if facts["data_gain"]:
+        reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
+                       f"learning curve on frozen features: {facts['learning_curve']})")
+    reasons += [f"{r.strategy} does not fit: {r.why}" for r in rows if not r.fits]
+    extra = f" --finetune-epochs {best.finetune_epochs}" if best.finetune_epochs else ""
+    advice.strategy, advice.epochs, advice.augment = best.strategy, best.epochs, "none"
+    advice.lr = 1e-3 if best.strategy == "freeze" else 1e-4  # TrainConfig's defaults, which the probes used
+    advice.reasons, advice.forecasts, advice.budget_seconds = reasons, [r.to_dict() for r in rows], seconds
+    advice.measurements["probe"] = facts
+    advice.command = (f"transferlab train {data} --model {advice.model} --strategy {best.strategy} "
+                      f"--epochs {best.epochs}{extra} --max-minutes {minutes:g}")
+    advice.seconds = round(advice.seconds + time.perf_counter() - start, 1)
+    return advice
