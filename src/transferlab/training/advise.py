@@ -312,7 +312,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                        f"{pre.image_size} px, which its pretrained features need")
     lr = float(f"{lr:.2g}")
     command = (f"transferlab train {data} --model {info.name} --strategy {strategy} --lr {lr:g} --epochs {epochs}"
-               + (f" --augment {augment}" if augment != "none" else ""))
+               + (f" --augment {augment}" if augment != "none" else "") + (f" --weights {weights}" if weights else ""))
     return Advice(strategy, lr, epochs, augment, pre.image_size, info.name, reasons, measurements, command,
                   round(time.perf_counter() - start, 1), features=feats, labels=labels)
 

@@ -381,7 +381,8 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
         reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
                        f"learning curve on frozen features: {facts['learning_curve']})")
     reasons += [f"{r.strategy} does not fit: {r.why}" for r in rows if not r.fits]
-    extra = f" --finetune-epochs {best.finetune_epochs}" if best.finetune_epochs else ""
+    extra = (f" --finetune-epochs {best.finetune_epochs}" if best.finetune_epochs else "") + \
+        (f" --weights {weights}" if weights else "")
     advice.strategy, advice.epochs, advice.augment = best.strategy, best.epochs, "none"
     advice.lr = 1e-3 if best.strategy == "freeze" else 1e-4  # TrainConfig's defaults, which the probes used
     advice.reasons, advice.forecasts, advice.budget_seconds = reasons, [r.to_dict() for r in rows], seconds
