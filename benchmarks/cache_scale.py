@@ -115,7 +115,9 @@ def run_one(data: Path, work: Path, kind: str, minutes: float | None) -> dict:
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
     over = re.findall(r"The ([\w-]+) cache of ([\d,]+) images would take ([\d.]+) GB", output)
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"kind": kind, "seconds": round(seconds, 1), "peak_rss_gb": round(sampler.peak_rss / 1e9, 2),
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {"kind": kind, "commit": commit.strip(), "seconds": round(seconds, 1),
+            "peak_rss_gb": round(sampler.peak_rss / 1e9, 2),
             "peak_pss_gb": round(sampler.peak_pss / 1e9, 2), "disk_gb": round(allocated_bytes(home, out) / 1e9, 2),
             "over_limit": [{"cache": c, "images": int(n.replace(",", "")), "gb": float(g)} for c, n, g in over],
             "val_accuracy": metrics.get("best_val_accuracy"), "command": " ".join(command[1:]),

@@ -435,7 +435,8 @@ def test_caches_over_the_limit_are_not_made_and_the_run_says_so(tmp_path, tiny_w
     text = " ".join(result.output.split())
     kind = "feature" if strategy == "freeze" else "boundary-activation"
     assert re.search(rf"The {kind} cache of \d+ images would take [\d.]+ GB, over cache_limit_gb = 1e-07", text)
-    assert "decoded-image cache of 12 images" in text and "decoded every epoch instead" in text
+    # the limit bounds both splits together: 12 training + 4 validation images
+    assert "decoded-image cache of 16 images" in text and "decoded every epoch instead" in text
     assert not [p for p in home.rglob("*") if p.is_file()]  # nothing cached on disk (features, activations, images)
     assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
 

@@ -90,7 +90,8 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
     loader = DataLoader(ImageListDataset(samples, transform, min_size), batch_size=batch_size,
                         num_workers=num_workers, shuffle=False, persistent_workers=False)
-    out = []
+    part: torch.Tensor | None = None  # allocated once at its final size: memory stays at one copy of the features
+    filled = 0
     try:
         with progress_bar(quiet) as progress:
             task = progress.add_task(description, total=len(samples))
@@ -99,12 +100,16 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
                 if engine.get("channels_last"):
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode(), autocast:
-                    out.append(base(x).to(store_dtype).cpu())
+                    y = base(x)
+                if part is None:
+                    part = torch.empty((len(samples), *y.shape[1:]), dtype=store_dtype)
+                part[filled:filled + len(y)] = y.to(store_dtype).cpu()
+                filled += len(y)
                 progress.advance(task, len(x))
     finally:
         base.to(memory_format=torch.contiguous_format)
         base.train(was_training)
-    part = torch.cat(out).clone() if out else torch.empty(0, dtype=store_dtype)
+    part = part[:filled] if part is not None else torch.empty(0, dtype=store_dtype)
     if world > 1:
         return _gather_rows(part, total, world)
     return part

@@ -279,8 +279,9 @@ class PhaseRunner:
     def _images(self, samples: list, split: str) -> ImageListDataset:
         """Images of a split with their transform, through the decoded-image cache where it fits."""
         cfg, pre = self.config, self.pre
-        cached = cfg.decoded_cache and self.fits("decoded-image", len(samples), DecodedCache.nbytes(len(samples), pre),
-                                                 f"the {split} images are decoded every epoch instead")
+        count = len(self.data.train) + len(self.data.validation)  # the limit bounds both splits' caches together
+        cached = cfg.decoded_cache and self.fits("decoded-image", count, DecodedCache.nbytes(count, pre),
+                                                 "the images are decoded every epoch instead")
         if split == "train":
             transform = train_uint8_transform(pre, cfg.augment, resized=cached)
         else:
