@@ -95,13 +95,18 @@ def main() -> None:
                                              "date": datetime.now(UTC).isoformat(timespec="seconds"),
                                              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                                              "command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
+    print("predicted / measured best validation accuracy of each strategy within the budget")
     print(f"{'data':10}{'min':>5}  {'advised':16}" + "".join(f"{s:>22}" for s in STRATEGIES) + f"{'behind':>8} pass")
     for r in results:
         pred = {f["strategy"]: f for f in r["forecasts"]}
-        cells = "".join(f"{(pred[s]['accuracy'] or 0):>10.3f} / {(r['runs'][s]['best_val_accuracy'] or 0):<9.3f}"
+        cells = "".join(f"{_num(pred[s]['accuracy']):>10} / {_num(r['runs'][s]['best_val_accuracy']):<9}"
                         for s in STRATEGIES)
         print(f"{r['data']:10}{r['budget_minutes']:>5g}  {r['advised']:16}{cells}{r['points_behind_best']:>8} "
               f"{r['passes']}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":
