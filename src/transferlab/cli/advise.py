@@ -21,7 +21,8 @@ def advise(
     budget: Annotated[str | None, typer.Option(help="Training time you have, e.g. 90s, 10m, 1h (the training "
                                                     "loops, as train --max-minutes): every strategy is probed on a "
                                                     "few hundred of the images and the best predicted within it is "
-                                                    "advised; the table shows each one's predicted wall time.")] = None,
+                                                    "advised; the table shows each one's predicted wall time "
+                                                    "(experimental: see docs/results.md).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Measure the data against the model (class sizes, similarity to ImageNet, separability of frozen
@@ -49,9 +50,13 @@ def advise(
     console.print(table)
     if advice.forecasts:
         console.print(_forecast_table(advice))
+        from ..workflows.budget import CAVEAT
+
+        console.print("[yellow]Experimental:[/] the budgeted predictions are " + CAVEAT)
     console.print("[bold]Why:[/]")
     for reason in advice.reasons:
-        console.print(f"  - {reason}")
+        if not (advice.forecasts and reason.startswith("not yet reliable")):  # said above, in yellow
+            console.print(f"  - {reason}")
     m = advice.measurements
     shown = {k: m[k] for k in ("images_per_class_median", "linear_probe_accuracy", "knn_accuracy",
                                "imagenet_confidence", "imagenet_entropy", "median_short_side", "lr_range_test")
