@@ -48,14 +48,15 @@ def advise(
     for key in ("strategy", "lr", "epochs", "augment", "image_size"):
         table.add_row(key, str(getattr(advice, key)))
     console.print(table)
+    caveat = None
     if advice.forecasts:
-        console.print(_forecast_table(advice))
-        from ..workflows.budget import CAVEAT
+        from ..workflows.budget import CAVEAT as caveat
 
-        console.print("[yellow]Experimental:[/] the budgeted predictions are " + CAVEAT)
+        console.print(_forecast_table(advice))
+        console.print("[yellow]Experimental:[/] the budgeted predictions are " + caveat)
     console.print("[bold]Why:[/]")
     for reason in advice.reasons:
-        if not (advice.forecasts and reason.startswith("not yet reliable")):  # said above, in yellow
+        if reason != caveat:  # said above, in yellow
             console.print(f"  - {reason}")
     m = advice.measurements
     shown = {k: m[k] for k in ("images_per_class_median", "linear_probe_accuracy", "knn_accuracy",

@@ -306,6 +306,8 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                                "trains at lr / 10 (two-phase)")
     epochs = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 30}[strategy]
     augment = "none" if strategy == "freeze" else ("light" if per_class < LARGE_PER_CLASS else "none")
+    if augment == "light":
+        reasons.append("light augmentation (shifts + flips) against overfitting a small data set")
     short = measurements.get("median_short_side")
     if short and short < pre.image_size / 2:
         reasons.append(f"the images are small (median short side {short:.0f} px): they are upscaled to the model's "
@@ -315,4 +317,3 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                + (f" --augment {augment}" if augment != "none" else "") + (f" --weights {weights}" if weights else ""))
     return Advice(strategy, lr, epochs, augment, pre.image_size, info.name, reasons, measurements, command,
                   round(time.perf_counter() - start, 1), features=feats, labels=labels)
-
