@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SettingError, check_choice
+from ..errors import MissingFileError, SettingError, check_choice
+from ..runs.folder import BUNDLE_FILES, find_bundle
 from .onnx_reader import OnnxPredictor, is_onnx_export
 from .portable import BasePredictor
 
@@ -36,7 +37,6 @@ __all__ = ["ENGINES", "load_predictor", "predict", "bundle_digest", "current_onn
 
 ENGINES = ("auto", "pytorch", "fp32", "onnx")
 EXPORT_FOLDER = "export-onnx"
-DIGEST_FILES = ("model.safetensors", "labels.json", "preprocessing.json")
 
 
 def bundle_digest(folder: str | os.PathLike[str]) -> str:
@@ -47,24 +47,18 @@ def bundle_digest(folder: str | os.PathLike[str]) -> str:
         '3f2a9c0b81de'
     """
     digest = hashlib.sha256()
-    for name in DIGEST_FILES:
+    for name in BUNDLE_FILES:
         with open(Path(folder) / name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
 
 
-def _bundle_folder(source: str | os.PathLike[str]) -> Path | None:
-    path = Path(source)
-    if path.is_file() and path.suffix == ".safetensors":
-        return path.parent
-    return path if (path / "model.safetensors").is_file() else None
-
-
 def current_onnx_export(source: str | os.PathLike[str]) -> Path | None:
     """The fp32 ONNX export of a run or bundle folder if it was made from the bundle as it is now, else None."""
-    folder = _bundle_folder(source)
-    if folder is None:
+    try:
+        folder = find_bundle(source)
+    except MissingFileError:
         return None
     export = folder / EXPORT_FOLDER
     try:

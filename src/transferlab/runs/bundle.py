@@ -23,10 +23,10 @@ from ..data.transforms import Preprocessing
 from ..errors import DataError, MissingFileError, SettingError
 from ..models._registry import check_model_kwargs
 from ..models.transfer import HeadConfig
+from .folder import BUNDLE_FILES, find_bundle
 
 __all__ = ["Bundle", "save_bundle", "load_bundle", "find_bundle", "BUNDLE_FILES"]
 
-BUNDLE_FILES = ("model.safetensors", "labels.json", "preprocessing.json")
 
 
 @dataclass
@@ -65,21 +65,6 @@ def save_bundle(folder: str | os.PathLike[str], model: nn.Module, model_name: st
     write_json(folder / "labels.json", labels)
     write_json(folder / "preprocessing.json", preprocessing.to_dict())
     return folder
-
-
-def find_bundle(path: str | os.PathLike[str]) -> Path:
-    """The bundle folder of a run folder, bundle folder or model.safetensors path."""
-    path = Path(path)
-    if path.is_file() and path.suffix == ".safetensors":
-        return path.parent
-    if (path / "model.safetensors").is_file():
-        return path
-    if not path.exists():
-        raise MissingFileError(f"'{path}' does not exist. Pass a run folder made by `transferlab train`.")
-    raise MissingFileError(
-        f"'{path}' holds no model bundle (expected {', '.join(BUNDLE_FILES)}). Pass the run folder of "
-        "`transferlab train` or a folder with those files."
-    )
 
 
 def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Bundle:

@@ -33,7 +33,9 @@ from .._version import __version__
 from ..errors import MissingFileError, RunFolderError
 from .history import read_history, run_metrics, write_history
 
-__all__ = ["RunFolder"]
+__all__ = ["RunFolder", "BUNDLE_FILES", "find_bundle"]
+
+BUNDLE_FILES = ("model.safetensors", "labels.json", "preprocessing.json")  # the inference bundle
 
 
 class RunFolder:
@@ -202,3 +204,18 @@ def _is_run_entry(entry: Path) -> bool:
     if entry.is_dir():
         return name in _RUN_DIRS or name.startswith("export-")
     return name in _RUN_FILES or name.endswith(".ckpt") or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def find_bundle(path: str | os.PathLike[str]) -> Path:
+    """The bundle folder of a run folder, bundle folder or model.safetensors path."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path.parent
+    if (path / "model.safetensors").is_file():
+        return path
+    if not path.exists():
+        raise MissingFileError(f"'{path}' does not exist. Pass a run folder made by `transferlab train`.")
+    raise MissingFileError(
+        f"'{path}' holds no model bundle (expected {', '.join(BUNDLE_FILES)}). Pass the run folder of "
+        "`transferlab train` or a folder with those files."
+    )
