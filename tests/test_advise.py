@@ -75,6 +75,9 @@ def test_no_pretrained_weights_means_from_scratch(tmp_path):
     assert result.exit_code == 0, result.output
     advice = json.loads(result.stdout)
     assert advice["strategy"] == "full" and "linear_probe_accuracy" not in advice["measurements"]
+    # 6 images per class: a small set, so light augmentation, said with the reason and put in the command
+    assert advice["augment"] == "light" and "--augment light" in advice["command"]
+    assert any("light augmentation" in r for r in advice["reasons"])
 
 
 def test_train_with_auto_strategy_and_lr_records_the_advice(tmp_path, tiny_weights):
