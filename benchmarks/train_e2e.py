@@ -6,14 +6,20 @@ alternating so that load drifts hit both alike.
 The photos: CIFAR-10's cat and dog JPEGs (../shared/data/cifar10-jpg.tar.gz, unpacked; never in the repository)
 enlarged to 500x375 (bicubic, JPEG quality 90), the first 1,000 of each class from train/ and from test/. What
 the table shows per version (median of --repeats): wall seconds of the whole command, the feature extraction
-seconds it prints, the post-fit report's seconds (from eval_metrics.json) and the best validation accuracy. Run:
+seconds it prints, the post-fit report's seconds (from eval_metrics.json) and the best validation accuracy.
+With --breakdown, the after version's wall time is split: imports (a cold `import transferlab.training.fit`),
+feature extraction (printed by train), the epochs (history.csv) and the rest (scan, model, saving, report);
+and the floor: a plain script that only decodes every photo (Pillow draft, resize, crop; 2 loader workers) and
+runs the bundled Lite0 once per image in bf16, timed inside the process (imports excluded). Run:
 
     .venv/bin/python benchmarks/train_e2e.py --cifar ../cifar10-jpg --before 7fcf3c2 --repeats 2
+    .venv/bin/python benchmarks/train_e2e.py --cifar ../cifar10-jpg --repeats 3 --breakdown
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -61,9 +67,54 @@ def run(pythonpath: str | None, data: Path, work: Path) -> dict:
     features = sum(float(s) for s in re.findall(r"Features of \d+ \w+ images: [^(]*\((\d+\.\d+) s\)", text))
     metrics = json.loads((out / "metrics.json").read_text())
     report = json.loads((out / "eval_metrics.json").read_text())
-    return {"wall_seconds": round(wall, 2), "feature_seconds": round(features, 2),
+    with open(out / "history.csv", encoding="utf-8") as f:
+        epochs = sum(float(row["seconds"]) for row in csv.DictReader(f))
+    return {"wall_seconds": round(wall, 2), "feature_seconds": round(features, 2), "epoch_seconds": round(epochs, 2),
             "report_seconds": report.get("seconds"), "best_val_accuracy": metrics["best_val_accuracy"],
             "report_accuracy": report.get("accuracy")}
+
+
+def import_seconds(pythonpath: str | None) -> float:
+    """Wall seconds of a cold process that imports what `train` imports before it reads any image."""
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    code = "import time; t = time.perf_counter(); import transferlab.training.fit; print(time.perf_counter() - t)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return round(float(proc.stdout.split()[-1]), 2)
+
+
+FLOOR = """
+import sys, time
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+from transferlab.models import build_classifier
+from transferlab.data.transforms import Preprocessing
+
+paths = sorted(p for p in __import__("pathlib").Path(sys.argv[1]).rglob("*.jpg"))
+net = build_classifier("efficientnet_lite0", 2).eval()
+pre = Preprocessing.from_model(net)
+tf = v2.Compose([v2.PILToTensor(), v2.Resize(pre.resize_size, antialias=True), v2.CenterCrop(pre.image_size),
+                 v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)])
+
+def load(path):
+    img = Image.open(path)
+    img.draft("RGB", (pre.resize_size, pre.resize_size))
+    return tf(img.convert("RGB"))
+
+torch.manual_seed(0)
+start = time.perf_counter()
+loader = DataLoader(paths, batch_size=64, num_workers=2, collate_fn=lambda b: torch.stack([load(p) for p in b]))
+with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+    n = sum(net.forward_features(x.contiguous(memory_format=torch.channels_last)).shape[0] for x in loader)
+print(n, time.perf_counter() - start)
+"""
+
+
+def floor_seconds(data: Path) -> float:
+    """Seconds of the plain decode + one bf16 Lite0 pass per photo (see FLOOR), imports excluded."""
+    proc = subprocess.run([sys.executable, "-c", FLOOR, str(data)], capture_output=True, text=True, check=True)
+    return round(float(proc.stdout.split()[-1]), 2)
 
 
 def main() -> None:
@@ -72,6 +123,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tl-train-e2e")
     parser.add_argument("--before", default=None, help="A commit to compare with (checked out into a worktree).")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--breakdown", action="store_true", help="Also time imports and the plain floor script.")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "train_e2e.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -87,6 +139,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, path in versions.items():
             rows[name].append(run(path, data, args.work))
+            if args.breakdown and name == "after":
+                rows[name][-1]["import_seconds"] = import_seconds(path)
+                rows[name][-1]["floor_seconds"] = floor_seconds(data)
             print(name, rows[name][-1], flush=True)
     summary = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if runs[0][key] is not None}
                for name, runs in rows.items()}
@@ -94,6 +149,12 @@ def main() -> None:
     for name, s in summary.items():
         print(f"{name:>8} {s['wall_seconds']:>8.1f} {s['feature_seconds']:>11.1f} {s.get('report_seconds', 0):>9.2f} "
               f"{s['best_val_accuracy']:>13.4f}")
+    if args.breakdown:
+        s = summary["after"]
+        rest = s["wall_seconds"] - s["import_seconds"] - s["feature_seconds"] - s["epoch_seconds"]
+        print(f"\nafter, median: imports {s['import_seconds']:.1f} s, feature extraction {s['feature_seconds']:.1f} s, "
+              f"epochs {s['epoch_seconds']:.1f} s, the rest {rest:.1f} s; floor (decode + one bf16 pass) "
+              f"{s['floor_seconds']:.1f} s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "train_e2e", "date": datetime.now(UTC).isoformat(timespec="seconds"),

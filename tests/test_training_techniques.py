@@ -307,6 +307,40 @@ def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, t
     assert Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"])[0]["top"]
 
 
+def test_augmented_boundary_copies_hold_each_image_or_its_mirror(dataset, tmp_path, tiny_weights):
+    """With augmentation and --feature-cache-copies, partial fine-tuning caches that many augmented copies of the
+    boundary activations (as `freeze` does for features): with 'flip', every cached row is the frozen prefix's
+    output for the image or for its mirror image, computed here the plain way, and the copies differ."""
+    from safetensors.torch import load_file
+
+    from PIL import Image
+
+    from transferlab.training.boundary import Prefix, boundary_stage
+    from transferlab.training.strategies import apply_strategy
+
+    result = fit(_config(dataset, tmp_path / "run", tiny_weights, strategy="unfreeze-last=1", augment="flip",
+                         feature_cache_copies=2, epochs=3, patience=0), quiet=True)
+    assert len(_history(result.run_dir)) == 3
+    files = sorted((Path(os.environ["TRANSFERLAB_HOME"]) / "features").iterdir())
+    tensors = [load_file(str(f))["features"].float() for f in files]
+    train = [t for t in tensors if len(t) == 24]  # 2 x 12 training images; the validation file has 8 rows
+    assert len(files) == 3 and len(train) == 2
+    model = apply_strategy(build_classifier(TINY_MODEL, num_classes=2, weights=str(tiny_weights)), "unfreeze-last=1")
+    prefix = Prefix(model.features.eval(), boundary_stage(model.features))
+    pre = Preprocessing.from_model(model, 32)
+    samples = load_image_folder(dataset).train
+    x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
+    with torch.no_grad():
+        plain, mirrored = prefix(x), prefix(x.flip(-1))
+    flipped = 0
+    for copy in train:
+        near_plain = (copy - plain).abs().flatten(1).amax(1) <= 0.05 * plain.abs().flatten(1).amax(1)
+        near_mirror = (copy - mirrored).abs().flatten(1).amax(1) <= 0.05 * mirrored.abs().flatten(1).amax(1)
+        assert bool((near_plain | near_mirror).all())
+        flipped += int((near_mirror & ~near_plain).sum())
+    assert flipped > 0 and not torch.equal(train[0], train[1])
+
+
 @pytest.mark.parametrize("mix", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0}])
 def test_mixup_and_cutmix_train_with_soft_labels(dataset, tmp_path, tiny_weights, mix):
     from transferlab.data import Preprocessing

@@ -1,8 +1,9 @@
 """Boundary caching for partial fine-tuning: the frozen prefix of the base runs once per image.
 
-With `unfreeze-from`/`unfreeze-last` and no augmentation, everything before the first trainable stage is
-frozen (BatchNorm included), so its output for an image never changes. The activations at that stage
-boundary are cached (bf16) and each epoch runs only the trainable suffix and the head.
+With `unfreeze-from`/`unfreeze-last`, everything before the first trainable stage is frozen (BatchNorm
+included), so its output for an image never changes. Without augmentation the activations at that stage
+boundary are cached (bf16) and each epoch runs only the trainable suffix and the head; with augmentation and
+`feature_cache_copies=N`, N augmented copies are cached and epoch e reads copy e mod N.
 
 Supported for bases built from a sequence of stages: timm's EfficientNet/MobileNet family (`blocks`) and
 ResNet family (`layer1`..`layer4`). Other bases train the ordinary way.

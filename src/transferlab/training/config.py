@@ -154,8 +154,9 @@ class TrainConfig:
         num_workers: Data-loading processes; default picked from the CPU count.
         feature_cache: With 'freeze' (and the first phase of 'two-phase') and no augmentation, compute the base's
             features once and train the head on the cache.
-        feature_cache_copies: With augmentation and 'freeze': compute N augmented copies of every training image's
-            features once and train on copy (epoch mod N); 0 runs the base every epoch instead.
+        feature_cache_copies: With augmentation and 'freeze' (or 'unfreeze-last'/'unfreeze-from'): compute N
+            augmented copies of every training image's features (or activations at the frozen stage boundary)
+            once and train on copy (epoch mod N); 0 runs the base every epoch instead.
         decoded_cache: Keep decoded, resized images in a shared memory-mapped file, so epochs after the first
             never decode JPEGs again.
         cache_limit_gb: The most disk (and page cache) one cache of a split may take, in GB: the feature, boundary

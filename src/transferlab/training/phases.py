@@ -138,25 +138,23 @@ class PhaseRunner:
         cfg = self.config
         if self.streamed:  # features are cached by position: streams have none
             return False
-        augmented_ok = no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
-        if not (cfg.feature_cache and phase.strategy.kind == "freeze" and augmented_ok):
+        if not (cfg.feature_cache and phase.strategy.kind == "freeze" and self._cacheable()):
             return False
         head = next((m for m in self.model.head.modules() if isinstance(m, nn.Linear)), None)
         width = head.in_features if head is not None else int(self.model.num_features)
-        copies = 1 if no_augment(cfg) else cfg.feature_cache_copies
-        count = len(self.data.train) * copies + len(self.data.validation)
+        count = len(self.data.train) * self._copies() + len(self.data.validation)
         return self.fits("feature", count, count * width * 4, "the frozen base runs on every batch instead")
 
     def boundary(self, phase: Phase) -> int | None:
         """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
         cfg = self.config
-        if self.streamed or not (cfg.feature_cache and no_augment(cfg) and phase.strategy.kind in ("unfreeze-from",
-                                                                                  "unfreeze-last")):
+        if self.streamed or not (cfg.feature_cache and self._cacheable()
+                                 and phase.strategy.kind in ("unfreeze-from", "unfreeze-last")):
             return None
         k = boundary_stage(self.model.features)
         if k is None:
             return None
-        count = len(self.data.train) + len(self.data.validation)
+        count = len(self.data.train) * self._copies() + len(self.data.validation)
         per_image = boundary_bytes(self.model.features, k, self.pre.image_size)
         return k if self.fits("boundary-activation", count, count * per_image,
                               "the frozen stages run on every batch instead") else None
@@ -180,21 +178,35 @@ class PhaseRunner:
         self.console.print(f"Features of {len(samples)} {label} images: {source} ({time.perf_counter() - start:.1f} s)")
         return feats
 
+    def _cacheable(self) -> bool:
+        """Whether the training images' outputs can be cached: no augmentation, or `feature_cache_copies`
+        augmented copies of them (mixup/cutmix mix batches, which a cache of single images cannot)."""
+        cfg = self.config
+        return no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
+
+    def _copies(self) -> int:
+        return 1 if no_augment(self.config) else self.config.feature_cache_copies
+
+    def _train_copies(self, label: str, extra: dict[str, Any], base: nn.Module | None = None) -> list[torch.Tensor]:
+        """The cached outputs (features, or boundary activations with `base` = the prefix) of the training images:
+        one copy without augmentation, else `feature_cache_copies` augmented ones (epoch e trains on copy e mod N)."""
+        cfg, data = self.config, self.data
+        if no_augment(cfg):
+            return [self._extract(data.train, eval_transform(self.pre), label, extra, base)]
+        train = []
+        for k in range(cfg.feature_cache_copies):
+            torch.manual_seed(cfg.seed * 1000 + k)  # each augmented copy is reproducible
+            train.append(self._extract(data.train, train_transform(self.pre, cfg.augment),
+                                       f"{label}, augmented copy {k + 1}/{cfg.feature_cache_copies}",
+                                       {**extra, "augment": resolve_augment(cfg.augment).to_dict(), "copy": k,
+                                        "seed": cfg.seed}, base))
+        return train
+
     def features(self) -> dict[str, Any]:
         """{'train': [copies of train features], 'validation': features}; one copy without augmentation."""
         if self._features is None:
-            cfg, data = self.config, self.data
-            if no_augment(cfg):
-                train = [self._extract(data.train, eval_transform(self.pre), "train", {})]
-            else:
-                train = []
-                for k in range(cfg.feature_cache_copies):
-                    torch.manual_seed(cfg.seed * 1000 + k)  # each augmented copy is reproducible
-                    train.append(self._extract(data.train, train_transform(self.pre, cfg.augment),
-                                               f"train, augmented copy {k + 1}/{cfg.feature_cache_copies}",
-                                               {"augment": resolve_augment(cfg.augment).to_dict(), "copy": k,
-                                                "seed": cfg.seed}))
-            val = self._extract(data.validation, eval_transform(self.pre), "validation", {})
+            train = self._train_copies("train", {})
+            val = self._extract(self.data.validation, eval_transform(self.pre), "validation", {})
             self._features = {"train": train, "validation": val}
         return self._features
 
@@ -232,10 +244,10 @@ class PhaseRunner:
         if k is not None:
             prefix = Prefix(self.model.features, k)
             extra = {"boundary_stage": k}
-            z_train = self._extract(data.train, eval_transform(self.pre), f"train, stage-{k} boundary", extra, prefix)
+            z_train = self._train_copies(f"train, stage-{k} boundary", extra, prefix)
             z_val = self._extract(data.validation, eval_transform(self.pre), f"validation, stage-{k} boundary",
                                   extra, prefix)
-            return (DataLoader(TensorDataset(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
+            return (DataLoader(FeatureCopies(z_train, train_y), batch_size=cfg.batch_size, shuffle=True,
                                drop_last=drop_last),
                     DataLoader(TensorDataset(z_val, val_y), batch_size=max(64, cfg.batch_size),
                                sampler=EvalDistributedSampler(len(val_y))))
