@@ -15,7 +15,9 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from transferlab import TrainConfig
 from transferlab.cli import app
+from transferlab.models import build_classifier
 
 from .conftest import TINY_MODEL, make_dataset
 
@@ -299,3 +301,35 @@ def test_epoch_lines_reach_a_pipe_while_training_runs(tmp_path, tiny_weights):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_recipe_is_a_valid_config_whose_layers_exist(recipe):
+    """The examples' YAML recipes load as `train --config` loads them, and their strategy selects layers of their
+    model: a renamed setting or layer would otherwise surface only when a student runs the recipe."""
+    from transferlab.training.strategies import apply_strategy
+
+    config = TrainConfig.from_yaml(recipe)
+    model = build_classifier(config.model, num_classes=10, weights="none", **config.model_kwargs)
+    if config.strategy:
+        apply_strategy(model, config.strategy)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert 0 < trainable <= sum(p.numel() for p in model.parameters())
+
+
+def test_ex3c_unfreezes_what_unfreeze_last_2_unfreezes_on_lite0():
+    """ex3c's `unfreeze-from=blocks.5` (the course's "from a late layer") is the measured `unfreeze-last=2` of
+    docs/benchmarks.md: the same parameters train, counted on the named modules, not through the strategy code."""
+    from transferlab.training.strategies import apply_strategy
+
+    config = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "examples" / "ex3c_cifar_unfreeze.yaml")
+    names = []
+    for strategy in (config.strategy, "unfreeze-last=2"):
+        model = apply_strategy(build_classifier("efficientnet_lite0", num_classes=10, weights="none"), strategy)
+        names.append({n for n, p in model.named_parameters() if p.requires_grad})
+    assert names[0] == names[1]
+    expected = {n for n, _ in build_classifier("efficientnet_lite0", num_classes=10, weights="none").named_parameters()
+                if n.startswith(("features.blocks.5.", "features.blocks.6.", "features.conv_head.", "features.bn2.",
+                                 "head."))}
+    assert names[0] == expected

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 from transferlab import TrainConfig, fit
@@ -117,6 +118,54 @@ def test_engine_features_match_eager_fp32(dataset):
     cos = torch.nn.functional.cosine_similarity(fast, eager, dim=1)
     assert fast.shape == eager.shape == (len(samples), 1280)
     assert float(cos.min()) > 0.99
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "test_resnet"])
+def test_batch_norm_folding_keeps_the_features(dataset, name):
+    """Extraction folds each BatchNorm into the convolution before it: in fp32 the features equal those of the
+    unfolded eager model (a second path: the model as built, no engine), and every BatchNorm that follows a
+    convolution (a sibling registered right after it) is gone from the copy while the original keeps its own."""
+    from transferlab.inference.engine import fold_batch_norm
+
+    model = build_classifier(name, num_classes=2, weights="none" if name == "test_resnet" else None)
+    pre = Preprocessing.from_model(model, 64)
+    samples = load_image_folder(dataset).validation
+    folded = extract_features(model.features, samples, eval_transform(pre),
+                              engine=Engine(dtype="float32", channels_last=True, device="cpu", fold_bn=True))
+    x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
+    with torch.no_grad():
+        plain = model.features.eval()(x)
+    assert torch.allclose(folded, plain, rtol=1e-4, atol=1e-4 * float(plain.abs().max()))
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features.modules())
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batch_norm(model.features).modules())
+    # every norm of Lite0 follows a convolution; test_resnet's deep stem ends in a BatchNorm after a Sequential
+    assert norms > 0 and left == (0 if name == "efficientnet_lite0" else 1)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features.modules()) == norms
+
+
+def test_batch_norm_folding_falls_back_when_the_norm_comes_first(dataset):
+    """A BatchNorm registered after a convolution but applied before it cannot be folded: the first batch's check
+    sees the difference and the base runs unfolded, so the features are still right."""
+
+    class NormThenConv(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 3, 3), torch.nn.BatchNorm2d(3)
+            with torch.no_grad():
+                self.bn.running_mean.uniform_(-1, 1)
+                self.bn.running_var.uniform_(0.5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.bn(x)).mean((2, 3))
+
+    base = NormThenConv().eval()
+    pre = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)
+    samples = load_image_folder(dataset).validation
+    got = extract_features(base, samples, eval_transform(pre),
+                           engine=Engine(dtype="float32", channels_last=False, device="cpu", fold_bn=True))
+    x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
+    with torch.no_grad():
+        assert torch.allclose(got, base(x), atol=1e-5)
 
 
 def test_cached_features_function_reports_hits(dataset, tmp_path):
@@ -312,8 +361,6 @@ def test_augmented_boundary_copies_hold_each_image_or_its_mirror(dataset, tmp_pa
     boundary activations (as `freeze` does for features): with 'flip', every cached row is the frozen prefix's
     output for the image or for its mirror image, computed here the plain way, and the copies differ."""
     from safetensors.torch import load_file
-
-    from PIL import Image
 
     from transferlab.training.boundary import Prefix, boundary_stage
     from transferlab.training.strategies import apply_strategy

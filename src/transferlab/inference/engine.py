@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import torch
+import copy
 
-__all__ = ["Engine", "best_engine", "cpu_supports_bf16"]
+import torch
+from torch import nn
+
+__all__ = ["Engine", "best_engine", "cpu_supports_bf16", "fold_batch_norm"]
 
 
 class Engine(dict):
-    """How features are computed: {'dtype': 'bfloat16'|'float32', 'channels_last': bool, 'device': str}."""
+    """How features are computed: {'dtype': 'bfloat16'|'float32', 'channels_last': bool, 'device': str,
+    'fold_bn': bool (BatchNorm folded into the convolution before it, see `fold_batch_norm`)}."""
 
 
 def cpu_supports_bf16() -> bool:
@@ -27,5 +31,44 @@ def best_engine(device: str = "cpu") -> Engine:
     """
     if device.startswith("cuda"):
         return Engine(dtype="bfloat16" if torch.cuda.is_bf16_supported() else "float16", channels_last=True,
-                      device=device)
-    return Engine(dtype="bfloat16" if cpu_supports_bf16() else "float32", channels_last=True, device=device)
+                      device=device, fold_bn=True)
+    return Engine(dtype="bfloat16" if cpu_supports_bf16() else "float32", channels_last=True, device=device,
+                  fold_bn=True)
+
+
+class _ActOnly(nn.Module):
+    """What is left of timm's BatchNormAct2d once its normalisation is folded into the convolution before it."""
+
+    def __init__(self, bn: nn.Module) -> None:
+        super().__init__()
+        self.drop, self.act = bn.drop, bn.act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(x))
+
+
+def fold_batch_norm(module: nn.Module) -> nn.Module:
+    """An eval-mode copy of `module` with each BatchNorm that directly follows a convolution (its sibling,
+    registered right after it: timm's conv_stem/bn1, conv_pw/bn1, conv1/bn1, ...) folded into that convolution's
+    weights and bias. One memory pass less per layer for inference (Lite0, bf16: 1.16x on 2 cores,
+    docs/benchmarks.md). Registration order is a convention, not a guarantee, so the caller compares the copy's
+    output with the original's once (`extract_features` does) and keeps the original when they differ.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+        >>> x = torch.randn(1, 3, 8, 8)
+        >>> bool(torch.allclose(fold_batch_norm(net)(x), net(x), atol=1e-5))
+        True
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(module).eval()
+    for parent in list(folded.modules()):
+        children = list(parent.named_children())
+        for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats \
+                    and bn.num_features == conv.out_channels:
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                has_act = hasattr(bn, "act") and hasattr(bn, "drop")
+                setattr(parent, bn_name, _ActOnly(bn) if has_act else nn.Identity())
+    return folded
