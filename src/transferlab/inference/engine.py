@@ -48,11 +48,12 @@ class _ActOnly(nn.Module):
 
 
 def fold_batch_norm(module: nn.Module) -> nn.Module:
-    """An eval-mode copy of `module` (or `module` itself when it has no BatchNorm) with each BatchNorm that directly follows a convolution (its sibling,
+    """An eval-mode copy of `module` with each BatchNorm that directly follows a convolution (its sibling,
     registered right after it: timm's conv_stem/bn1, conv_pw/bn1, conv1/bn1, ...) folded into that convolution's
-    weights and bias. One memory pass less per layer for inference (Lite0, bf16: 1.16x on 2 cores,
-    docs/benchmarks.md). Registration order is a convention, not a guarantee, so the caller compares the copy's
-    output with the original's once (`extract_features` does) and keeps the original when they differ.
+    weights and bias; `module` itself when it has no BatchNorm. One memory pass less per layer for inference
+    (Lite0, bf16: 1.16x on 2 cores, docs/benchmarks.md). Registration order is a convention, not a guarantee, so
+    the caller compares the copy's output with the original's once (`extract_features` does) and keeps the
+    original when they differ.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
