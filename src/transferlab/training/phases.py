@@ -1,4 +1,9 @@
-"""The phases of a run (one `trainer.fit` each) and the state they share: caches, loaders, the Trainer."""
+"""The phases of a run (one `trainer.fit` each) and the state they share: caches, loaders, the Trainer.
+
+Over 400 lines: `PhaseRunner` is the one owner of what each phase trains on (features, boundary activations,
+decoded images, each under the cache limit, plain or as augmented copies) and of the loaders built from them;
+split across files, those choices would have to be kept in step by hand.
+"""
 
 from __future__ import annotations
 
