@@ -137,6 +137,7 @@ def test_batch_norm_folding_keeps_the_features(dataset, name):
         plain = model.features.eval()(x)
     assert torch.allclose(folded, plain, rtol=1e-4, atol=1e-4 * float(plain.abs().max()))
     norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features.modules())
+    assert fold_batch_norm(model.features, check=x) is not model.features  # the check keeps a right fold
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batch_norm(model.features).modules())
     # every norm of Lite0 follows a convolution; test_resnet's deep stem ends in a BatchNorm after a Sequential
     assert norms > 0 and left == (0 if name == "efficientnet_lite0" else 1)
