@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from typer.testing import CliRunner
 
 from transferlab import TrainConfig, fit
 from transferlab.cli import app
 from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.errors import SettingError
 from transferlab.inference.engine import Engine, best_engine
 from transferlab.inference.predictor import Predictor
 from transferlab.models import build_classifier
@@ -402,6 +404,94 @@ def test_mixup_and_cutmix_train_with_soft_labels(dataset, tmp_path, tiny_weights
     fit(_config(dataset, out, tiny_weights, epochs=1, **mix), quiet=True)
     assert not (Path(os.environ["TRANSFERLAB_HOME"]) / "features").exists()  # mixed images: no feature cache
     assert len(_history(out)) == 1
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3, 3), (6, 7)])
+def test_mixing_cached_tensors_is_mixup_worked_out_by_hand(shape):
+    """MixUp of cached activations ([N, C, H, W]) or features ([N, D]): each row is lam * its own tensor +
+    (1 - lam) * the previous row's (torchvision's pairing), and the soft label holds lam on its own class."""
+    from transferlab.data.transforms import BatchTransform
+
+    torch.manual_seed(0)
+    x, y = torch.randn(shape).bfloat16(), torch.tensor([0, 1, 2, 0, 1, 2])  # the boundary cache stores bf16
+    mixed, soft = BatchTransform(Preprocessing(8, (0.5,) * 3, (0.5,) * 3), "none", 3, 0.4).mix_tensors(x, y)
+    lam = float(soft[0, 0])
+    assert 0 < lam < 1 and mixed.dtype == torch.float32 and mixed.shape == x.shape
+    expected = lam * x.float() + (1 - lam) * x.float().roll(1, 0)
+    assert torch.allclose(mixed, expected, atol=1e-6)
+    assert torch.allclose(soft, lam * torch.eye(3)[y] + (1 - lam) * torch.eye(3)[y.roll(1, 0)])
+
+
+def test_soft_labels_are_smoothed_like_hard_ones():
+    """With label_smoothing, a one-hot soft label (a MixUp batch with lam = 1) gives PyTorch's own smoothed
+    cross-entropy of the hard label; without smoothing at validation."""
+    from transferlab.training.module import TransferModule
+
+    module = TransferModule(torch.nn.Identity(), 4, TrainConfig(label_smoothing=0.2), lr=1e-3)
+    logits, y = torch.randn(5, 4), torch.tensor([0, 3, 1, 1, 2])
+    loss, _ = module._loss_and_preds(logits, torch.eye(4)[y], train=True)
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2).item())
+    plain, _ = module._loss_and_preds(logits, torch.eye(4)[y], train=False)
+    assert plain.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item())
+
+
+class _Batches(Callback):
+    """The (inputs, labels) of every training and validation batch as the model receives them."""
+
+    def __init__(self) -> None:
+        self.train: list = []
+        self.val: list = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):  # noqa: ANN001 - Lightning's hook
+        self.train.append((batch[0].detach().clone(), batch[1].detach().clone()))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):  # noqa: ANN001
+        self.val.append((batch[0].detach().clone(), batch[1].detach().clone()))
+
+
+def test_mixup_on_cached_boundary_activations(dataset, tmp_path, tiny_weights):
+    """mix_on='cached': partial fine-tuning keeps its boundary cache with MixUp; each training batch is a mixture
+    of two cached rows (found again in the cache file) with soft labels; validation batches are cached rows,
+    unmixed, with hard labels. With mix_on='images' (the default) the same settings mix images and make no cache."""
+    from safetensors.torch import load_file
+
+    batches = _Batches()
+    fit(_config(dataset, tmp_path / "run", tiny_weights, strategy="unfreeze-last=1", mixup=0.4, mix_on="cached",
+                epochs=1, patience=0, batch_size=4), quiet=True, callbacks=[batches])
+    files = sorted((Path(os.environ["TRANSFERLAB_HOME"]) / "features").iterdir())
+    cached = [load_file(str(f))["features"].float() for f in files]
+    train = next(t for t in cached if len(t) == 24).flatten(1)  # 24 training images, 8 validation ones
+    assert len(files) == 2 and batches.train and batches.val
+    mixtures = 0
+    for x, soft in batches.train:
+        assert soft.dim() == 2 and torch.allclose(soft.sum(1), torch.ones(len(soft)))
+        # one lam per batch: a row mixing two classes has soft label {lam, 1 - lam}
+        weights = soft.max(1).values
+        if bool((weights == 1).all()):
+            continue  # every row mixed two images of one class: lam is not in the labels
+        lam = float(weights[weights < 1].max())
+        assert 0.5 <= lam < 1
+        # every row is lam * a cached row + (1 - lam) * another one: some (ordered) pair of the cache gives it
+        for row in x.flatten(1):
+            pairs = (row - lam * train[:, None] - (1 - lam) * train[None]).abs().amax(-1)
+            assert bool((pairs <= 1e-3 * train.abs().max()).any())
+        mixtures += int(lam < 0.99)
+    assert mixtures > 0
+    validation = next(t for t in cached if len(t) == 8).flatten(1)
+    for x, y in batches.val:
+        assert y.dim() == 1
+        assert all(((validation - row).abs().amax(1) == 0).any() for row in x.flatten(1).float())
+    shutil.rmtree(Path(os.environ["TRANSFERLAB_HOME"]) / "features")
+    fit(_config(dataset, tmp_path / "images", tiny_weights, strategy="unfreeze-last=1", mixup=0.4, epochs=1,
+                patience=0), quiet=True)
+    assert not (Path(os.environ["TRANSFERLAB_HOME"]) / "features").exists()
+
+
+def test_cutmix_cannot_mix_cached_features(dataset, tmp_path, tiny_weights):
+    with pytest.raises(SettingError, match="cutmix=1 with mix_on='cached'.*Use mixup instead"):
+        fit(_config(dataset, tmp_path / "run", tiny_weights, cutmix=1.0, mix_on="cached", epochs=1), quiet=True)
+    with pytest.raises(SettingError, match="'mix_on'.*'images', 'cached'"):
+        TrainConfig(mix_on="features").validate()
 
 
 def test_compile_trains_and_saves_plain_weights(dataset, tmp_path, tiny_weights):

@@ -207,3 +207,10 @@ class BatchTransform:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.augment(images.as_subclass(torch.Tensor))
         return self.mix(x, labels) if self.mix is not None else (x, labels)
+
+    def mix_tensors(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MixUp/CutMix of a batch of cached tensors (in float32): [N, C, H, W] activations, or [N, D] features
+        (MixUp only: they are mixed as [N, D, 1, 1])."""
+        flat = x.dim() == 2
+        mixed, soft = self.mix(x.float()[:, :, None, None] if flat else x.float(), labels)
+        return (mixed[:, :, 0, 0] if flat else mixed), soft

@@ -22,6 +22,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
 CLASS_WEIGHTS = ("none", "balanced")
+MIX_ON = ("images", "cached")
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
 
@@ -144,6 +145,9 @@ class TrainConfig:
         class_weight: 'none' or 'balanced' (weights inversely proportional to class frequency).
         mixup: MixUp alpha (e.g. 0.2); 0 turns it off. Batches of mixed images with soft labels.
         cutmix: CutMix alpha (e.g. 1.0); 0 turns it off. With both, each batch uses one of the two.
+        mix_on: What MixUp/CutMix mix: 'images' (the frozen base then runs on every batch: no cache) or 'cached'
+            (the cached features or stage-boundary activations a phase trains on, as manifold mixup: the base
+            still runs once; images in a phase without a cache). CutMix needs 'images' with strategy freeze.
         image_size: Input size; default the model's own (224 for Lite0, 150 for the course CNN).
         augment: Augmentation: a preset ('none', 'course', 'flip', 'light', 'strong') or a mapping of Keras
             ImageDataGenerator parameters, optionally with 'preset' (see `transferlab.data.augment`).
@@ -210,6 +214,7 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": '0.1'})
     mixup: float = field(default=0.0, metadata={"ge": 0, "example": '0.2'})
     cutmix: float = field(default=0.0, metadata={"ge": 0, "example": '1.0'})
+    mix_on: str = "images"
     class_weight: str = "none"
     image_size: int | None = field(default=None, metadata={"ge": 8, "example": '224'})
     augment: str | dict[str, Any] = "none"
@@ -252,6 +257,7 @@ class TrainConfig:
         resolve_augment(self.augment)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
         check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
+        check_choice("mix_on", self.mix_on, MIX_ON, where="train")
         from .loggers import LOGGERS
 
         for name in self.logger:  # a single name was made a list by the field check

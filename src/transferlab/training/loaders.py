@@ -11,11 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .._io import distributed_world
-from ..data.augment import resolve_augment
-from .config import TrainConfig
 
-__all__ = ["EvalDistributedSampler", "FeatureCopies", "PhaseData", "feature_cache_dir",
-           "no_augment"]
+__all__ = ["EvalDistributedSampler", "FeatureCopies", "PhaseData", "feature_cache_dir"]
 
 
 class EvalDistributedSampler(torch.utils.data.DistributedSampler):
@@ -75,10 +72,6 @@ class PhaseData(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loaders[1]
-
-
-def no_augment(cfg: TrainConfig) -> bool:
-    return resolve_augment(cfg.augment).is_identity and not (cfg.mixup or cfg.cutmix)
 
 
 def feature_cache_dir() -> Path:

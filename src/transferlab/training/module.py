@@ -46,13 +46,16 @@ class TransferModule(L.LightningModule):
         weights: Per-class loss weights, or None.
         batch_transform: Applied to uint8 training batches once they are on the device (augmentation,
             normalisation, MixUp/CutMix); see `BatchTransform`.
+        mix_cached: Apply its MixUp/CutMix to the cached training tensors (features or boundary activations) too.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, config: TrainConfig, lr: float,
-                 weights: torch.Tensor | None = None, batch_transform: BatchTransform | None = None) -> None:
+                 weights: torch.Tensor | None = None, batch_transform: BatchTransform | None = None,
+                 mix_cached: bool = False) -> None:
         super().__init__()
         self.model = model
         self.batch_transform = batch_transform
+        self.mix_cached = mix_cached and batch_transform is not None and batch_transform.mix is not None
         self.config = config
         self.lr = lr
         self.register_buffer("class_weights", weights if weights is not None else torch.ones(num_classes),
@@ -73,6 +76,8 @@ class TransferModule(L.LightningModule):
             if self.batch_transform is None:
                 raise RuntimeError("A uint8 image batch reached the model without a batch_transform.")
             return self.batch_transform(x, y)
+        if self.mix_cached and self.trainer.training:  # manifold mixup: cached training tensors, not images
+            return self.batch_transform.mix_tensors(x, y)
         return batch
 
     def train(self, mode: bool = True) -> TransferModule:
@@ -82,7 +87,9 @@ class TransferModule(L.LightningModule):
         return self
 
     def _loss_and_preds(self, logits: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        if y.dim() == 2:  # soft labels from MixUp/CutMix
+        if y.dim() == 2:  # soft labels from MixUp/CutMix, smoothed as hard labels would be
+            if train and self.config.label_smoothing:
+                y = y * (1 - self.config.label_smoothing) + self.config.label_smoothing / y.shape[-1]
             if logits.shape[-1] == 1:
                 logit = logits[:, 0].float()
                 return F.binary_cross_entropy_with_logits(logit, y[:, 1].float()), (logit > 0).long()

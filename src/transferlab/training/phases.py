@@ -29,7 +29,7 @@ from ..data.decoded import DecodedCache
 from ..data.folder import DataSplits
 from ..data.stream import StreamSource
 from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from ..models.transfer import TransferNet
 from .boundary import BoundaryNet, Prefix, boundary_bytes, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
@@ -45,7 +45,6 @@ from .loaders import (
     FeatureCopies,
     PhaseData,
     feature_cache_dir,
-    no_augment,
 )
 from .module import TransferModule, class_weights
 from .strategies import (
@@ -185,18 +184,34 @@ class PhaseRunner:
 
     def _cacheable(self) -> bool:
         """Whether the training images' outputs can be cached: no augmentation, or `feature_cache_copies`
-        augmented copies of them (mixup/cutmix mix batches, which a cache of single images cannot)."""
+        augmented copies of them; not when MixUp/CutMix mix images (a cache holds single images)."""
         cfg = self.config
-        return no_augment(cfg) or (cfg.feature_cache_copies > 0 and not (cfg.mixup or cfg.cutmix))
+        mixes_images = bool(cfg.mixup or cfg.cutmix) and cfg.mix_on == "images"
+        return not mixes_images and (self._plain_images() or cfg.feature_cache_copies > 0)
+
+    def _plain_images(self) -> bool:
+        return resolve_augment(self.config.augment).is_identity
 
     def _copies(self) -> int:
-        return 1 if no_augment(self.config) else self.config.feature_cache_copies
+        return 1 if self._plain_images() else self.config.feature_cache_copies
+
+    def mixes_cache(self, phase: Phase, k: int | None) -> bool:
+        """Whether MixUp/CutMix mix the cached tensors this phase trains on (`mix_on='cached'`); CutMix cannot
+        mix cached features, which have no height and width (raises SettingError)."""
+        cfg = self.config
+        if not ((cfg.mixup or cfg.cutmix) and cfg.mix_on == "cached") or not (k is not None or self.uses_cache(phase)):
+            return False
+        if k is None and cfg.cutmix:
+            raise SettingError(f"cutmix={cfg.cutmix:g} with mix_on='cached' cannot mix the cached features of "
+                               f"strategy {phase.strategy} (vectors: there is no rectangle to cut). Use mixup instead, "
+                               "or mix_on='images' (CutMix on the images; the base then runs on every batch).")
+        return True
 
     def _train_copies(self, label: str, extra: dict[str, Any], base: nn.Module | None = None) -> list[torch.Tensor]:
         """The cached outputs (features, or boundary activations with `base` = the prefix) of the training images:
         one copy without augmentation, else `feature_cache_copies` augmented ones (epoch e trains on copy e mod N)."""
         cfg, data = self.config, self.data
-        if no_augment(cfg):
+        if self._plain_images():
             return [self._extract(data.train, eval_transform(self.pre), label, extra, base)]
         train = []
         for k in range(cfg.feature_cache_copies):
@@ -317,7 +332,8 @@ class PhaseRunner:
         k = self.boundary(phase)
         fit_model = self.fit_model(phase, k)
         data = PhaseData(lambda: self._loaders(phase, k))
-        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform())
+        module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform(),
+                                mix_cached=self.mixes_cache(phase, k))
         mode = MONITORS[cfg.monitor]
         checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
                                      save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
@@ -346,7 +362,8 @@ class PhaseRunner:
         self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
                            f"{params['trainable']:,} of {params['total']:,} parameters trainable"
                            + (", head on cached features" if self.uses_cache(phase) else "")
-                           + (f", suffix from stage {k} on cached boundary activations" if k is not None else ""))
+                           + (f", suffix from stage {k} on cached boundary activations" if k is not None else "")
+                           + (", mixing the cached tensors" if module.mix_cached else ""))
         if two_phase and phase.index > 1:
             self.console.print(f"Phase {phase.index} fine-tunes the unfrozen layers at lr {phase.lr:g} (lr / "
                                f"{cfg.finetune_lr_factor:g}), starting from phase {phase.index - 1}'s best weights. "
