@@ -9,6 +9,7 @@ advised command too where it differs. A run that ended before its time limit is 
 would run identically). Writes JSON and prints a table; docs/results.md quotes it. Run:
 
     .venv/bin/python benchmarks/advise_budget.py --cifar ../cifar10-jpg --budgets 1 10 30
+    .venv/bin/python benchmarks/advise_budget.py --budgets 1 --runs-from benchmarks/results/advise_budget_rule1.json
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[1, 10, 30], help="minutes")
     parser.add_argument("--sets", nargs="+", default=["catdog", "digits", "gratings"])
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/advise_budget.json"))
+    parser.add_argument("--runs-from", type=Path, help="Reuse the real runs (each strategy at its most epochs) of an "
+                        "earlier validation JSON at the same budgets; only the advice is computed again.")
     args = parser.parse_args()
+    earlier = {(r["data"], r["budget_minutes"]): r["runs"] for r in json.loads(args.runs_from.read_text())[
+        "results"]} if args.runs_from else {}
     from transferlab.data.demo import write_digits
     from transferlab.workflows.budget import MAX_EPOCHS, STRATEGIES, advise_within, choose, plan
 
@@ -71,8 +76,8 @@ def main() -> None:
             best = choose(rows)
             runs = {}
             for s in STRATEGIES:
-                if s in finished:
-                    runs[s] = finished[s]
+                if s in finished or s in earlier.get((name, minutes), {}):
+                    runs[s] = finished.get(s) or {**earlier[(name, minutes)][s], "from": str(args.runs_from)}
                     continue
                 out = work / "runs" / f"{name}-{s.replace('=', '')}-{minutes:g}"
                 runs[s] = run(data, out, s, MAX_EPOCHS[s], MAX_EPOCHS[s] if s == "two-phase" else None, minutes)

@@ -135,27 +135,33 @@ def test_budget_spellings():
             parse_budget(bad)
 
 
-def test_budget_forecast_scales_a_probe_as_worked_out_by_hand():
+def test_budget_forecast_simulates_the_budgeted_run_as_worked_out_by_hand():
     from transferlab.workflows.budget import _predict
 
-    probe = {"wall": 40.0, "setup": 5.0, "report": 1.0, "phases": [
-        {"epochs": 3, "seconds": 33.0, "val_seconds": 3.0, "epoch_seconds": [10.0, 12.0, 11.0],
-         "val_accuracy": [0.5, 0.7, 0.6]}]}
-    # an epoch: (median 11 s - 1 s of validation) x 400/100 training images + 1 s x 100/50 validation = 42 s
+    # the probe: 100 training images in 10 batches of 10, 1 s a step, 2 s more per epoch, 1 s to validate 50 images
+    phase = {"epochs": 3, "batches": 10, "step": 1.0, "overhead": 2.0, "val": 1.0, "val_accuracy": [0.5, 0.7, 0.6]}
+    probe = {"wall": 40.0, "setup": 5.0, "report": 1.0, "batch_size": 10, "phases": [phase]}
+    # on 400 + 100 images an epoch is 2 s + 40 steps + 2 s of validation = 44 s. Within 300 s: six whole epochs
+    # (264 s), then the seventh starts at 266 s and stops after the batch that ends past 300 s: 34 more steps,
+    # then its validation -> 274 steps, 302 s; 274 steps are 27 probe epochs: all three count (best 0.7)
     row = _predict("full", probe, 300, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
-    assert row.fits and row.epochs == 7  # floor(300 / 42)
-    assert row.seconds == pytest.approx(2 + 3 * 500 / 150 + 7 * 42 + 1 * 100 / 50)  # set-up, epochs, report
-    assert row.accuracy == pytest.approx(0.75)  # the probe's best within 7 epochs + the data's gain
-    short = _predict("full", probe, 90, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
-    assert short.epochs == 2 and short.accuracy == pytest.approx(0.75)  # epochs 1-2 reached 0.7
-    none = _predict("full", probe, 30, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
-    assert not none.fits and "42 s" in none.why
-    two = {"wall": 20.0, "setup": 5.0, "report": 0.5, "phases": [
-        {"epochs": 5, "seconds": 1.0, "val_seconds": 0.5, "epoch_seconds": [0.2] * 5, "val_accuracy": [0.6] * 5},
-        {"epochs": 2, "seconds": 20.0, "val_seconds": 2.0, "epoch_seconds": [10.0, 10.0], "val_accuracy": [0.8, 0.9]}]}
-    # phase 2's epoch: (10 - 1) x 4 + 1 x 2 = 38 s; each phase gets half of 100 s -> 1 epoch, reaching 0.8
+    assert row.fits and row.epochs == 7 and row.probe["steps"] == [274]
+    assert row.seconds == pytest.approx(2 + 3 * 500 / 150 + 302 + 1 * 100 / 50)  # set-up, training, report
+    assert row.accuracy == pytest.approx(0.75)  # the probe's best + the data's gain
+    # 12 s: 10 steps of the first epoch, the probe's first epoch only (0.5); 25 s: 23 steps, two probe epochs
+    short = _predict("full", probe, 12, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert (short.epochs, short.probe["steps"], short.accuracy) == (1, [10], pytest.approx(0.55))
+    assert _predict("full", probe, 25, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400,
+                    big_v=100).accuracy == pytest.approx(0.75)
+    frozen = {"epochs": 5, "batches": 10, "step": 0.01, "overhead": 0.1, "val": 0.05, "val_accuracy": [0.6] * 5}
+    tuned = {"epochs": 5, "batches": 10, "step": 1.0, "overhead": 1.0, "val": 1.0,
+             "val_accuracy": [0.8, 0.9, 0.95, 0.96, 0.97]}
+    two = {"wall": 20.0, "setup": 5.0, "report": 0.5, "batch_size": 10, "phases": [frozen, tuned]}
+    # 50 s per phase: phase 1 runs all 8 epochs (0.6 s each); phase 2: 43 s for epoch 1, then 6 steps of epoch 2
+    # (44 s + 6 > 50) -> 46 steps = 4 probe epochs, best 0.96
     row = _predict("two-phase", two, 100, gain=0.0, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
-    assert (row.epochs, row.finetune_epochs, row.accuracy) == (8, 1, 0.8)
+    assert (row.epochs, row.finetune_epochs, row.probe["steps"]) == (8, 2, [320, 46])
+    assert row.accuracy == pytest.approx(0.96)
 
 
 def test_learning_curve_gain_reads_the_curve_in_log_images(monkeypatch):
@@ -191,8 +197,8 @@ def test_advise_within_a_budget_probes_every_strategy_and_leaves_no_trace(tmp_pa
     assert list(rows) == ["freeze", "unfreeze-last=2", "two-phase", "full"]
     assert all(r["fits"] and r["probe"]["probe_seconds"] > 0 for r in rows.values())  # the tiny model fits all
     # each probe trained for real: its accuracies are the probe run's history, one per epoch and phase
-    assert [len(a) for a in rows["two-phase"]["probe"]["probe_val_accuracy"]] == [5, 2]
-    assert len(rows["unfreeze-last=2"]["probe"]["probe_val_accuracy"][0]) == 3
+    assert [len(a) for a in rows["two-phase"]["probe"]["probe_val_accuracy"]] == [5, 5]
+    assert len(rows["unfreeze-last=2"]["probe"]["probe_val_accuracy"][0]) == 8
     best = max(rows.values(), key=lambda r: r["accuracy"])["accuracy"]
     assert rows[advice["strategy"]]["accuracy"] == best
     assert f"--strategy {advice['strategy']}" in advice["command"] and "--max-minutes 10" in advice["command"]

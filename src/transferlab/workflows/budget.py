@@ -1,21 +1,27 @@
 """Advice under a time budget: which strategy gives the best accuracy within B minutes on this machine.
 
+Over 400 lines: the probes' clock, the simulation of a budgeted run and the forecast read the same measurements
+(the per-phase step, epoch and validation costs), so they stay in one owner.
+
 Nothing is assumed about the machine or the data: every candidate strategy trains for real, through `fit`,
 on a probe of the user's own images (a few hundred training images drawn per class, and a share of the
 validation images), with a clock on Lightning's hooks. From the probes:
 
-- time: seconds per training image and per validation image of an epoch, per phase (measured), scaled to
-  the full data set; set-up (caches made before training, e.g. frozen features) per image; the fixed cost
-  of a run. The epochs a strategy fits into the budget follow (the budget bounds the training loops, as
-  `train --max-minutes` does; `two-phase` gives each phase half);
-- accuracy: the probe's best validation accuracy within the epochs that fit (at most the probe's own),
-  plus the gain of the full data set over the probe's, read off a learning curve of a linear probe on
-  frozen features (cross-validated at growing numbers of images; the same gain for every strategy).
+- time: per phase, the seconds of a training step (batch), the other seconds of an epoch (loader start-up,
+  checkpoints) and of its validation, measured by hooks on every batch; on the full data set each phase is
+  simulated as `train --max-minutes` runs it (Lightning's timer stops after the first batch past the phase's
+  share of the budget, inside an epoch too; `two-phase` gives each phase half), which gives its optimizer
+  steps; set-up (caches made before training, e.g. frozen features) scales per image, plus the fixed cost of
+  a run;
+- accuracy, by optimizer steps: a phase that takes S steps on the full data reads the probe's best validation
+  accuracy within its first S / (probe batches per epoch) epochs (at least one, at most all), plus the gain of
+  the full data set over the probe's, read off a learning curve of a linear probe on frozen features
+  (cross-validated at growing numbers of images; the same gain for every strategy).
 
 Probes run with a temporary cache home, so their set-up is measured cold (and the user's caches are not
 filled with probe files). Before `full` and `two-phase` are probed, two training steps of the whole model on
 random images estimate their epoch (no decoding, no validation): a strategy whose single epoch would take
-over `SKIP_MARGIN` times the time it has is skipped without a probe.
+over `SKIP_MARGIN` times the time it has (it would see a tenth of the images once) is skipped without a probe.
 
 It sits in workflows/ because it runs `fit` (training/ stays below it; `training.advise` gives the
 measurements it starts from).
@@ -50,13 +56,13 @@ __all__ = ["Forecast", "advise_within", "forecast", "probe", "plan", "choose", "
 
 STRATEGIES = ("freeze", "unfreeze-last=2", "two-phase", "full")
 MAX_EPOCHS = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 10}  # what the advice plans at most
-PROBE_EPOCHS = {"freeze": 20, "unfreeze-last=2": 3, "two-phase": 2, "full": 3}  # two-phase: 5 frozen + 2
-PROBE_TRAIN, PROBE_VAL = 256, 128
+PROBE_EPOCHS = {"freeze": 20, "unfreeze-last=2": 8, "two-phase": 5, "full": 4}  # two-phase: 5 frozen + 5
+PROBE_TRAIN, PROBE_VAL = 256, 256
 CAVEAT = ("not yet reliable: validated at a 1-minute budget on three data sets, these predictions under-rated "
           "fine-tuning (the advised freeze was 4-9.5 points behind unfreeze-last=2 or two-phase; docs/results.md): "
           "short probes see few optimizer steps and too much per-epoch overhead; run unfreeze-last=2 and two-phase "
           "with the same --max-minutes to compare")
-SKIP_MARGIN = 1.5  # a strategy is skipped unprobed when its training steps alone take 1.5x the time it has
+SKIP_MARGIN = 10  # skipped unprobed: one epoch's training steps take 10x the time it has (it would see a tenth)
 
 
 def parse_budget(text: str | float) -> float:
@@ -91,16 +97,24 @@ class Forecast:
 
 
 class _Clock(Callback):
-    """Times the epochs of each phase and the validation inside them (sanity checks excluded)."""
+    """Times each phase: every training batch, every epoch and the validation inside it (sanity checks excluded)."""
 
     def __init__(self) -> None:
         self.phases: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self.phases.append({"start": time.perf_counter(), "epochs": [], "val": 0.0})
+        self.phases.append({"start": time.perf_counter(), "epochs": [], "batches": [], "val": []})
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.phases[-1]["epochs"].append(time.perf_counter())
+        self.phases[-1]["batches"].append([])
+        self.phases[-1]["val"].append(0.0)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._batch = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.phases[-1]["batches"][-1].append(time.perf_counter() - self._batch)
 
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.sanity_checking and self.phases:
@@ -108,7 +122,7 @@ class _Clock(Callback):
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.sanity_checking and self.phases:
-            self.phases[-1]["val"] += time.perf_counter() - self._val
+            self.phases[-1]["val"][-1] += time.perf_counter() - self._val
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.phases[-1]["end"] = time.perf_counter()
@@ -153,19 +167,33 @@ def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str |
         {"epochs": epochs}
     clock = _Clock()
     start = time.perf_counter()
-    result = fit(TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy,
-                             patience=0, seed=seed, **settings), overwrite=True, quiet=True, callbacks=[clock])
+    config = TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy, patience=0,
+                         seed=seed, **settings)
+    batch_size = config.batch_size
+    result = fit(config, overwrite=True, quiet=True, callbacks=[clock])
     wall = time.perf_counter() - start
     phases = []
     for number, phase in enumerate(clock.phases, start=1):
         marks = [*phase["epochs"], phase["end"]]
         rows = [r for r in result.history if int(r.get("phase") or 1) == number]
+        epochs = [b - a for a, b in zip(marks, marks[1:])]
         phases.append({"epochs": len(phase["epochs"]), "seconds": phase["end"] - phase["start"],
-                       "val_seconds": phase["val"], "epoch_seconds": [b - a for a, b in zip(marks, marks[1:])],
+                       "val_seconds": sum(phase["val"]), "epoch_seconds": epochs,
+                       "batches": len(phase["batches"][0]), **_step_costs(phase["batches"], phase["val"], epochs),
                        "val_accuracy": [r.get("val_accuracy") for r in rows]})
     first, last = clock.phases[0]["start"] - start, start + wall - clock.phases[-1]["end"]
     between = sum(b["start"] - a["end"] for a, b in zip(clock.phases, clock.phases[1:]))
-    return {"wall": wall, "setup": first + between, "report": last, "phases": phases}
+    return {"wall": wall, "setup": first + between, "report": last, "batch_size": batch_size, "phases": phases}
+
+
+def _step_costs(batches: list[list[float]], val: list[float], epochs: list[float]) -> dict[str, float]:
+    """A phase's epoch as Lightning runs it: `step` seconds per training batch (the median of every batch but the
+    first of each epoch, which waits for the loader), `overhead` seconds per epoch besides its batches and its
+    validation (loader start-up, checkpoints; the median over epochs), and its validation seconds (the median)."""
+    steady = [t for epoch in batches for t in epoch[1:]] or [t for epoch in batches for t in epoch]
+    step = statistics.median(steady)
+    overhead = statistics.median(max(0.0, e - v - step * len(b)) for e, v, b in zip(epochs, val, batches))
+    return {"step": step, "overhead": overhead, "val": statistics.median(val)}
 
 
 @contextmanager
@@ -316,31 +344,46 @@ def choose(rows: list[Forecast]) -> Forecast | None:
     return max(fitting, key=lambda r: (round(r.accuracy or 0.0, 3), -(r.seconds or 0.0)), default=None)
 
 
+def _simulate(phase: dict[str, Any], share: float, max_epochs: int, batches: int, val: float) -> tuple[int, int, float]:
+    """(training steps, epochs begun, seconds) of a phase on the full data as `train --max-minutes` runs it:
+    Lightning's timer stops the phase after the first batch that ends past its share of the budget (inside an
+    epoch too), and the epoch's validation still runs; `batches` per epoch, `val` seconds per validation."""
+    t, steps, epochs = 0.0, 0, 0
+    while epochs < max_epochs:
+        epochs += 1
+        t += phase["overhead"]
+        left = max(1, math.ceil((share - t) / phase["step"])) if phase["step"] > 0 else batches
+        if left < batches:  # the budget ends inside this epoch
+            return steps + left, epochs, t + left * phase["step"] + val
+        steps, t = steps + batches, t + batches * phase["step"] + val
+        if t >= share:
+            break
+    return steps, epochs, t
+
+
 def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, fixed: float, n_t: int, n_v: int,
              big_t: int, big_v: int) -> Forecast:
+    """One strategy's forecast. Time: each phase simulated on the full data from the probe's step, per-epoch and
+    validation costs (validation scales with the validation images). Accuracy by optimizer steps: a phase that
+    takes S steps on the full data reads the probe's best validation accuracy within its first S / (probe batches
+    per epoch) epochs (at least one, at most all), plus the gain of the full data set over the probe's."""
     phases = probe["phases"]
-    epoch_full = []
-    for phase in phases:  # per epoch: training images scale with the train split, validation with its own
-        median = statistics.median(phase["epoch_seconds"])
-        val = phase["val_seconds"] / max(1, phase["epochs"])
-        epoch_full.append(max(0.0, median - val) * big_t / n_t + val * big_v / n_v)
+    batch_size = probe.get("batch_size", 32)
     share = budget / len(phases)  # two-phase: each phase gets half of the budget
-    epochs = [min(MAX_EPOCHS[strategy], math.floor(share / e) if e > 0 else MAX_EPOCHS[strategy])
-              for e in epoch_full]
+    runs = [_simulate(phase, share, MAX_EPOCHS[strategy], math.ceil(big_t / batch_size), phase["val"] * big_v / n_v)
+            for phase in phases]  # two-phase: --epochs and --finetune-epochs both MAX_EPOCHS['two-phase']
     setup = fixed + (probe["setup"] - fixed) * (big_t + big_v) / (n_t + n_v)
     report = probe["report"] * (big_v / n_v if strategy != "freeze" else 1.0)
+    reached = []  # the probe's accuracies within the steps each phase takes on the full data
+    for (steps, _, _), phase in zip(runs, phases):
+        reach = max(1, math.floor(steps / max(1, phase["batches"])))
+        reached += [a for a in phase["val_accuracy"][:reach] if a is not None]
     facts = {"probe_epochs": [p["epochs"] for p in phases], "probe_val_accuracy": [p["val_accuracy"] for p in phases],
-             "epoch_seconds": [round(e, 1) for e in epoch_full], "setup_seconds": round(setup, 1),
-             "probe_seconds": round(probe["wall"], 1)}
-    if min(epochs) < 1:
-        return Forecast(strategy, False, probe=facts,
-                        why=f"one epoch takes {max(epoch_full):.0f} s, over the {share:.0f} s it would have")
-    seconds = setup + sum(n * e for n, e in zip(epochs, epoch_full)) + report
-    reached = []  # the probe's best accuracy within the epochs that fit (at most its own)
-    for n, phase in zip(epochs, phases):
-        reached += [a for a in phase["val_accuracy"][:n] if a is not None]
+             "steps": [r[0] for r in runs], "step_seconds": [round(p["step"], 4) for p in phases],
+             "setup_seconds": round(setup, 1), "probe_seconds": round(probe["wall"], 1)}
     accuracy = min(1.0, max(reached) + gain) if reached else None
-    return Forecast(strategy, accuracy is not None, epochs[0], epochs[1] if len(epochs) > 1 else None,
+    seconds = setup + sum(r[2] for r in runs) + report
+    return Forecast(strategy, accuracy is not None, runs[0][1], runs[1][1] if len(runs) > 1 else None,
                     round(seconds, 1), None if accuracy is None else round(accuracy, 4), probe=facts)
 
 
