@@ -4,8 +4,8 @@ The three data sets of benchmarks/advise_validation.py (CIFAR-10 cat/dog at 32 p
 oriented gratings far from ImageNet). For each: `advise_within(data, LARGEST)` probes every strategy once;
 the advice for each smaller budget is `budget.plan(probes, budget)` + `budget.choose` (what `advise --budget`
 computes from the same measurements). Then every strategy runs for real with `--max-minutes B` and its most
-epochs (freeze 20, unfreeze-last=2 10, two-phase 8 + 8, full 10; early stopping as by default), and the
-advised command too where it differs. A run that ended before its time limit is reused for larger budgets (it
+epochs (freeze 20, unfreeze-last=2 10, two-phase 8 + 8, full 10; early stopping as by default), which is
+also the advised command of that strategy. A run that ended before its time limit is reused for larger budgets (it
 would run identically). Writes JSON and prints a table; docs/results.md quotes it. Run:
 
     .venv/bin/python benchmarks/advise_budget.py --cifar ../cifar10-jpg --budgets 1 10 30
@@ -84,17 +84,14 @@ def main() -> None:
                 if not runs[s]["cut_by_time"]:
                     finished[s] = runs[s]
                 print(name, minutes, s, runs[s], flush=True)
-            advised = runs[best.strategy]
-            if (best.epochs, best.finetune_epochs or None) != (MAX_EPOCHS[best.strategy], MAX_EPOCHS[best.strategy]
-                                                               if best.strategy == "two-phase" else None):
-                out = work / "runs" / f"{name}-advised-{minutes:g}"
-                advised = run(data, out, best.strategy, best.epochs, best.finetune_epochs, minutes)
+            advised = runs[best.strategy]  # the advised command: that strategy at its most epochs + --max-minutes
             top = max(STRATEGIES, key=lambda s: runs[s]["best_val_accuracy"] or 0.0)
             gap = (runs[top]["best_val_accuracy"] or 0.0) - (advised["best_val_accuracy"] or 0.0)
             results.append({"data": name, "budget_minutes": minutes, "advised": best.strategy,
                             "advise_seconds": advise_seconds, "forecasts": [r.to_dict() for r in rows],
                             "runs": runs, "advised_run": advised, "best": top,
-                            "points_behind_best": round(100 * gap, 2), "passes": round(gap, 6) <= 0.01})
+                            "points_behind_best": round(100 * gap, 2), "passes": round(gap, 6) <= 0.01,
+                            "probe_facts": facts})  # budget.plan(facts, seconds) replans from these
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"benchmark": "advise_budget", "budgets": budgets,
                                              "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -211,7 +211,8 @@ def render(results: dict) -> str:
             lines.append(f"| {r['variant']} | {r['description']} | {r['best_val_accuracy']:.4f} | {r['best_epoch']} "
                          f"| {gap} | {r['best_val_loss']:.4f} | {r['seconds']} |")
         lines.append("")
-    lines += budget_section(HERE.parent / "benchmarks" / "results" / "advise_budget_rule1.json")
+    for name, model in (("advise_budget_rule2.json", "second"), ("advise_budget_rule1.json", "first")):
+        lines += budget_section(HERE.parent / "benchmarks" / "results" / name, model)
     advise_file = HERE.parent / "benchmarks" / "results" / "advise_validation.json"
     if advise_file.is_file():
         v = json.loads(advise_file.read_text())
@@ -259,43 +260,58 @@ def render(results: dict) -> str:
 BUDGET_SETS = {"catdog": "CIFAR cat/dog (32 px)", "digits": "digits (8 px)", "gratings": "gratings"}
 
 
-def budget_section(path: Path) -> list[str]:
-    """The `advise --budget` validation (benchmarks/advise_budget.py's JSON) as a table, with what it showed."""
+def budget_section(path: Path, model: str) -> list[str]:
+    """One `advise --budget` validation (benchmarks/advise_budget.py's JSON) as a table, with what it showed."""
     if not path.is_file():
         return []
     v = json.loads(path.read_text())
     strategies = ["freeze", "unfreeze-last=2", "two-phase", "full"]
     failed = sum(not r["passes"] for r in v["results"])
-    lines = [f"## `transferlab advise --budget`, validated (first model: failed on {failed} of {len(v['results'])})",
-             "", f"`.venv/bin/python {v['command']}` ({v['date']}; JSON: `benchmarks/results/{path.name}`). For each "
+    reused = sorted({run["from"] for r in v["results"] for run in r["runs"].values() if run.get("from")})
+    lines = [f"## `transferlab advise --budget`, validated ({model} model: failed on {failed} of "
+             f"{len(v['results'])})", "",
+             f"`.venv/bin/python {v['command']}` ({v['date']}; JSON: `benchmarks/results/{path.name}`). For each "
              "data set, `advise --budget` probes every strategy on a few hundred of its images; then every strategy "
              "trains for real with `--max-minutes` set to the budget and its most epochs (freeze 20, unfreeze-last=2 "
-             "10, two-phase 8 + 8, full 10). Predicted / measured best validation accuracy (\"-\": predicted not to "
-             "fit one epoch):", "",
+             "10, two-phase 8 + 8, full 10)" + (f" (these real runs reused from `{', '.join(reused)}`; the advised "
+                                                 "command ran again where its epochs differ)" if reused else "")
+             + ". Predicted / measured best validation accuracy (\"-\": predicted not to fit one epoch); the "
+             "advised run's own accuracy in the advised column:", "",
              "| data | budget | advised | " + " | ".join(strategies) + " | advised is behind the best by | pass |",
              "| --- | ---: | --- | " + " | ".join("---" for _ in strategies) + " | ---: | --- |"]
-    errors = []
+    errors, seconds = [], []
     for r in v["results"]:
-        pred = {f["strategy"]: f["accuracy"] for f in r["forecasts"]}
+        pred = {f["strategy"]: f for f in r["forecasts"]}
         cells = []
         for name in strategies:
             got = r["runs"][name]["best_val_accuracy"]
             shown = f"{got:.3f}" if got is not None else "-"
-            cells.append(("-" if pred[name] is None else f"{pred[name]:.3f}") + " / "
+            cells.append(("-" if pred[name]["accuracy"] is None else f"{pred[name]['accuracy']:.3f}") + " / "
                          + (f"**{shown}**" if name == r["best"] else shown))
-        if pred["freeze"] is not None and r["runs"]["freeze"]["best_val_accuracy"] is not None:
-            errors.append(abs(pred["freeze"] - r["runs"]["freeze"]["best_val_accuracy"]))
-        lines.append(f"| {BUDGET_SETS.get(r['data'], r['data'])} | {r['budget_minutes']:g} min | {r['advised']} | "
-                     + " | ".join(cells) + f" | {r['points_behind_best']} | {'yes' if r['passes'] else 'no'} |")
-    lines += ["", f"The freeze predictions were right within {100 * max(errors, default=0):.1f} points; the "
-              "fine-tuning ones were far too low. Two causes, read off the probes: (1) time: a probe epoch of a few "
-              "batches is dominated by per-epoch costs (workers, validation start, checkpoints) that do not grow with "
-              "the data, so scaling whole epochs by the number of images over-estimates a full-data epoch; (2) "
-              "accuracy: a few probe epochs are far fewer optimizer steps than the real run's epochs, so \"the "
-              "probe's accuracy after the same number of epochs\" under-rates fine-tuning. Next: time per batch "
-              "plus a fixed cost per epoch, and accuracy read by optimizer steps from a longer fine-tuning probe. "
-              "Until it passes, `advise --budget` says in yellow that its predictions are experimental.", ""]
+            if pred[name]["seconds"] and r["runs"][name].get("wall_seconds"):
+                seconds.append(pred[name]["seconds"] / r["runs"][name]["wall_seconds"])
+        if pred["freeze"]["accuracy"] is not None and r["runs"]["freeze"]["best_val_accuracy"] is not None:
+            errors.append(abs(pred["freeze"]["accuracy"] - r["runs"]["freeze"]["best_val_accuracy"]))
+        advised = r["advised_run"]["best_val_accuracy"]
+        lines.append(f"| {BUDGET_SETS.get(r['data'], r['data'])} | {r['budget_minutes']:g} min | {r['advised']} "
+                     f"({advised:.3f}) | " + " | ".join(cells)
+                     + f" | {r['points_behind_best']} | {'yes' if r['passes'] else 'no'} |")
+    lines += ["", f"Freeze predictions within {100 * max(errors, default=0):.1f} points; predicted / measured wall "
+              f"seconds of the runs {min(seconds, default=0):.2f}-{max(seconds, default=0):.2f}.",
+              "", *BUDGET_FINDINGS[model], ""]
     return lines
+
+
+BUDGET_FINDINGS = {
+    "first": ["The fine-tuning predictions were far too low. Two causes, read off the probes: (1) time: a probe "
+              "epoch of a few batches is dominated by per-epoch costs (workers, validation start, checkpoints) that "
+              "do not grow with the data, so scaling whole epochs by the number of images over-estimates a "
+              "full-data epoch; (2) accuracy: a few probe epochs are far fewer optimizer steps than the real run's "
+              "epochs, so \"the probe's accuracy after the same number of epochs\" under-rates fine-tuning. Next: "
+              "time per batch plus a fixed cost per epoch, and accuracy read by optimizer steps from a longer "
+              "fine-tuning probe."],
+    "second": ["SECOND"],
+}
 
 
 def main() -> None:

@@ -422,20 +422,23 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
     reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
                f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
                f"has the best predicted validation accuracy within {minutes:g} minutes of training "
-               f"({best.accuracy:.1%}, {best.epochs} epochs)"]
+               f"({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
     reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
     if facts["data_gain"]:
         reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
                        f"learning curve on frozen features: {facts['learning_curve']})")
     reasons += [f"{r.strategy} does not fit: {r.why}" for r in rows if not r.fits]
     reasons.append(CAVEAT)
-    extra = (f" --finetune-epochs {best.finetune_epochs}" if best.finetune_epochs else "") + \
+    # the most epochs the forecast allowed, stopped by --max-minutes as its simulation was (a run capped at the
+    # predicted epochs would stop early on a machine a little faster than the probes said)
+    cap = MAX_EPOCHS[best.strategy]
+    extra = (f" --finetune-epochs {cap}" if best.strategy == "two-phase" else "") + \
         (f" --weights {weights}" if weights else "")
-    advice.strategy, advice.epochs, advice.augment = best.strategy, best.epochs, "none"
+    advice.strategy, advice.epochs, advice.augment = best.strategy, cap, "none"
     advice.lr = 1e-3 if best.strategy == "freeze" else 1e-4  # TrainConfig's defaults, which the probes used
     advice.reasons, advice.forecasts, advice.budget_seconds = reasons, [r.to_dict() for r in rows], seconds
     advice.measurements["probe"] = facts
     advice.command = (f"transferlab train {data} --model {advice.model} --strategy {best.strategy} "
-                      f"--epochs {best.epochs}{extra} --max-minutes {minutes:g}")
+                      f"--epochs {cap}{extra} --max-minutes {minutes:g}")
     advice.seconds = round(advice.seconds + time.perf_counter() - start, 1)
     return advice
