@@ -488,8 +488,11 @@ def test_mixup_on_cached_boundary_activations(dataset, tmp_path, tiny_weights):
 
 
 def test_cutmix_cannot_mix_cached_features(dataset, tmp_path, tiny_weights):
-    with pytest.raises(SettingError, match="cutmix=1 with mix_on='cached'.*Use mixup instead"):
-        fit(_config(dataset, tmp_path / "run", tiny_weights, cutmix=1.0, mix_on="cached", epochs=1), quiet=True)
+    for strategy in ("freeze", "two-phase"):
+        with pytest.raises(SettingError, match="cutmix=1 with mix_on='cached'.*Use mixup instead"):
+            fit(_config(dataset, tmp_path / "run", tiny_weights, cutmix=1.0, mix_on="cached", strategy=strategy,
+                        epochs=1), quiet=True)
+        assert not (tmp_path / "run").exists()  # refused before the run folder was made: the same --out works next
     with pytest.raises(SettingError, match="'mix_on'.*'images', 'cached'"):
         TrainConfig(mix_on="features").validate()
 

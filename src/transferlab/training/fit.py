@@ -78,6 +78,11 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
             f"strategy='{strategy}' keeps part of the base frozen, which needs pretrained weights, but "
             "weights='none'. Use `--strategy full` to train from scratch, or pretrained weights."
         )
+    mixes_features = config.mix_on == "cached" and config.feature_cache and strategy.kind in ("freeze", "two-phase")
+    if config.cutmix and mixes_features:
+        raise SettingError(f"cutmix={config.cutmix:g} with mix_on='cached' cannot mix the cached features of "
+                           f"strategy {strategy} (vectors: there is no rectangle to cut). Use mixup instead, or "
+                           "mix_on='images' (CutMix on the images; the base then runs on every batch).")
     lr = config.lr if config.lr is not None else (1e-3 if strategy.kind in ("freeze", "two-phase") else 1e-4)
     workers = config.num_workers
     if workers is None:

@@ -29,7 +29,7 @@ from ..data.decoded import DecodedCache
 from ..data.folder import DataSplits
 from ..data.stream import StreamSource
 from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
-from ..errors import DataError, SettingError
+from ..errors import DataError
 from ..models.transfer import TransferNet
 from .boundary import BoundaryNet, Prefix, boundary_bytes, boundary_stage
 from .callbacks.checkpoint_io import AtomicCheckpointIO
@@ -196,16 +196,10 @@ class PhaseRunner:
         return 1 if self._plain_images() else self.config.feature_cache_copies
 
     def mixes_cache(self, phase: Phase, k: int | None) -> bool:
-        """Whether MixUp/CutMix mix the cached tensors this phase trains on (`mix_on='cached'`); CutMix cannot
-        mix cached features, which have no height and width (raises SettingError)."""
+        """Whether MixUp/CutMix mix the cached tensors this phase trains on (`mix_on='cached'`; `resolve_config`
+        refuses CutMix of cached features before the run starts)."""
         cfg = self.config
-        if not ((cfg.mixup or cfg.cutmix) and cfg.mix_on == "cached") or not (k is not None or self.uses_cache(phase)):
-            return False
-        if k is None and cfg.cutmix:
-            raise SettingError(f"cutmix={cfg.cutmix:g} with mix_on='cached' cannot mix the cached features of "
-                               f"strategy {phase.strategy} (vectors: there is no rectangle to cut). Use mixup instead, "
-                               "or mix_on='images' (CutMix on the images; the base then runs on every batch).")
-        return True
+        return bool((cfg.mixup or cfg.cutmix) and cfg.mix_on == "cached" and (k is not None or self.uses_cache(phase)))
 
     def _train_copies(self, label: str, extra: dict[str, Any], base: nn.Module | None = None) -> list[torch.Tensor]:
         """The cached outputs (features, or boundary activations with `base` = the prefix) of the training images:
