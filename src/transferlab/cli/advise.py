@@ -68,7 +68,8 @@ def advise(
 
 def _forecast_table(advice) -> Table:  # noqa: ANN001 - training.advise.Advice, imported lazily
     minutes = (advice.budget_seconds or 0) / 60
-    table = Table(title=f"Predicted within {minutes:g} minutes of training on this machine")
+    unit = "minute" if minutes == 1 else "minutes"
+    table = Table(title=f"Predicted within {minutes:g} {unit} of training on this machine")
     for name, justify in (("strategy", "left"), ("epochs", "right"), ("minutes (wall)", "right"),
                           ("val accuracy", "right"), ("probe", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]

@@ -421,8 +421,8 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
     minutes = seconds / 60
     reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
                f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
-               f"has the best predicted validation accuracy within {minutes:g} minutes of training "
-               f"({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
+               f"has the best predicted validation accuracy within {minutes:g} minute{'' if minutes == 1 else 's'} "
+               f"of training ({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
     reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
     if facts["data_gain"]:
         reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
