@@ -169,7 +169,6 @@ def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str |
     start = time.perf_counter()
     config = TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy, patience=0,
                          seed=seed, **settings)
-    batch_size = config.batch_size
     result = fit(config, overwrite=True, quiet=True, callbacks=[clock])
     wall = time.perf_counter() - start
     phases = []
@@ -177,13 +176,13 @@ def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str |
         marks = [*phase["epochs"], phase["end"]]
         rows = [r for r in result.history if int(r.get("phase") or 1) == number]
         epochs = [b - a for a, b in zip(marks, marks[1:])]
-        phases.append({"epochs": len(phase["epochs"]), "seconds": phase["end"] - phase["start"],
-                       "val_seconds": sum(phase["val"]), "epoch_seconds": epochs,
-                       "batches": len(phase["batches"][0]), **_step_costs(phase["batches"], phase["val"], epochs),
+        phases.append({"epochs": len(phase["epochs"]), "epoch_seconds": epochs, "batches": len(phase["batches"][0]),
+                       **_step_costs(phase["batches"], phase["val"], epochs),
                        "val_accuracy": [r.get("val_accuracy") for r in rows]})
     first, last = clock.phases[0]["start"] - start, start + wall - clock.phases[-1]["end"]
     between = sum(b["start"] - a["end"] for a, b in zip(clock.phases, clock.phases[1:]))
-    return {"wall": wall, "setup": first + between, "report": last, "batch_size": batch_size, "phases": phases}
+    return {"wall": wall, "setup": first + between, "report": last, "batch_size": config.batch_size,
+            "phases": phases}
 
 
 def _step_costs(batches: list[list[float]], val: list[float], epochs: list[float]) -> dict[str, float]:
@@ -368,9 +367,9 @@ def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, f
     takes S steps on the full data reads the probe's best validation accuracy within its first S / (probe batches
     per epoch) epochs (at least one, at most all), plus the gain of the full data set over the probe's."""
     phases = probe["phases"]
-    batch_size = probe.get("batch_size", 32)
     share = budget / len(phases)  # two-phase: each phase gets half of the budget
-    runs = [_simulate(phase, share, MAX_EPOCHS[strategy], math.ceil(big_t / batch_size), phase["val"] * big_v / n_v)
+    batches = math.ceil(big_t / probe["batch_size"])  # the full data's batches per epoch
+    runs = [_simulate(phase, share, MAX_EPOCHS[strategy], batches, phase["val"] * big_v / n_v)
             for phase in phases]  # two-phase: --epochs and --finetune-epochs both MAX_EPOCHS['two-phase']
     setup = fixed + (probe["setup"] - fixed) * (big_t + big_v) / (n_t + n_v)
     report = probe["report"] * (big_v / n_v if strategy != "freeze" else 1.0)
