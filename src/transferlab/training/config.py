@@ -282,6 +282,11 @@ class TrainConfig:
             raise SettingError(f"The 'lr' parameter must be a positive learning rate such as 1e-3; got {self.lr}.")
         return self
 
+    @property
+    def mixes(self) -> str | None:
+        """What MixUp/CutMix mix when either is on: `mix_on` ('images' or 'cached'); None when both are off."""
+        return self.mix_on if (self.mixup or self.cutmix) else None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Builds a config from a mapping; unknown keys are an error that suggests the right name."""

@@ -185,9 +185,7 @@ class PhaseRunner:
     def _cacheable(self) -> bool:
         """Whether the training images' outputs can be cached: no augmentation, or `feature_cache_copies`
         augmented copies of them; not when MixUp/CutMix mix images (a cache holds single images)."""
-        cfg = self.config
-        mixes_images = bool(cfg.mixup or cfg.cutmix) and cfg.mix_on == "images"
-        return not mixes_images and (self._plain_images() or cfg.feature_cache_copies > 0)
+        return self.config.mixes != "images" and (self._plain_images() or self.config.feature_cache_copies > 0)
 
     def _plain_images(self) -> bool:
         return resolve_augment(self.config.augment).is_identity
@@ -198,8 +196,7 @@ class PhaseRunner:
     def mixes_cache(self, phase: Phase, k: int | None) -> bool:
         """Whether MixUp/CutMix mix the cached tensors this phase trains on (`mix_on='cached'`; `resolve_config`
         refuses CutMix of cached features before the run starts)."""
-        cfg = self.config
-        return bool((cfg.mixup or cfg.cutmix) and cfg.mix_on == "cached" and (k is not None or self.uses_cache(phase)))
+        return self.config.mixes == "cached" and (k is not None or self.uses_cache(phase))
 
     def _train_copies(self, label: str, extra: dict[str, Any], base: nn.Module | None = None) -> list[torch.Tensor]:
         """The cached outputs (features, or boundary activations with `base` = the prefix) of the training images:
