@@ -144,39 +144,43 @@ def test_budget_forecast_simulates_the_budgeted_run_as_worked_out_by_hand():
     # on 400 + 100 images an epoch is 2 s + 40 steps + 2 s of validation = 44 s. Within 300 s: six whole epochs
     # (264 s), then the seventh starts at 266 s and stops after the batch that ends past 300 s: 34 more steps,
     # then its validation -> 274 steps, 302 s; 274 steps are 27 probe epochs: all three count (best 0.7)
-    row = _predict("full", probe, 300, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    row = _predict("full", probe, 300, ratio=0.5, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
     assert row.fits and row.epochs == 7 and row.probe["steps"] == [274]
     assert row.seconds == pytest.approx(2 + 3 * 500 / 150 + 302 + 1 * 100 / 50)  # set-up, training, report
-    assert row.accuracy == pytest.approx(0.75)  # the probe's best + the data's gain
+    assert row.accuracy == pytest.approx(0.85)  # the probe's best (error 0.3) with half its error
     # 12 s: 10 steps of the first epoch, the probe's first epoch only (0.5); 25 s: 23 steps, two probe epochs
-    short = _predict("full", probe, 12, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
-    assert (short.epochs, short.probe["steps"], short.accuracy) == (1, [10], pytest.approx(0.55))
-    assert _predict("full", probe, 25, gain=0.05, fixed=2.0, n_t=100, n_v=50, big_t=400,
-                    big_v=100).accuracy == pytest.approx(0.75)
+    short = _predict("full", probe, 12, ratio=0.5, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    assert (short.epochs, short.probe["steps"], short.accuracy) == (1, [10], pytest.approx(0.75))
+    assert _predict("full", probe, 25, ratio=0.5, fixed=2.0, n_t=100, n_v=50, big_t=400,
+                    big_v=100).accuracy == pytest.approx(0.85)
     frozen = {"epochs": 5, "batches": 10, "step": 0.01, "overhead": 0.1, "val": 0.05, "val_accuracy": [0.6] * 5}
     tuned = {"epochs": 5, "batches": 10, "step": 1.0, "overhead": 1.0, "val": 1.0,
              "val_accuracy": [0.8, 0.9, 0.95, 0.96, 0.97]}
     two = {"wall": 20.0, "setup": 5.0, "report": 0.5, "batch_size": 10, "phases": [frozen, tuned]}
     # 50 s per phase: phase 1 runs all 8 epochs (0.6 s each); phase 2: 43 s for epoch 1, then 6 steps of epoch 2
     # (44 s + 6 > 50) -> 46 steps = 4 probe epochs, best 0.96
-    row = _predict("two-phase", two, 100, gain=0.0, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
+    row = _predict("two-phase", two, 100, ratio=1.0, fixed=2.0, n_t=100, n_v=50, big_t=400, big_v=100)
     assert (row.epochs, row.finetune_epochs, row.probe["steps"]) == (8, 2, [320, 46])
     assert row.accuracy == pytest.approx(0.96)
 
 
-def test_learning_curve_gain_reads_the_curve_in_log_images(monkeypatch):
-    import math
-
+def test_learning_curve_error_ratio_reads_a_power_law(monkeypatch):
     import transferlab.training.advise as advise_module
-    from transferlab.workflows.budget import _learning_curve_gain
+    from transferlab.workflows.budget import _learning_curve_error_ratio
 
-    # a probe whose accuracy grows by 0.1 per doubling of the images: from 20 to 160 images, three doublings
-    monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 0.5 + 0.1 * math.log2(len(y) / 20))
-    gain, curve = _learning_curve_gain(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 160)
+    # a linear probe whose error is 6.4 / (training images), the curve's points at 4/5 of each subset (5-fold):
+    # 16, 32 and 64 images for subsets of 20, 40 and 80 -> errors 0.4, 0.2, 0.1
+    monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 1 - 6.4 / (len(y) * 4 / 5))
+    ratio, curve = _learning_curve_error_ratio(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 160)
     assert [n for n, _ in curve] == [16, 32, 64]
-    assert gain == pytest.approx(0.3)
-    inside, _ = _learning_curve_gain(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 40)
-    assert inside == pytest.approx(0.1)
+    assert ratio == pytest.approx(20 / 160)  # 0.32 at 20 images, 0.04 at 160 (beyond the last point)
+    inside, _ = _learning_curve_error_ratio(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 40)
+    assert inside == pytest.approx(0.5)
+    # perfect at every size: no information, no change; worse with more images: never above 1
+    monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 1.0)
+    assert _learning_curve_error_ratio(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 160)[0] == 1.0
+    monkeypatch.setattr(advise_module, "linear_probe_accuracy", lambda f, y: 0.9 - len(y) / 1000)
+    assert _learning_curve_error_ratio(torch.zeros(80, 4), torch.zeros(80, dtype=torch.long), 20, 160)[0] == 1.0
 
 
 def test_advise_within_a_budget_probes_every_strategy_and_leaves_no_trace(tmp_path, tiny_weights, monkeypatch):

@@ -14,9 +14,11 @@ validation images), with a clock on Lightning's hooks. From the probes:
   steps; set-up (caches made before training, e.g. frozen features) scales per image, plus the fixed cost of
   a run;
 - accuracy, by optimizer steps: a phase that takes S steps on the full data reads the probe's best validation
-  accuracy within its first S / (probe batches per epoch) epochs (at least one, at most all), plus the gain of
-  the full data set over the probe's, read off a learning curve of a linear probe on frozen features
-  (cross-validated at growing numbers of images; the same gain for every strategy).
+  accuracy within its first S / (probe batches per epoch) epochs (at least one, at most all); its error is then
+  multiplied by the error ratio of the full data set to the probe's, read off a learning curve of a linear probe
+  on frozen features (cross-validated at growing numbers of images, read as a power law; the same ratio for every
+  strategy). Scaling the error, not adding an accuracy gain, keeps strategies near 100% apart (an added gain
+  capped at 1.0 tied them).
 
 Probes run with a temporary cache home, so their set-up is measured cold (and the user's caches are not
 filled with probe files). Before `full` and `two-phase` are probed, two training steps of the whole model on
@@ -240,10 +242,11 @@ def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
     return min(times[1:]) / batch
 
 
-def _learning_curve_gain(features: Any, labels: Any, probe_n: int, full_n: int) -> tuple[float, list]:
-    """Linear-probe accuracy gain from `probe_n` to `full_n` training images: cross-validated accuracies at
-    growing subsets of the measured features (5-fold: each point trains on 4/5 of its images), read in
-    log(images), linearly between points and beyond the last two."""
+def _learning_curve_error_ratio(features: Any, labels: Any, probe_n: int, full_n: int) -> tuple[float, list]:
+    """How much the full training set cuts a linear probe's error against `probe_n` images: err(full_n) /
+    err(probe_n), from cross-validated accuracies at growing subsets of the measured features (5-fold: each point
+    trains on 4/5 of its images), read as a power law (log error linear in log images) between points and beyond
+    the last two; errors below half an image are read as half an image. At most 1 (more images never hurt)."""
     import torch
 
     from ..training.advise import linear_probe_accuracy
@@ -253,14 +256,16 @@ def _learning_curve_gain(features: Any, labels: Any, probe_n: int, full_n: int) 
     order = torch.randperm(available, generator=torch.Generator().manual_seed(0))
     curve = [(n * 4 / 5, linear_probe_accuracy(features[order[:n]], labels[order[:n]])) for n in sizes if n >= 10]
     if len(curve) < 2 or full_n <= probe_n:
-        return 0.0, curve
+        return 1.0, curve
+    floor = 0.5 / available
 
-    def at(n: float) -> float:
+    def log_error(n: float) -> float:
         pairs = list(zip(curve, curve[1:]))
         (na, aa), (nb, ab) = next(((a, b) for a, b in pairs if n <= b[0]), pairs[-1])
-        return aa + (ab - aa) * math.log(n / na) / math.log(nb / na)
+        ea, eb = math.log(max(1 - aa, floor)), math.log(max(1 - ab, floor))
+        return ea + (eb - ea) * math.log(n / na) / math.log(nb / na)
 
-    return max(0.0, min(1.0, at(full_n)) - at(probe_n)), curve
+    return min(1.0, math.exp(log_error(full_n) - log_error(probe_n))), curve
 
 
 def forecast(data: str | os.PathLike[str], budget_seconds: float, model: str = "efficientnet_lite0",
@@ -279,7 +284,7 @@ def forecast(data: str | os.PathLike[str], budget_seconds: float, model: str = "
         strategies: The candidates.
 
     Returns:
-        The forecasts (one per strategy) and the probes' facts (sizes, data gain, the learning curve, the raw
+        The forecasts (one per strategy) and the probes' facts (sizes, error ratio, the learning curve, the raw
         probes), from which `plan(facts, other_budget)` gives the forecasts for any smaller budget.
     """
     facts = probe(data, budget_seconds, model, weights, features, labels, seed, strategies)
@@ -293,10 +298,10 @@ def probe(data: str | os.PathLike[str], budget_seconds: float, model: str = "eff
     `budget_seconds` are not probed."""
     with tempfile.TemporaryDirectory(prefix="tl-probe-") as tmp:
         index, sizes = _probe_split(data, Path(tmp), seed)
-        gain, curve = (0.0, [])
+        ratio, curve = (1.0, [])
         if features is not None and labels is not None:
-            gain, curve = _learning_curve_gain(features, labels, sizes["probe_train"], sizes["train"])
-        facts: dict[str, Any] = {**sizes, "data_gain": round(gain, 4), "strategies": list(strategies),
+            ratio, curve = _learning_curve_error_ratio(features, labels, sizes["probe_train"], sizes["train"])
+        facts: dict[str, Any] = {**sizes, "error_ratio": round(ratio, 4), "strategies": list(strategies),
                                  "learning_curve": [(round(n), round(a, 4)) for n, a in curve], "probes": {}}
         for strategy in strategies:
             if strategy in ("full", "two-phase"):
@@ -332,7 +337,7 @@ def plan(facts: dict[str, Any], budget_seconds: float) -> list[Forecast]:
         if why or strategy not in probes:
             rows.append(Forecast(strategy, False, why=why or "not probed"))
             continue
-        rows.append(_predict(strategy, probes[strategy], budget_seconds, facts["data_gain"], fixed,
+        rows.append(_predict(strategy, probes[strategy], budget_seconds, facts["error_ratio"], fixed,
                              facts["probe_train"], facts["probe_validation"], facts["train"], facts["validation"]))
     return rows
 
@@ -360,12 +365,12 @@ def _simulate(phase: dict[str, Any], share: float, max_epochs: int, batches: int
     return steps, epochs, t
 
 
-def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, fixed: float, n_t: int, n_v: int,
+def _predict(strategy: str, probe: dict[str, Any], budget: float, ratio: float, fixed: float, n_t: int, n_v: int,
              big_t: int, big_v: int) -> Forecast:
     """One strategy's forecast. Time: each phase simulated on the full data from the probe's step, per-epoch and
     validation costs (validation scales with the validation images). Accuracy by optimizer steps: a phase that
     takes S steps on the full data reads the probe's best validation accuracy within its first S / (probe batches
-    per epoch) epochs (at least one, at most all), plus the gain of the full data set over the probe's."""
+    per epoch) epochs (at least one, at most all), its error times the full data set's error ratio."""
     phases = probe["phases"]
     share = budget / len(phases)  # two-phase: each phase gets half of the budget
     batches = math.ceil(big_t / probe["batch_size"])  # the full data's batches per epoch
@@ -380,7 +385,7 @@ def _predict(strategy: str, probe: dict[str, Any], budget: float, gain: float, f
     facts = {"probe_epochs": [p["epochs"] for p in phases], "probe_val_accuracy": [p["val_accuracy"] for p in phases],
              "steps": [r[0] for r in runs], "step_seconds": [round(p["step"], 4) for p in phases],
              "setup_seconds": round(setup, 1), "probe_seconds": round(probe["wall"], 1)}
-    accuracy = min(1.0, max(reached) + gain) if reached else None
+    accuracy = 1 - (1 - max(reached)) * ratio if reached else None
     seconds = setup + sum(r[2] for r in runs) + report
     return Forecast(strategy, accuracy is not None, runs[0][1], runs[1][1] if len(runs) > 1 else None,
                     round(seconds, 1), None if accuracy is None else round(accuracy, 4), probe=facts)
@@ -423,9 +428,9 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
                f"has the best predicted validation accuracy within {minutes:g} minute{'' if minutes == 1 else 's'} "
                f"of training ({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
     reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
-    if facts["data_gain"]:
-        reasons.append(f"the full training set adds about {facts['data_gain']:.1%} over the probe (a linear probe's "
-                       f"learning curve on frozen features: {facts['learning_curve']})")
+    if facts["error_ratio"] < 1:
+        reasons.append(f"the full training set cuts the probe's error to about {facts['error_ratio']:.0%} of it (a "
+                       f"linear probe's learning curve on frozen features: {facts['learning_curve']})")
     reasons += [f"{r.strategy} does not fit: {r.why}" for r in rows if not r.fits]
     reasons.append(CAVEAT)
     # the most epochs the forecast allowed, stopped by --max-minutes as its simulation was (a run capped at the
