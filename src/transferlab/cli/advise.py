@@ -22,7 +22,7 @@ def advise(
                                                     "loops, as train --max-minutes): every strategy is probed on a "
                                                     "few hundred of the images and the best predicted within it is "
                                                     "advised; the table shows each one's predicted wall time "
-                                                    "(experimental: see docs/results.md).")] = None,
+                                                    "(validated in docs/results.md).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
     """Measure the data against the model (class sizes, similarity to ImageNet, separability of frozen
@@ -53,7 +53,7 @@ def advise(
         from ..workflows.budget import CAVEAT as caveat
 
         console.print(_forecast_table(advice))
-        console.print("[yellow]Experimental:[/] the budgeted predictions are " + caveat)
+        console.print("[yellow]Note:[/] the budgeted predictions were " + caveat)
     console.print("[bold]Why:[/]")
     for reason in advice.reasons:
         if reason != caveat:  # said above, in yellow

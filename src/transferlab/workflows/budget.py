@@ -60,10 +60,11 @@ STRATEGIES = ("freeze", "unfreeze-last=2", "two-phase", "full")
 MAX_EPOCHS = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 10}  # what the advice plans at most
 PROBE_EPOCHS = {"freeze": 20, "unfreeze-last=2": 8, "two-phase": 5, "full": 4}  # two-phase: 5 frozen + 5
 PROBE_TRAIN, PROBE_VAL = 256, 256
-CAVEAT = ("not yet reliable: validated at a 1-minute budget on three data sets, the advice was within 1 point of "
-          "the best strategy on two (docs/results.md); on the third two fine-tuning strategies tied at a predicted "
-          "100% and the faster one was 4.7 points behind; budgets of 10 and 30 minutes are not validated yet. Run "
-          "the two best-predicted strategies with the same --max-minutes to compare")
+CAVEAT = ("validated on three small data sets (600-1,438 training images) at budgets of 1, 10 and 30 minutes: "
+          "the advice was within 1 point of the best strategy run each time (docs/results.md). Accuracies are read "
+          "from short probes and not extrapolated past their epochs, so full and unfreeze-last=2 can be "
+          "under-predicted when the budget allows many more epochs; run the two best-predicted strategies with the "
+          "same --max-minutes to compare when it matters")
 SKIP_MARGIN = 10  # skipped unprobed: one epoch's training steps take 10x the time it has (it would see a tenth)
 
 
