@@ -53,7 +53,7 @@ def advise(
         from ..workflows.budget import CAVEAT as caveat
 
         console.print(_forecast_table(advice))
-        console.print("[yellow]Note:[/] the budgeted predictions were " + caveat)
+        console.print("[yellow]Note:[/] the budgeted predictions were " + caveat + ".")
     console.print("[bold]Why:[/]")
     for reason in advice.reasons:
         if reason != caveat:  # said above, in yellow
