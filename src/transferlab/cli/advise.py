@@ -67,9 +67,9 @@ def advise(
 
 
 def _forecast_table(advice) -> Table:  # noqa: ANN001 - training.advise.Advice, imported lazily
-    minutes = (advice.budget_seconds or 0) / 60
-    unit = "minute" if minutes == 1 else "minutes"
-    table = Table(title=f"Predicted within {minutes:g} {unit} of training on this machine")
+    from ..workflows.budget import budget_words
+
+    table = Table(title=f"Predicted within {budget_words(advice.budget_seconds or 0)} of training on this machine")
     for name, justify in (("strategy", "left"), ("epochs", "right"), ("minutes (wall)", "right"),
                           ("val accuracy", "right"), ("probe", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]

@@ -82,6 +82,17 @@ def parse_budget(text: str | float) -> float:
     return float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)]
 
 
+def budget_words(seconds: float) -> str:
+    """A budget in minutes as the advice says it.
+
+    Example:
+        >>> budget_words(60), budget_words(600), budget_words(90)
+        ('1 minute', '10 minutes', '1.5 minutes')
+    """
+    minutes = seconds / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
 @dataclass
 class Forecast:
     """One strategy under the budget: epochs that fit, predicted wall seconds and validation accuracy."""
@@ -426,7 +437,7 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
     minutes = seconds / 60
     reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
                f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
-               f"has the best predicted validation accuracy within {minutes:g} minute{'' if minutes == 1 else 's'} "
+               f"has the best predicted validation accuracy within {budget_words(seconds)} "
                f"of training ({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
     reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
     if facts["error_ratio"] < 1:
