@@ -1,6 +1,10 @@
 """Benchmark: feature-extraction engines for a frozen base (images/s), each with and without malloc tuning.
 
-Every engine runs in its own process (glibc's allocator settings are process-wide). Run:
+Every engine runs in its own process (glibc's allocator settings are process-wide). The engines: PyTorch eager
+fp32, channels_last, bf16 autocast + channels_last, the same with each BatchNorm folded into its convolution
+(what transferlab extracts with where bf16 is native), and ONNX Runtime fp32 on the same base exported to ONNX
+(its export and session set-up are timed apart). Each engine's features on the first batch are compared with
+eager fp32's (cosine similarity). Run:
 
     .venv/bin/python benchmarks/feature_engines.py --model efficientnet_lite0 --size 224 --batch 32
 """
@@ -21,6 +25,8 @@ ENGINES = {
     "eager fp32": {"dtype": "float32", "channels_last": False},
     "fp32 channels_last": {"dtype": "float32", "channels_last": True},
     "bf16 autocast + channels_last": {"dtype": "bfloat16", "channels_last": True},
+    "bf16 + channels_last + BN folded": {"dtype": "bfloat16", "channels_last": True, "fold": True},
+    "ONNX Runtime fp32": {"dtype": "float32", "channels_last": False, "onnx": True},
 }
 
 
@@ -31,23 +37,63 @@ def _child(model_name: str, size: int, batch: int, engine: dict, tune: bool, sec
     from transferlab.models import build_classifier
 
     tuned = tune_malloc() if tune else False
+    torch.manual_seed(0)
     model = build_classifier(model_name, num_classes=2).features.eval()
     x = torch.randn(batch, 3, size, size)
-    if engine["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    dtype = getattr(torch, engine["dtype"])
-    n, start = 0, None
     with torch.inference_mode():
-        for i in range(1000):
-            if i == 2:
-                start, n = time.perf_counter(), 0
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                model(x)
-            n += batch
-            if start and time.perf_counter() - start > seconds:
-                break
-    return {"images_per_s": round(n / (time.perf_counter() - start), 1), "malloc_tuned": tuned}
+        reference = model(x).flatten(1).float()
+    extra: dict = {}
+    if engine.get("onnx"):
+        import tempfile
+
+        import onnxruntime as ort
+
+        path = Path(tempfile.mkdtemp()) / "base.onnx"
+        t0 = time.perf_counter()
+        torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+        t1 = time.perf_counter()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        extra = {"export_s": round(t1 - t0, 2), "session_s": round(time.perf_counter() - t1, 2)}
+
+        def run(batch_x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"x": batch_x.numpy()})[0])
+    else:
+        if engine.get("fold"):
+            from transferlab.inference.engine import fold_batch_norm
+
+            model = fold_batch_norm(model, x[:8])
+        if engine["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = getattr(torch, engine["dtype"])
+
+        def run(batch_x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                return model(batch_x)
+    cosine = torch.nn.functional.cosine_similarity(run(x).flatten(1).float(), reference).min().item()
+    n, start = 0, None
+    for i in range(1000):
+        if i == 2:
+            start, n = time.perf_counter(), 0
+        run(x)
+        n += batch
+        if start and time.perf_counter() - start > seconds:
+            break
+    return {"images_per_s": round(n / (time.perf_counter() - start), 1), "malloc_tuned": tuned,
+            "min_cosine_vs_eager_fp32": round(cosine, 4), **extra}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def main() -> None:
@@ -75,15 +121,18 @@ def main() -> None:
             rows.append({"engine": name, "malloc_tuning": tune, **json.loads(out.stdout.strip().splitlines()[-1])})
     base = rows[0]["images_per_s"]
     print(f"{args.model} at {args.size}px, batch {args.batch}, {os.cpu_count()} CPUs")
-    print(f"{'engine':32} {'malloc tuned':>12} {'img/s':>8} {'vs eager fp32':>14}")
+    print(f"{'engine':32} {'malloc tuned':>12} {'img/s':>8} {'vs eager fp32':>14} {'min cosine':>11}")
     for r in rows:
         r["ratio_vs_eager_fp32"] = round(r["images_per_s"] / base, 2)
         print(f"{r['engine']:32} {str(r['malloc_tuning']):>12} {r['images_per_s']:>8.1f} "
-              f"{r['ratio_vs_eager_fp32']:>14.2f}")
+              f"{r['ratio_vs_eager_fp32']:>14.2f} {r['min_cosine_vs_eager_fp32']:>11.4f}")
+    onnx = [r for r in rows if "export_s" in r]
+    if onnx:
+        print(f"ONNX export {onnx[-1]['export_s']} s, session set-up {onnx[-1]['session_s']} s (not in img/s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "feature_engines", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": _cpu_name()},
         "model": args.model, "image_size": args.size, "batch": args.batch, "rows": rows}, indent=2) + "\n")
 
 
