@@ -1,7 +1,8 @@
 """Benchmark: training the unfrozen suffix on cached boundary activations in fp32 or bf16, contiguous or channels-last.
 
-What `unfreeze-last=N` with a boundary cache runs every step: the trainable stages, the head and an Adam step,
-on a batch of activations at the frozen stage boundary. Each mode runs for `--seconds` after two warm-up steps,
+What `unfreeze-last=N` with a boundary cache runs every step (transferlab's own `BoundaryNet` on the bf16
+output of its `Prefix`): the trainable stages, the head and an Adam step, on a batch of activations at the
+frozen stage boundary. Each mode runs for `--seconds` after two warm-up steps,
 in one process with transferlab's malloc tuning; the table gives steps/s and the seconds one epoch of
 `--images` images would take. Run:
 
@@ -35,6 +36,9 @@ def _step(net, x, labels, optimizer, bf16: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="efficientnet_lite2")
+    parser.add_argument("--weights", default="imagenet", help="'none' for random weights (speed only).")
+    parser.add_argument("--model-kwargs", type=json.loads, default={"drop_path_rate": 0.2, "drop_rate": 0.3},
+                        help="JSON passed to the architecture; default examples/cifar10.yaml's.")
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--unfreeze-last", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
@@ -46,23 +50,22 @@ def main() -> None:
     import torch
 
     from transferlab._runtime import tune_malloc
-    from transferlab.models import create_model
-    from transferlab.training.boundary import stages_of
+    from transferlab.models import build_classifier
+    from transferlab.training.boundary import BoundaryNet, Prefix, boundary_stage
+    from transferlab.training.strategies import apply_strategy
 
     tune_malloc()
     torch.manual_seed(0)
-    model = create_model(args.model, weights="imagenet", num_classes=10, drop_path_rate=0.2, drop_rate=0.3)
-    stages, family = stages_of(model)
-    if family != "efficientnet":
-        raise SystemExit(f"--model {args.model}: this benchmark runs EfficientNet-family bases only.")
-    k = len(stages) - args.unfreeze_last
-    with torch.no_grad():
-        model.eval()
-        h = model.bn1(model.conv_stem(torch.randn(args.batch, 3, args.size, args.size)))
-        for stage in stages[:k]:
-            h = stage(h)
-    suffix = torch.nn.Sequential(*stages[k:], model.conv_head, model.bn2, torch.nn.AdaptiveAvgPool2d(1),
-                                 torch.nn.Flatten(), model.classifier).train()
+    model = build_classifier(args.model, 10, weights=args.weights, **args.model_kwargs)
+    model.train()
+    apply_strategy(model, f"unfreeze-last={args.unfreeze_last}")  # as training does (frozen BatchNorm in eval)
+    k = boundary_stage(model.features)
+    if not k:
+        raise SystemExit(f"--model {args.model} with --unfreeze-last {args.unfreeze_last}: no frozen prefix to "
+                         "cache (boundary caching supports EfficientNet/MobileNet and ResNet bases).")
+    with torch.no_grad():  # what the boundary cache stores: the frozen prefix's output, in bfloat16
+        h = Prefix(model.features, k)(torch.randn(args.batch, 3, args.size, args.size)).to(torch.bfloat16)
+    suffix = BoundaryNet(model.features, model.head, k)  # what training runs on the cache
     labels = torch.randint(0, 10, (args.batch,))
     steps_per_epoch = -(-args.images // args.batch)
     rows = []
@@ -70,7 +73,7 @@ def main() -> None:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         net = suffix.to(memory_format=fmt)
         x = h.contiguous(memory_format=fmt)
-        optimizer = torch.optim.Adam(net.parameters(), 1e-5)
+        optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], 1e-5)
         _step(net, x, labels, optimizer, bf16)
         _step(net, x, labels, optimizer, bf16)
         start, n = time.perf_counter(), 0
