@@ -38,31 +38,27 @@ def main() -> None:
     import torch
     from torchvision.transforms.v2.functional import ten_crop
 
-    from transferlab.data.images import load_rgb
+    from transferlab.evaluation.metrics import resolve_eval_samples
     from transferlab.inference.portable import preprocess, resize_size
-    from transferlab.inference.predictor import Predictor, probabilities
+    from transferlab.inference.predictor import Predictor
 
     predictor = Predictor(args.run)
     pre = predictor.preprocessing
+    samples, _, _ = resolve_eval_samples(args.data, predictor.labels)  # the images `evaluate` would score
+    paths, y = [s.path for s in samples], np.asarray([s.label for s in samples])
     size, margin = int(pre["image_size"]), resize_size(pre)
     uncropped = {**pre, "image_size": margin, "crop_pct": 1.0}  # the resized image before the centre crop
-    paths, labels = [], []
-    for index, name in enumerate(predictor.labels):
-        files = sorted(p for p in (args.data / name).iterdir() if p.is_file())
-        paths += files
-        labels += [index] * len(files)
-    y = np.asarray(labels)
     probs = np.zeros((10, len(paths), len(predictor.labels)))
     decode_s, view_s = 0.0, np.zeros(10)
     for start in range(0, len(paths), args.batch):
         t = time.perf_counter()
-        batch = torch.from_numpy(np.stack([preprocess(load_rgb(p, min_size=margin), uncropped)
+        batch = torch.from_numpy(np.stack([preprocess(predictor.decode(p), uncropped)  # evaluate's decoding
                                            for p in paths[start:start + args.batch]]))
         views = ten_crop(batch, [size, size], vertical_flip=False)
         decode_s += time.perf_counter() - t
         for v, view in enumerate(views):
             t = time.perf_counter()
-            probs[v, start:start + len(batch)] = probabilities(predictor.logits(view.contiguous())).numpy()
+            probs[v, start:start + len(batch)] = predictor.batch_probabilities(view.contiguous())
             view_s[v] += time.perf_counter() - t
     rows = []
     for name, idx in VIEWS.items():
