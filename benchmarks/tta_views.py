@@ -6,7 +6,8 @@ plain and mirrored. The run's model (the `Predictor` engine that `evaluate` uses
 gives the accuracy of the averaged probabilities for the centre alone (what `evaluate` scores), centre +
 mirror (`--tta flip`), `FiveCrop` and `TenCrop`, and the seconds of each forward pass over all images. The views
 are compared on the data given, so use it to choose a test-time augmentation only with data the model did not
-select on. Run:
+select on. (`evaluate --tta ten-crop` averages the same corner views; it mirrors each crop, as `--tta flip` does,
+where `ten_crop` mirrors the image first, so their mirrored centres can be one pixel apart.) Run:
 
     .venv/bin/python benchmarks/tta_views.py RUN_DIR ../cifar10-jpg/test --json benchmarks/results/tta_views.json
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 # torchvision's ten_crop order: corners tl, tr, bl, br, centre, then the same five mirrored
 VIEWS = {"centre": [4], "centre + mirror (--tta flip)": [4, 9], "five crops (FiveCrop)": [0, 1, 2, 3, 4],
@@ -73,7 +74,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "tta_views", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "run": str(args.run),
+        "machine": machine(), "run": str(args.run),
         "data": str(args.data), "images": len(paths), "image_size": size, "resized": margin,
         "engine": predictor.engine_name, "decode_s": round(decode_s, 1),
         "per_view_accuracy": [round(float((probs[v].argmax(1) == y).mean()), 4) for v in range(10)],

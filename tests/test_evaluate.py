@@ -102,6 +102,49 @@ def test_tta_flip_averages_the_mirror_image(trained):
     assert result.exit_code == 0, result.output
 
 
+def test_tta_ten_crop_averages_torchvisions_five_crops_and_their_mirror_images(trained, tmp_path):
+    """ten-crop, worked out here with torchvision (Resize to the resize size, FiveCrop, each crop mirrored) and
+    the model called directly, is what `predict` and `evaluate` report; a model that does not crop is refused."""
+    import shutil
+
+    from torchvision.transforms import InterpolationMode, v2
+
+    from transferlab.inference.predictor import Predictor, probabilities
+
+    root, run = trained
+    predictor = Predictor(run, engine="fp32")
+    pre = predictor.bundle.preprocessing
+    assert pre.resize_size > pre.image_size  # the model crops, so the corner crops are other pictures
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(path)
+    modes = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+    resized = v2.Resize(pre.resize_size, interpolation=modes[pre.interpolation])(predictor.decode(path))
+    crops = [v2.functional.pil_to_tensor(c) for c in v2.FiveCrop(pre.image_size)(resized)]
+    x = torch.stack(crops + [c.flip(-1) for c in crops]).float() / 255
+    x = (x - torch.tensor(pre.mean)[:, None, None]) / torch.tensor(pre.std)[:, None, None]
+    with torch.no_grad():
+        views = probabilities(predictor.model(x))
+    expected = views.mean(0)
+    centre_and_mirror = views[[4, 9]].mean(0)
+    assert (expected - centre_and_mirror).abs().max() > 1e-4  # the corners count: ten-crop is not flip
+    got = {t["label"]: t["probability"] for t in predictor.predict([path], top_k=3, tta="ten-crop")[0]["top"]}
+    assert [got[label] for label in predictor.labels] == pytest.approx(expected.tolist(), abs=1e-5)
+    plain = predictor.predict_proba([path], tta="ten-crop")[0][0]
+    assert plain.tolist() == pytest.approx(views[4].tolist(), abs=1e-5)  # the plain answer is the centre crop
+
+    result = runner.invoke(app, ["evaluate", str(run), str(root), "--out", str(tmp_path / "e"), "--json", "--tta",
+                                 "ten-crop", "-q"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tta"]["kind"] == "ten-crop" and data["tta"]["images"] == data["images"] == 15
+    flat = tmp_path / "no-crop"
+    shutil.copytree(run, flat)
+    saved = json.loads((flat / "preprocessing.json").read_text())
+    (flat / "preprocessing.json").write_text(json.dumps({**saved, "crop_pct": 1.0}))
+    refused = runner.invoke(app, ["predict", str(flat), str(path), "--tta", "ten-crop"])
+    assert refused.exit_code == 2 and "Use tta='flip'" in refused.output
+
+
 def test_evaluating_the_training_folder_uses_only_its_validation_split(tmp_path, tiny_weights):
     from transferlab import TrainConfig, fit
     from transferlab.evaluation.metrics import evaluate

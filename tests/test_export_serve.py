@@ -370,6 +370,23 @@ def test_every_inference_path_gives_the_same_probabilities_from_the_same_files(r
     assert report["file_parity"]["top1_agreement"] == 1.0
     assert report["file_parity"]["max_abs_probability_diff"] <= 1e-4
 
+    ten_crop = {}  # test-time augmentation is cut and averaged by the same torch-free code on every engine
+    for name, source in (("predict RUN", str(out)), ("predict EXPORT", str(target))):
+        result = runner.invoke(app, ["predict", source, *map(str, paths), "--json", "--engine", "fp32",
+                                     "--top-k", "3", "--tta", "ten-crop"])
+        assert result.exit_code == 0, result.output
+        ten_crop[name] = by_path(json.loads(result.stdout[result.stdout.index("["):]))
+    proc = subprocess.run([sys.executable, str(target / "predict_onnx.py"), *map(str, paths), "--top-k", "3",
+                           "--tta", "ten-crop"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ten_crop["predict_onnx.py"] = by_path(json.loads(proc.stdout))
+    for name in ("predict EXPORT", "predict_onnx.py"):
+        for key, probs in ten_crop["predict RUN"].items():
+            for label, p in probs.items():
+                assert abs(ten_crop[name][key][label] - p) <= 1e-4, (name, key, label)
+    assert any(abs(ten_crop["predict RUN"][key][label] - reference[key][label]) > 1e-4
+               for key in reference for label in reference[key])  # ten-crop answers are not the plain ones
+
 
 def test_the_usual_upload_dialects_all_work_and_keep_their_order(run, client_factory):
     """`curl -F file=@x.jpg` (field 'file'), the field 'files', several files, and a raw image body all get the

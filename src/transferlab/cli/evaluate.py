@@ -18,7 +18,9 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labelled images: DATA/test, a data folder with test/ or "
                                               "validation/, the run's own data (its validation split), or a CSV.")],
     out: Annotated[Path | None, typer.Option(help="Folder for the files (default: the run folder).")] = None,
-    tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (reported separately).")] = "none",
+    tta: Annotated[str, typer.Option(help="Test-time augmentation, reported separately: 'none', 'flip' (the "
+                                          "mirror image too) or 'ten-crop' (centre and corner crops, each "
+                                          "mirrored: 10 passes).")] = "none",
     top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.", min=1)] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
@@ -43,7 +45,8 @@ def evaluate(
     files = write_evaluation(result, target)
     report = write_report(run_dir, out=target / "report.html", eval_dir=target)
     if json_output:
-        print_json({**result.metrics, "tta": result.tta_metrics, "skipped": result.skipped,
+        tta_json = {"kind": result.tta, **result.tta_metrics} if result.tta_metrics else None
+        print_json({**result.metrics, "tta": tta_json, "skipped": result.skipped,
                     "files": {k: str(v) for k, v in {**files, "report": report}.items()}})
         return
     if quiet:
@@ -58,7 +61,7 @@ def evaluate(
     console.print(f"{result.source}: {m['images']} images. " + line
                   + f", calibration error {m['expected_calibration_error']:.4f}")
     if result.tta_metrics:
-        console.print(f"With TTA (flip): accuracy {result.tta_metrics['accuracy']:.4f}, "
+        console.print(f"With TTA ({result.tta}): accuracy {result.tta_metrics['accuracy']:.4f}, "
                       f"loss {result.tta_metrics['loss']:.4f}")
     table = Table(title="Per class")
     for col in ("class", "precision", "recall", "F1", "support"):

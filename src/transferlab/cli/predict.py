@@ -25,8 +25,9 @@ def predict(
     engine: Annotated[str, typer.Option(help="'auto' (the run's ONNX export if it is current and onnxruntime is "
                                              "installed, else PyTorch), 'pytorch' (fastest correct PyTorch path), "
                                              "'fp32' (eager float32) or 'onnx'.")] = "auto",
-    tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none' or 'flip' (average with the mirror "
-                                          "image).")] = "none",
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: 'none', 'flip' (average with the mirror "
+                                          "image) or 'ten-crop' (centre and corner crops, each mirrored).")
+                   ] = "none",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
 ) -> None:
     """Print each image's top-k labels with probabilities.
@@ -34,7 +35,7 @@ def predict(
     Example: transferlab predict runs/cd my_photos/ --top-k 2
     """
     from ..data.sources import list_images
-    from ..inference.loading import load_predictor
+    from ..inference.loading import check_tta, load_predictor
 
     if top_k < 1:
         raise typer.BadParameter(f"--top-k must be at least 1; got {top_k}.")
@@ -42,9 +43,7 @@ def predict(
     paths = list_images(images)
     if not paths:
         raise MissingFileError(f"No image files found in {', '.join(map(str, images))}.")
-    from ..errors import check_choice
-
-    check_choice("tta", tta, ("none", "flip"), where="predict")
+    check_tta(tta, predictor, where="predict")
     results = predictor.predict(paths, top_k=top_k, tta=tta)
     out = out or output
     if out:

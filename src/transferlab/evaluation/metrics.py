@@ -26,15 +26,13 @@ from torchmetrics import functional as tm
 
 from ..data.folder import Sample, scan_class_folders
 from ..errors import MissingFileError, SettingError
-from ..inference.loading import load_predictor
-from ..inference.portable import BasePredictor
+from ..inference.loading import check_tta, load_predictor
+from ..inference.portable import TTA_CHOICES, BasePredictor
 from ..runs.folder import RunFolder
 
 __all__ = ["EvalResult", "evaluate", "evaluate_samples", "evaluate_probabilities", "resolve_eval_samples",
            "compute_metrics", "TTA_CHOICES",
            "write_evaluation"]
-
-TTA_CHOICES = ("none", "flip")
 
 
 @dataclass
@@ -47,9 +45,11 @@ class EvalResult:
         probabilities: [N, C] class probabilities (without TTA).
         metrics: `compute_metrics` of `probabilities`.
         tta_metrics: The same on the TTA probabilities, or None.
+        tta_probabilities: [N, C] probabilities averaged over each image's test-time views, or None.
         skipped: Images that could not be read, each {"path", "reason"}.
         source: What was evaluated (the folder, or the run's validation split).
         seconds: Wall time of the predictions.
+        tta: The test-time augmentation of `tta_metrics`: 'none', 'flip' or 'ten-crop'.
     """
 
     labels: list[str]
@@ -61,6 +61,7 @@ class EvalResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     source: str = ""
     seconds: float = 0.0
+    tta: str = "none"
 
     @property
     def targets(self) -> torch.Tensor:
@@ -114,7 +115,7 @@ class EvalResult:
         cards = cards_html([("accuracy", m.get("accuracy")), *([(k.replace("_", " "), m[k])] if k else []),
                             ("loss", m.get("loss")), ("macro F1", (m.get("macro_avg") or {}).get("f1")),
                             ("images", m.get("images"))])
-        tta = (f"<p>With flip TTA: accuracy <b>{self.tta_metrics['accuracy']:.4f}</b></p>" if self.tta_metrics
+        tta = (f"<p>With {self.tta} TTA: accuracy <b>{self.tta_metrics['accuracy']:.4f}</b></p>" if self.tta_metrics
                else "")
         skipped = f"<p>{len(self.skipped)} image(s) could not be read.</p>" if self.skipped else ""
         return (f"<div><b>Evaluation</b> of {html.escape(self.source)}{cards}{tta}{skipped}"
@@ -230,7 +231,8 @@ def evaluate(model: str | os.PathLike[str] | BasePredictor, data: str | os.PathL
     Args:
         model: Run folder, bundle folder or model.safetensors, or a Predictor.
         data: The labelled images.
-        tta: 'none' or 'flip' (also score the average with the mirror image, reported separately).
+        tta: 'none', 'flip' (also score the average with the mirror image) or 'ten-crop' (the average over
+            the centre and four corner crops and their mirror images); reported separately.
         batch_size: Images per batch.
         num_workers: DataLoader workers.
         quiet: No progress bar.
@@ -249,6 +251,7 @@ def evaluate_samples(predictor: BasePredictor, samples: list[Sample], source: st
                      batch_size: int = 64, num_workers: int = 0, quiet: bool = True, top_k: int = 5,
                      skipped: list[dict] | None = None) -> EvalResult:
     """Evaluates `predictor` on labelled `samples` (labels index `predictor.labels`)."""
+    check_tta(tta, predictor, where="evaluate")
     skipped = list(skipped or [])
     start = time.perf_counter()
     probs, tta_probs, failed = predictor.predict_proba([s.path for s in samples], tta=tta, batch_size=batch_size,
@@ -268,7 +271,8 @@ def evaluate_samples(predictor: BasePredictor, samples: list[Sample], source: st
     if tta_probs is not None:
         tta_probs = tta_probs[keep]
         tta_metrics = compute_metrics(tta_probs, targets, predictor.labels, top_k)
-    return EvalResult(predictor.labels, samples, probs, metrics, tta_metrics, tta_probs, skipped, source, seconds)
+    return EvalResult(predictor.labels, samples, probs, metrics, tta_metrics, tta_probs, skipped, source, seconds,
+                      tta)
 
 
 def evaluate_probabilities(labels: list[str], samples: list[Sample], probabilities: Any, source: str = "",
@@ -298,7 +302,7 @@ def write_evaluation(result: EvalResult, out_dir: str | os.PathLike[str], prefix
     files = {
         "metrics": write_json(out / f"{prefix}eval_metrics.json", {
             **result.metrics, "source": result.source, "seconds": round(result.seconds, 2),
-            "skipped": result.skipped, **({"tta": {"kind": "flip", **result.tta_metrics}} if result.tta_metrics
+            "skipped": result.skipped, **({"tta": {"kind": result.tta, **result.tta_metrics}} if result.tta_metrics
                                           else {})}),
         "confusion_matrix": out / f"{prefix}confusion_matrix.png",
         "misclassified": out / f"{prefix}misclassified.png",

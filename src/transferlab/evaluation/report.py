@@ -114,7 +114,8 @@ def _eval_section(folder: Path, prefix: str, title: str) -> str:
                                      ("expected_calibration_error", "calibration error (ECE)")])]
     if metrics.get("tta"):
         tta = metrics["tta"]
-        parts.append(f"<p>With test-time augmentation (flip): accuracy <b>{tta['accuracy']:.4f}</b>, loss "
+        kind = html.escape(str(tta.get("kind", "flip")))
+        parts.append(f"<p>With test-time augmentation ({kind}): accuracy <b>{tta['accuracy']:.4f}</b>, loss "
                      f"{tta['loss']:.4f} (reported separately; the figures below are without it).</p>")
     per_class = metrics.get("per_class", {})
     rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in per_class.items()]

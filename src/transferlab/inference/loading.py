@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MissingFileError, SettingError, check_choice
 from ..runs.folder import BUNDLE_FILES, find_bundle
 from .onnx_reader import OnnxPredictor, is_onnx_export
-from .portable import BasePredictor
+from .portable import TTA_CHOICES, BasePredictor, tta_problem
 
 if TYPE_CHECKING:
     from ..runs.bundle import Bundle
 
-__all__ = ["ENGINES", "load_predictor", "predict", "bundle_digest", "current_onnx_export"]
+__all__ = ["ENGINES", "load_predictor", "predict", "bundle_digest", "check_tta", "current_onnx_export"]
 
 ENGINES = ("auto", "pytorch", "fp32", "onnx")
 EXPORT_FOLDER = "export-onnx"
@@ -107,6 +107,21 @@ def load_predictor(source: str | os.PathLike[str] | Bundle, engine: str = "auto"
     from .predictor import Predictor
 
     return Predictor(source, device=device, engine="fp32" if engine == "fp32" else "auto")
+
+
+def check_tta(tta: str, predictor: BasePredictor, where: str = "predict") -> str:
+    """Returns `tta` if `predictor` can use it ('none', 'flip', or 'ten-crop' for a model whose preprocessing
+    crops), else raises a SettingError that says what to pass.
+
+    Example:
+        >>> check_tta("flip", load_predictor("runs/cd"))  # doctest: +SKIP
+        'flip'
+    """
+    check_choice("tta", tta, TTA_CHOICES, where=where)
+    problem = tta_problem(predictor.preprocessing, tta)
+    if problem:
+        raise SettingError(f"{where}: {problem}")
+    return tta
 
 
 def predict(bundle: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],

@@ -21,11 +21,11 @@ import numpy as np
 
 try:  # inside the package
     from ..data.images import read_labels, read_preprocessing
-    from .portable import BasePredictor, softmax_or_sigmoid
+    from .portable import TTA_CHOICES, BasePredictor, softmax_or_sigmoid, tta_problem
 except ImportError:  # pragma: no cover - run as predict_onnx.py in an export folder
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from tl_images import read_labels, read_preprocessing  # type: ignore[no-redef]
-    from tl_portable import BasePredictor, softmax_or_sigmoid  # type: ignore[no-redef]
+    from tl_portable import TTA_CHOICES, BasePredictor, softmax_or_sigmoid, tta_problem  # type: ignore
 
 __all__ = ["OnnxPredictor", "is_onnx_export"]
 
@@ -64,13 +64,9 @@ class OnnxPredictor(BasePredictor):
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = {"model": models[0].name, "format": "onnx"}
 
-    def batch_probabilities(self, batch: np.ndarray, tta: str = "none") -> np.ndarray:
+    def forward_probabilities(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        probs = softmax_or_sigmoid(self.session.run(None, {self.input_name: batch})[0])
-        if tta == "flip":
-            mirrored = np.ascontiguousarray(batch[..., ::-1])
-            probs = (probs + softmax_or_sigmoid(self.session.run(None, {self.input_name: mirrored})[0])) / 2
-        return probs
+        return softmax_or_sigmoid(self.session.run(None, {self.input_name: batch})[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", nargs="+")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--model", default=str(Path(__file__).resolve().parent), help="the export folder")
+    parser.add_argument("--tta", default="none", choices=TTA_CHOICES,
+                        help="test-time augmentation: flip (with the mirror image) or ten-crop (corner and centre "
+                             "crops, each mirrored)")
     args = parser.parse_args(argv)
-    results = OnnxPredictor(args.model).predict(args.images, top_k=args.top_k)
+    predictor = OnnxPredictor(args.model)
+    problem = tta_problem(predictor.preprocessing, args.tta)
+    if problem:
+        parser.error(problem)
+    results = predictor.predict(args.images, top_k=args.top_k, tta=args.tta)
     sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return 0 if any("top" in r for r in results) else 1
 

@@ -30,7 +30,10 @@ try:  # inside the package
 except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
     from tl_images import load_rgb  # type: ignore[no-redef]
 
-__all__ = ["BasePredictor", "Predictions", "preprocess", "resize_size", "softmax_or_sigmoid", "top_k"]
+__all__ = ["BasePredictor", "Predictions", "TTA_CHOICES", "preprocess", "resize_size", "softmax_or_sigmoid",
+           "top_k", "tta_problem", "tta_views"]
+
+TTA_CHOICES = ("none", "flip", "ten-crop")
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
@@ -50,6 +53,31 @@ def preprocess(image: Image.Image, pre: Mapping[str, Any]) -> np.ndarray:
         image: An RGB PIL image (from `decode`).
         pre: The bundle's preprocessing: image_size, mean, std, interpolation, crop_pct, crop_mode.
     """
+    return tta_views(image, pre, "none")[0]
+
+
+def tta_views(image: Image.Image, pre: Mapping[str, Any], tta: str = "none") -> np.ndarray:
+    """The model inputs whose probabilities test-time augmentation averages, float32 [V, 3, S, S]. View 0 is
+    always `preprocess(image, pre)`, the plain answer.
+
+    - 'none': that view alone.
+    - 'flip': it and its mirror image.
+    - 'ten-crop': the centre and the four corner crops (S x S) of the resized image, each also mirrored: the
+      test protocol of AlexNet and of torchvision's `TenCrop` after `Resize(resize_size)`.
+
+    Args:
+        image: An RGB PIL image (from `decode`).
+        pre: The bundle's preprocessing (see `preprocess`).
+        tta: 'none', 'flip' or 'ten-crop'.
+
+    Example:
+        >>> pre = {"image_size": 4, "mean": [0.0] * 3, "std": [1.0] * 3, "interpolation": "nearest",
+        ...        "crop_pct": 0.5}
+        >>> tta_views(Image.new("RGB", (8, 8)), pre, "ten-crop").shape
+        (10, 3, 4, 4)
+    """
+    if tta not in TTA_CHOICES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_CHOICES)}; got '{tta}'.")
     size, scale = int(pre["image_size"]), resize_size(pre)
     resample = _RESAMPLE.get(str(pre.get("interpolation", "bicubic")), Image.Resampling.BICUBIC)
     w, h = image.size
@@ -67,10 +95,35 @@ def preprocess(image: Image.Image, pre: Mapping[str, Any]) -> np.ndarray:
         pad = np.zeros((max(size, new_h), max(size, new_w), 3), dtype=np.uint8)
         pad[max(0, -top):max(0, -top) + new_h, max(0, -left):max(0, -left) + new_w] = x
         x, top, left = pad, max(0, top), max(0, left)
-    x = x[top:top + size, left:left + size].astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    corners = [(top, left)]
+    if tta == "ten-crop":  # torchvision's five_crop order after the centre: top-left, top-right, bottom-left, -right
+        bottom, right = x.shape[0] - size, x.shape[1] - size
+        corners += [(0, 0), (0, right), (bottom, 0), (bottom, right)]
+    crops = np.stack([x[t:t + size, c:c + size] for t, c in corners])  # [V, S, S, 3] uint8
+    if tta != "none":
+        crops = np.concatenate([crops, crops[:, :, ::-1]])
+    views = crops.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
     mean = np.asarray(pre["mean"], dtype=np.float32)[:, None, None]
     std = np.asarray(pre["std"], dtype=np.float32)[:, None, None]
-    return (x - mean) / std
+    return np.ascontiguousarray((views - mean) / std)
+
+
+def tta_batch(batch_size: int, tta: str) -> int:
+    """Images per batch when each brings its `tta_views` (1, 2 or 10), so that a forward pass still gets
+    about `batch_size` inputs."""
+    return max(1, int(batch_size) // {"none": 1, "flip": 2, "ten-crop": 10}[tta])
+
+
+def tta_problem(pre: Mapping[str, Any], tta: str) -> str | None:
+    """Why `tta` cannot be used with this preprocessing, or None. 'ten-crop' needs a model whose preprocessing
+    crops (crop_pct < 1): otherwise the five crops are one image and it would only repeat 'flip' five times."""
+    if tta not in TTA_CHOICES:
+        return f"tta must be one of {', '.join(TTA_CHOICES)}; got '{tta}'."
+    if tta == "ten-crop" and resize_size(pre) <= int(pre["image_size"]) and pre.get("crop_mode") != "squash":
+        return ("tta='ten-crop' needs a model whose preprocessing resizes larger than its input and crops "
+                f"(crop_pct < 1); this one resizes to the input size ({pre['image_size']} px, crop_pct "
+                f"{pre.get('crop_pct', 1.0)}), so the five crops would be one image. Use tta='flip'.")
+    return None
 
 
 def softmax_or_sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -102,7 +155,8 @@ class BasePredictor:
     """What every predictor offers: labels, preprocessing, and predictions from files, bytes or images.
 
     Subclasses set `labels`, `preprocessing` (a dict), `engine_name` and `metadata`, and implement
-    `batch_probabilities` on a preprocessed float32 [N, 3, S, S] batch.
+    `forward_probabilities` on a preprocessed float32 [N, 3, S, S] batch; test-time augmentation is done here,
+    once for every engine.
     """
 
     labels: list[str]
@@ -111,9 +165,21 @@ class BasePredictor:
     metadata: dict[str, Any]
     ids: list[str] | None = None
 
-    def batch_probabilities(self, batch: np.ndarray, tta: str = "none") -> np.ndarray:
-        """[N, C] probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'."""
+    def forward_probabilities(self, batch: Any) -> np.ndarray:
+        """[N, C] probabilities of a preprocessed batch (one forward pass of the engine)."""
         raise NotImplementedError
+
+    def batch_probabilities(self, batch: Any, tta: str = "none") -> np.ndarray:
+        """[N, C] probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'.
+        ('ten-crop' needs the images before the crop: `image_probabilities` or `predict_proba`.)"""
+        probs = self.forward_probabilities(batch)
+        if tta == "flip":
+            mirrored = batch.flip(-1) if hasattr(batch, "flip") else np.ascontiguousarray(np.asarray(batch)[..., ::-1])
+            probs = (probs + self.forward_probabilities(mirrored)) / 2
+        elif tta != "none":
+            raise ValueError(f"batch_probabilities takes cropped model inputs, so tta is 'none' or 'flip' there; "
+                             f"got '{tta}'. Pass the images to image_probabilities or predict_proba instead.")
+        return probs
 
     def decode(self, source: Any) -> Image.Image:
         """An upright RGB image from a path, bytes or a file object, decoded at the reduced JPEG scale that
@@ -125,45 +191,53 @@ class BasePredictor:
         return preprocess(image, self.preprocessing)
 
     def image_probabilities(self, images: Sequence[Image.Image], tta: str = "none") -> np.ndarray:
-        """[N, C] probabilities of decoded RGB images (the web service's entry point)."""
-        return self.batch_probabilities(np.stack([self.preprocess(im) for im in images]), tta)
+        """[N, C] probabilities of decoded RGB images (the web service's entry point), averaged over the
+        `tta_views` of each image."""
+        views = np.stack([tta_views(im, self.preprocessing, tta) for im in images])
+        return self.view_probabilities(views).mean(axis=1)
+
+    def view_probabilities(self, views: Any) -> np.ndarray:
+        """[N, V, C] probabilities of a batch of `tta_views`, [N, V, 3, S, S], in one forward pass."""
+        n, v = views.shape[:2]
+        return np.asarray(self.forward_probabilities(views.reshape(n * v, *views.shape[2:]))).reshape(n, v, -1)
 
     def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
                       num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,
                                                                          dict[int, str]]:
         """[N, C] probabilities of image files (rows of unreadable files are zero), the TTA probabilities
-        (tta='flip') or None, and {index: reason} of the unreadable files."""
+        (the mean over each image's `tta_views`; None for tta='none'), and {index: reason} of the unreadable
+        files. `batch_size` counts model inputs: each image brings 1, 2 or 10 views."""
         plain = np.zeros((len(paths), len(self.labels)))
-        flipped = np.zeros_like(plain) if tta == "flip" else None
+        averaged = None if tta == "none" else np.zeros_like(plain)
         failed: dict[int, str] = {}
-        for start in range(0, len(paths), batch_size):
+        step = tta_batch(batch_size, tta)
+        for start in range(0, len(paths), step):
             indices, arrays = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
+            for i in range(start, min(start + step, len(paths))):
                 try:
-                    arrays.append(self.preprocess(self.decode(paths[i])))
+                    arrays.append(tta_views(self.decode(paths[i]), self.preprocessing, tta))
                     indices.append(i)
                 except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
                     failed[i] = f"cannot read image: {e}"
             if indices:
-                self._fill(np.stack(arrays), indices, plain, flipped)
-        return plain, flipped, failed
+                self._fill(np.stack(arrays), indices, plain, averaged)
+        return plain, averaged, failed
 
-    def _fill(self, batch: Any, indices: list[int], plain: np.ndarray, flipped: np.ndarray | None) -> None:
-        """Rows `indices` of `plain` (and of `flipped`, the average with the mirror images) for one batch: the
-        plain forward pass is run once and serves both."""
-        probs = self.batch_probabilities(batch)
-        plain[indices] = probs
-        if flipped is not None:
-            mirrored = batch.flip(-1) if hasattr(batch, "flip") else np.ascontiguousarray(batch[..., ::-1])
-            flipped[indices] = (probs + self.batch_probabilities(mirrored)) / 2
+    def _fill(self, views: Any, indices: list[int], plain: np.ndarray, averaged: np.ndarray | None) -> None:
+        """Rows `indices` of `plain` (view 0) and of `averaged` (the mean over all views) for one batch of
+        `tta_views`: every view is run once."""
+        probs = self.view_probabilities(views)
+        plain[indices] = probs[:, 0]
+        if averaged is not None:
+            averaged[indices] = probs.mean(axis=1)
 
     def predict(self, paths: Sequence[str | os.PathLike[str]], top_k: int = 3, batch_size: int = 32,
                 tta: str = "none") -> list[dict[str, Any]]:
         """Per image {"path", "top": [{"label", "probability"}, ...]} or {"path", "error"} (one bad file does
-        not stop the others); with tta='flip' the probabilities average the image's and its mirror image's."""
+        not stop the others); with tta='flip' or 'ten-crop' the probabilities average the image's `tta_views`."""
         results = Predictions()
-        plain, flipped, failed = self.predict_proba(list(paths), tta=tta, batch_size=batch_size)
-        probs = flipped if flipped is not None else plain
+        plain, averaged, failed = self.predict_proba(list(paths), tta=tta, batch_size=batch_size)
+        probs = averaged if averaged is not None else plain
         for i, path in enumerate(paths):
             if i in failed:
                 results.append({"path": str(path), "error": failed[i]})

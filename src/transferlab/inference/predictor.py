@@ -23,7 +23,7 @@ from ..data.sources import list_images as expand_image_paths  # the name earlier
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
 from .engine import Engine, best_engine
-from .portable import BasePredictor, preprocess, resize_size
+from .portable import BasePredictor, resize_size, tta_batch, tta_views
 
 __all__ = ["Predictor", "expand_image_paths", "probabilities"]
 
@@ -83,12 +83,8 @@ class Predictor(BasePredictor):
         with torch.inference_mode(), autocast:
             return self.model(x).float()
 
-    def batch_probabilities(self, batch: torch.Tensor | np.ndarray, tta: str = "none") -> np.ndarray:
-        x = torch.as_tensor(batch)
-        probs = probabilities(self.logits(x))
-        if tta == "flip":
-            probs = (probs + probabilities(self.logits(x.flip(-1)))) / 2
-        return probs.cpu().numpy()
+    def forward_probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+        return probabilities(self.logits(torch.as_tensor(batch))).cpu().numpy()
 
     def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
                       num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,
@@ -96,26 +92,28 @@ class Predictor(BasePredictor):
         """As `BasePredictor.predict_proba`, decoding in `num_workers` DataLoader processes."""
         from torch.utils.data import DataLoader
 
-        dataset = _Files([str(p) for p in paths], self.preprocessing)
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+        dataset = _Files([str(p) for p in paths], self.preprocessing, tta)
+        loader = DataLoader(dataset, batch_size=tta_batch(batch_size, tta), num_workers=num_workers,
+                            collate_fn=_collate)
         plain = np.zeros((len(dataset), len(self.labels)))
-        flipped = np.zeros_like(plain) if tta == "flip" else None
+        averaged = None if tta == "none" else np.zeros_like(plain)
         failed: dict[int, str] = {}
         with progress_bar(quiet) as progress:
             task = progress.add_task("Predicting", total=len(dataset))
             for indices, arrays, errors in loader:
                 failed.update(errors)
                 if indices:
-                    self._fill(torch.from_numpy(np.stack(arrays)), indices, plain, flipped)
+                    self._fill(torch.from_numpy(np.stack(arrays)), indices, plain, averaged)
                 progress.advance(task, len(indices) + len(errors))
-        return plain, flipped, failed
+        return plain, averaged, failed
 
 
 class _Files(torch.utils.data.Dataset):
-    """Image files -> (index, input array or None, error or None); unreadable files are reported, not skipped."""
+    """Image files -> (index, `tta_views` array or None, error or None); unreadable files are reported, not
+    skipped."""
 
-    def __init__(self, paths: list[str], pre: dict[str, Any]) -> None:
-        self.paths, self.pre = paths, pre
+    def __init__(self, paths: list[str], pre: dict[str, Any], tta: str = "none") -> None:
+        self.paths, self.pre, self.tta = paths, pre, tta
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -125,7 +123,7 @@ class _Files(torch.utils.data.Dataset):
 
         try:
             image = load_rgb(self.paths[index], min_size=resize_size(self.pre))
-            return index, preprocess(image, self.pre), None
+            return index, tta_views(image, self.pre, self.tta), None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             return index, None, f"cannot read image: {e}"
 

@@ -68,7 +68,7 @@ class TrainResult:
 
         Args:
             data: Labelled images (a folder of class folders); default the run's own validation split.
-            tta: 'none' or 'flip'.
+            tta: 'none', 'flip' or 'ten-crop' (see `evaluate`).
         """
         from ..data.folder import Sample
         from ..evaluation.metrics import evaluate, evaluate_samples
