@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from advise_validation import cifar_catdog, gratings  # noqa: E402
@@ -95,7 +95,7 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"benchmark": "advise_budget", "budgets": budgets,
                                              "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                                             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                             "machine": machine(),
                                              "command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
     print("predicted / measured best validation accuracy of each strategy within the budget")
     print(f"{'data':10}{'min':>5}  {'advised':16}" + "".join(f"{s:>22}" for s in STRATEGIES) + f"{'behind':>8} pass")

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _machine import machine
 from PIL import Image
 
 STRATEGIES = ["freeze", "unfreeze-last=2", "two-phase", "full"]
@@ -110,7 +109,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "advise_validation", "budget_minutes": args.budget,
                                      "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                     "machine": machine(),
                                      "results": results}, indent=2) + "\n")
 
 

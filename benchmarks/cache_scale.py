@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from _machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {10_000: (8_000, 2_000), 50_000: (40_000, 10_000), 200_000: (190_000, 10_000)}
@@ -149,8 +149,7 @@ def main() -> None:
                 print(f"{size:>8} {kind:<9}{row['seconds']:>9.1f}{row['peak_rss_gb']:>8.2f}{row['peak_pss_gb']:>8.2f}"
                       f"{row['disk_gb']:>9.2f}  {over}", flush=True)
                 result = {"benchmark": "cache_scale", "rows": rows, "command": " ".join(sys.argv),
-                          "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                      "memory_gb": round(psutil.virtual_memory().total / 1e9, 1)},
+                          "machine": machine(memory_gb=round(psutil.virtual_memory().total / 1e9, 1)),
                           "date": datetime.now(UTC).isoformat(timespec="seconds")}
                 Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

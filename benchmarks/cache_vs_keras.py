@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 from transferlab.data.folder import link_class_folders
 
@@ -53,7 +54,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "cache_vs_keras", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "data": str(data),
+        "machine": machine(), "data": str(data),
         "image_size": args.image_size, "rows": rows, "ratio_keras_over_cache": round(ratio, 2)}, indent=2) + "\n")
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from _machine import machine
 from lightning.pytorch.callbacks import Callback
 
 from transferlab.data.folder import link_class_folders
@@ -34,8 +34,9 @@ def main() -> None:
     parser.add_argument("--cold-cache", action="store_true", help="Start with an empty feature cache.")
     parser.add_argument("--first", type=int, nargs=2, metavar=("TRAIN", "TEST"),
                         help="Only the first TRAIN training and TEST test files of each class (sorted by name).")
-    parser.add_argument("--tta", action="store_true",
-                        help="Also evaluate the best model with flip test-time augmentation (wall time counted).")
+    parser.add_argument("--tta", nargs="?", const="flip", choices=("flip", "ten-crop"),
+                        help="Also evaluate the best model with test-time augmentation, flip (the default) or "
+                             "ten-crop (wall time counted).")
     parser.add_argument("settings", nargs="*", help="KEY=VALUE training settings (YAML values).")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix=f"tl-{args.name}-"))
@@ -53,29 +54,29 @@ def main() -> None:
     start = clock.start = time.perf_counter()
     result = fit(TrainConfig(data=str(data), out=str(work / "run"), **settings), callbacks=[clock])
     fit_wall = time.perf_counter() - start
-    tta = result.evaluate(tta="flip") if args.tta else None  # the run's validation split = CIFAR's test set
+    tta = result.evaluate(tta=args.tta) if args.tta else None  # the run's validation split = CIFAR's test set
     wall = time.perf_counter() - start
     rows = [{k: r[k] for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
             for r in _history(result.run_dir)]
     for row, minutes in zip(rows, clock.minutes):  # the accuracy-versus-minutes curve: wall since the start
         row["wall_minutes"] = round(minutes, 2)
     summary = {"benchmark": f"cifar10_finetune:{args.name}", "date": datetime.now(UTC).isoformat(
-               timespec="seconds"), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+               timespec="seconds"), "machine": machine(),
                "classes": args.classes or "all", "settings": settings, "wall_seconds": round(wall, 1),
                "fit_wall_seconds": round(fit_wall, 1),
                "best_val_accuracy": result.metrics["best_val_accuracy"], "best_epoch": result.metrics["best_epoch"],
                "history": rows, "run_dir": str(result.run_dir)}
-    if tta is not None:  # the same images scored by the best model, without and with its mirror image averaged in
+    if tta is not None:  # the same images scored by the best model, without and with its test-time views averaged
         summary["best_model_accuracy"] = round(tta.metrics["accuracy"], 4)
-        summary["tta_flip_accuracy"] = round(tta.tta_metrics["accuracy"], 4)
+        summary[f"tta_{args.tta.replace('-', '_')}_accuracy"] = round(tta.tta_metrics["accuracy"], 4)
     print(f"\n{'epoch':>5} {'phase':>5} {'val_acc':>8} {'seconds':>8} {'wall min':>9}")
     for r in rows:
         print(f"{r['epoch']:>5} {r['phase']:>5} {r['val_accuracy']:>8.4f} {r['seconds']:>8.1f} "
               f"{r.get('wall_minutes', float('nan')):>9.1f}")
     print(f"best val accuracy {summary['best_val_accuracy']:.4f}, wall {fit_wall / 60:.1f} min (extraction included)")
     if tta is not None:
-        print(f"best model: accuracy {summary['best_model_accuracy']:.4f}, with flip TTA "
-              f"{summary['tta_flip_accuracy']:.4f}; wall {wall / 60:.1f} min (TTA evaluation included)")
+        print(f"best model: accuracy {summary['best_model_accuracy']:.4f}, with {args.tta} TTA "
+              f"{tta.tta_metrics['accuracy']:.4f}; wall {wall / 60:.1f} min (TTA evaluation included)")
     out = Path("benchmarks/results") / f"{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from _machine import machine
 
 from transferlab import TrainConfig, fit
 from transferlab.data.demo import write_digits
@@ -47,8 +46,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "demo_digits", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__)},
+        "machine": machine(torch_threads=torch.get_num_threads(), torch=str(torch.__version__)),
         "rows": rows}, indent=2) + "\n")
 
 

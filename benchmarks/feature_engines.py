@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 ENGINES = {
     "eager fp32": {"dtype": "float32", "channels_last": False},
@@ -86,16 +87,6 @@ def _child(model_name: str, size: int, batch: int, engine: dict, tune: bool, sec
             "min_cosine_vs_eager_fp32": round(cosine, 4), **extra}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="efficientnet_lite0")
@@ -132,7 +123,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "feature_engines", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": _cpu_name()},
+        "machine": machine(),
         "model": args.model, "image_size": args.size, "batch": args.batch, "rows": rows}, indent=2) + "\n")
 
 

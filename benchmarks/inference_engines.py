@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 ENGINES = ["eager fp32 (plain PyTorch)", "eager fp32 + malloc", "channels_last fp32 + malloc",
            "bf16 autocast + channels_last + malloc (transferlab auto)", "ONNX Runtime fp32"]
@@ -115,7 +116,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "inference_engines", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        "machine": machine(threads=args.threads),
         "rows": rows}, indent=2) + "\n")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine
 
 
 def make_photos(root: Path, count: int, seed: int = 0) -> Path:
@@ -122,7 +122,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "loader_vs_keras", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "images": count,
+        "machine": machine(), "images": count,
         "data": "given" if args.data else "generated from scikit-image sample photos, 500x375 JPEG",
         "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
 

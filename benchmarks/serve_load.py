@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -27,6 +25,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 
 def make_bundle(folder: Path) -> Path:
@@ -241,7 +241,7 @@ def main() -> None:
           f"{hostile['client_timeout_s']} s + 3 s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "serve_load", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                                     "machine": machine(),
                                      "rows": rows, "hostile": hostile}, indent=2) + "\n")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def main() -> None:
                      "speedup": round(b / a, 2), "runs": times[name]})
         print(f"{name:<32}{b:>12.2f}{a:>12.2f}{b / a:>9.1f}x")
     result = {"benchmark": "startup", "before": args.before, "repeats": args.repeats, "rows": rows,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "machine": machine(),
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

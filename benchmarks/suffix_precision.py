@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 MODES = {"fp32": (False, False), "fp32 channels-last": (False, True), "bf16 autocast": (True, False),
          "bf16 autocast channels-last": (True, True)}
@@ -92,7 +92,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "suffix_precision", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "model": args.model,
+        "machine": machine(), "model": args.model,
         "image_size": args.size, "unfreeze_last": args.unfreeze_last, "batch": args.batch,
         "images_per_epoch": args.images, "rows": rows}, indent=2) + "\n")
 

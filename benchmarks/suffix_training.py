@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from _machine import machine
 
 from transferlab._runtime import tune_malloc
 from transferlab.models import build_classifier
@@ -78,7 +77,7 @@ def main() -> None:
               f"{r['images_per_s']:>7.1f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "suffix_training", "date": datetime.now(UTC).isoformat(
-        timespec="seconds"), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        timespec="seconds"), "machine": machine(),
         "command": "benchmarks/suffix_training.py " + " ".join(sys.argv[1:]), "rows": rows}, indent=2) + "\n")
 
 

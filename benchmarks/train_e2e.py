@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from _machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +159,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "train_e2e", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
+        "machine": machine(),
         "command": "transferlab train DATA --out RUN (defaults), cold process, fresh TRANSFERLAB_HOME",
         "before": args.before, "repeats": args.repeats, "runs": rows, "median": summary}, indent=2) + "\n")
 
