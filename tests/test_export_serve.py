@@ -217,9 +217,9 @@ def test_slow_model_times_out_with_504(run, client_factory):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-        def batch_probabilities(self, batch, tta="none"):
+        def batch_probabilities(self, batch):
             time.sleep(1.0)
-            return self.inner.batch_probabilities(batch, tta)
+            return self.inner.batch_probabilities(batch)
 
     from fastapi.testclient import TestClient
 

@@ -64,7 +64,7 @@ class OnnxPredictor(BasePredictor):
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = {"model": models[0].name, "format": "onnx"}
 
-    def forward_probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def batch_probabilities(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return softmax_or_sigmoid(self.session.run(None, {self.input_name: batch})[0])
 

@@ -119,7 +119,7 @@ def tta_problem(pre: Mapping[str, Any], tta: str) -> str | None:
     crops (crop_pct < 1): otherwise the five crops are one image and it would only repeat 'flip' five times."""
     if tta not in TTA_CHOICES:
         return f"tta must be one of {', '.join(TTA_CHOICES)}; got '{tta}'."
-    if tta == "ten-crop" and resize_size(pre) <= int(pre["image_size"]) and pre.get("crop_mode") != "squash":
+    if tta == "ten-crop" and resize_size(pre) <= int(pre["image_size"]):
         return ("tta='ten-crop' needs a model whose preprocessing resizes larger than its input and crops "
                 f"(crop_pct < 1); this one resizes to the input size ({pre['image_size']} px, crop_pct "
                 f"{pre.get('crop_pct', 1.0)}), so the five crops would be one image. Use tta='flip'.")
@@ -155,7 +155,7 @@ class BasePredictor:
     """What every predictor offers: labels, preprocessing, and predictions from files, bytes or images.
 
     Subclasses set `labels`, `preprocessing` (a dict), `engine_name` and `metadata`, and implement
-    `forward_probabilities` on a preprocessed float32 [N, 3, S, S] batch; test-time augmentation is done here,
+    `batch_probabilities` on a preprocessed float32 [N, 3, S, S] batch; test-time augmentation is done here,
     once for every engine.
     """
 
@@ -165,21 +165,10 @@ class BasePredictor:
     metadata: dict[str, Any]
     ids: list[str] | None = None
 
-    def forward_probabilities(self, batch: Any) -> np.ndarray:
-        """[N, C] probabilities of a preprocessed batch (one forward pass of the engine)."""
+    def batch_probabilities(self, batch: Any) -> np.ndarray:
+        """[N, C] probabilities of a preprocessed batch: one forward pass of the engine, no test-time
+        augmentation (that is `tta_views`' job: `image_probabilities`, `predict_proba`)."""
         raise NotImplementedError
-
-    def batch_probabilities(self, batch: Any, tta: str = "none") -> np.ndarray:
-        """[N, C] probabilities of a preprocessed batch; with tta='flip', averaged with the mirror images'.
-        ('ten-crop' needs the images before the crop: `image_probabilities` or `predict_proba`.)"""
-        probs = self.forward_probabilities(batch)
-        if tta == "flip":
-            mirrored = batch.flip(-1) if hasattr(batch, "flip") else np.ascontiguousarray(np.asarray(batch)[..., ::-1])
-            probs = (probs + self.forward_probabilities(mirrored)) / 2
-        elif tta != "none":
-            raise ValueError(f"batch_probabilities takes cropped model inputs, so tta is 'none' or 'flip' there; "
-                             f"got '{tta}'. Pass the images to image_probabilities or predict_proba instead.")
-        return probs
 
     def decode(self, source: Any) -> Image.Image:
         """An upright RGB image from a path, bytes or a file object, decoded at the reduced JPEG scale that
@@ -199,7 +188,7 @@ class BasePredictor:
     def view_probabilities(self, views: Any) -> np.ndarray:
         """[N, V, C] probabilities of a batch of `tta_views`, [N, V, 3, S, S], in one forward pass."""
         n, v = views.shape[:2]
-        return np.asarray(self.forward_probabilities(views.reshape(n * v, *views.shape[2:]))).reshape(n, v, -1)
+        return np.asarray(self.batch_probabilities(views.reshape(n * v, *views.shape[2:]))).reshape(n, v, -1)
 
     def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
                       num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,

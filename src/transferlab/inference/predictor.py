@@ -83,7 +83,7 @@ class Predictor(BasePredictor):
         with torch.inference_mode(), autocast:
             return self.model(x).float()
 
-    def forward_probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+    def batch_probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         return probabilities(self.logits(torch.as_tensor(batch))).cpu().numpy()
 
     def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
