@@ -31,9 +31,10 @@ except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an ex
     from tl_images import load_rgb  # type: ignore[no-redef]
 
 __all__ = ["BasePredictor", "Predictions", "TTA_CHOICES", "preprocess", "resize_size", "softmax_or_sigmoid",
-           "top_k", "tta_problem", "tta_views"]
+           "top_k", "tta_batch", "tta_problem", "tta_views"]
 
-TTA_CHOICES = ("none", "flip", "ten-crop")
+TTA_VIEWS = {"none": 1, "flip": 2, "ten-crop": 10}  # the views `tta_views` cuts per image
+TTA_CHOICES = tuple(TTA_VIEWS)
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST}
@@ -111,7 +112,7 @@ def tta_views(image: Image.Image, pre: Mapping[str, Any], tta: str = "none") -> 
 def tta_batch(batch_size: int, tta: str) -> int:
     """Images per batch when each brings its `tta_views` (1, 2 or 10), so that a forward pass still gets
     about `batch_size` inputs."""
-    return max(1, int(batch_size) // {"none": 1, "flip": 2, "ten-crop": 10}[tta])
+    return max(1, int(batch_size) // TTA_VIEWS[tta])
 
 
 def tta_problem(pre: Mapping[str, Any], tta: str) -> str | None:
