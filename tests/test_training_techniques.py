@@ -122,8 +122,41 @@ def test_engine_features_match_eager_fp32(dataset):
     assert float(cos.min()) > 0.99
 
 
+class _PidMean(torch.nn.Module):
+    """A base that writes the id of the process running it to `log` on every batch: where extraction runs."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__()
+        self.log = str(log)
+        self.scale = torch.nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return x.mean((2, 3)) * self.scale
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_extraction_on_a_cpu_runs_the_base_in_other_processes(dataset, tmp_path, workers):
+    """With data-loading processes allowed on a CPU, each extraction process decodes its own batches and runs the
+    base (single-threaded); the main process only gathers. The rows come back in the samples' order, equal to the
+    base run directly on the stacked images; without workers, everything runs here."""
+    samples = load_image_folder(dataset).validation + load_image_folder(dataset).train
+    pre = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)
+    base = _PidMean(tmp_path / "pids.txt").eval()
+    got = extract_features(base, samples, eval_transform(pre), batch_size=4, num_workers=workers,
+                           engine=Engine(dtype="float32", channels_last=False, device="cpu"))
+    x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
+    with torch.no_grad():
+        assert torch.allclose(got, base(x), atol=1e-6)
+    lines = (tmp_path / "pids.txt").read_text().split()
+    assert len(lines) == math.ceil(len(samples) / 4) + 1  # one line per batch, one for the direct run above
+    assert lines.count(str(os.getpid())) == (1 if workers else len(lines))
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "test_resnet"])
-def test_batch_norm_folding_keeps_the_features(dataset, name):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batch_norm_folding_keeps_the_features(dataset, name, workers):
     """Extraction folds each BatchNorm into the convolution before it: in fp32 the features equal those of the
     unfolded eager model (a second path: the model as built, no engine), and every BatchNorm that follows a
     convolution (a sibling registered right after it) is gone from the copy while the original keeps its own."""
@@ -132,7 +165,7 @@ def test_batch_norm_folding_keeps_the_features(dataset, name):
     model = build_classifier(name, num_classes=2, weights="none" if name == "test_resnet" else None)
     pre = Preprocessing.from_model(model, 64)
     samples = load_image_folder(dataset).validation
-    folded = extract_features(model.features, samples, eval_transform(pre),
+    folded = extract_features(model.features, samples, eval_transform(pre), batch_size=3, num_workers=workers,
                               engine=Engine(dtype="float32", channels_last=True, device="cpu", fold_bn=True))
     x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
     with torch.no_grad():
@@ -146,7 +179,8 @@ def test_batch_norm_folding_keeps_the_features(dataset, name):
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.features.modules()) == norms
 
 
-def test_batch_norm_folding_falls_back_when_the_norm_comes_first(dataset):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batch_norm_folding_falls_back_when_the_norm_comes_first(dataset, workers):
     """A BatchNorm registered after a convolution but applied before it cannot be folded: the first batch's check
     sees the difference and the base runs unfolded, so the features are still right."""
 
@@ -164,7 +198,7 @@ def test_batch_norm_folding_falls_back_when_the_norm_comes_first(dataset):
     base = NormThenConv().eval()
     pre = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)
     samples = load_image_folder(dataset).validation
-    got = extract_features(base, samples, eval_transform(pre),
+    got = extract_features(base, samples, eval_transform(pre), batch_size=3, num_workers=workers,
                            engine=Engine(dtype="float32", channels_last=False, device="cpu", fold_bn=True))
     x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
     with torch.no_grad():

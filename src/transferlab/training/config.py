@@ -155,7 +155,8 @@ class TrainConfig:
         seed: Seed of the split, the initialisation and the data order.
         monitor: 'val_accuracy' or 'val_loss': chooses the best checkpoint and drives early stopping.
         patience: Epochs without improvement before stopping; 0 disables early stopping.
-        num_workers: Data-loading processes; default picked from the CPU count.
+        num_workers: Data-loading processes; default picked from the CPU count. On a CPU, any value above 0 lets
+            feature extraction run one process per thread, each decoding its own images; 0 keeps all in one process.
         feature_cache: With 'freeze' (and the first phase of 'two-phase') and no augmentation, compute the base's
             features once and train the head on the cache.
         feature_cache_copies: With augmentation and 'freeze' (or 'unfreeze-last'/'unfreeze-from'): compute N

@@ -86,31 +86,28 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     base.eval().to(device)
     if engine.get("channels_last"):
         base.to(memory_format=torch.channels_last)
-    net = base  # with engine['fold_bn']: the BatchNorm-folded copy, made and checked on the first batch
-    dtype = getattr(torch, engine.get("dtype", "float32"))
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext())
-    loader = DataLoader(ImageListDataset(samples, transform, min_size), batch_size=batch_size,
-                        num_workers=num_workers, shuffle=False, persistent_workers=False)
+    dataset = ImageListDataset(samples, transform, min_size)
+    processes = _extraction_processes(device, num_workers, world, len(samples), batch_size)
     part: torch.Tensor | None = None  # allocated once at its final size: memory stays at one copy of the features
     filled = 0
     try:
         with progress_bar(quiet) as progress:
             task = progress.add_task(description, total=len(samples))
-            for x, _ in loader:
-                x = x.to(device)
-                if engine.get("channels_last"):
-                    x = x.contiguous(memory_format=torch.channels_last)
-                if part is None and engine.get("fold_bn"):
-                    net = fold_batch_norm(base, check=x[:2])
-                    if engine.get("channels_last"):
-                        net.to(memory_format=torch.channels_last)
-                with torch.inference_mode(), autocast:
-                    y = net(x)
+            if processes:  # each process decodes its batches and runs the base on one thread
+                first = torch.stack([dataset[i][0] for i in range(min(2, len(dataset)))])
+                run = _RunBase(base, engine, device, store_dtype, net=_engine_net(base, engine, first))
+                batches = DataLoader(dataset, batch_size=batch_size, num_workers=processes, shuffle=False,
+                                     collate_fn=run)
+            else:  # the base runs here on all threads; `num_workers` processes decode
+                run = _RunBase(base, engine, device, store_dtype)
+                batches = (run(x) for x, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                                                         shuffle=False, persistent_workers=False))
+            for y in batches:
                 if part is None:
                     part = torch.empty((len(samples), *y.shape[1:]), dtype=store_dtype)
-                part[filled:filled + len(y)] = y.to(store_dtype).cpu()
+                part[filled:filled + len(y)] = y
                 filled += len(y)
-                progress.advance(task, len(x))
+                progress.advance(task, len(y))
     finally:
         base.to(memory_format=torch.contiguous_format)
         base.train(was_training)
@@ -118,6 +115,55 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     if world > 1:
         return _gather_rows(part, total, world)
     return part
+
+
+def _extraction_processes(device: torch.device, num_workers: int, world: int, count: int, batch_size: int) -> int:
+    """How many processes extract on their own (0: the base runs in this process on all its threads).
+
+    On a CPU, one process per thread, each decoding its batches and running the base single-threaded, beats one
+    process running the base on all threads while other processes decode: no thread waits for another at each
+    layer, and decoding never preempts the network (1.26-1.41x on 2 cores, docs/benchmarks.md). Used when
+    data-loading processes are allowed at all (`num_workers` > 0), outside DDP (each rank is already a process),
+    and for more than one batch; at most 8 processes (each holds a batch's activations).
+    """
+    if device.type != "cpu" or num_workers <= 0 or world > 1 or count <= batch_size:
+        return 0
+    return max(1, min(torch.get_num_threads(), 8))
+
+
+def _engine_net(base: nn.Module, engine: Engine, check: torch.Tensor) -> nn.Module:
+    """`base` as the engine runs it: with `fold_bn`, the BatchNorm-folded copy, checked against `base` on `check`."""
+    if not engine.get("fold_bn"):
+        return base
+    net = fold_batch_norm(base, check=check)
+    if engine.get("channels_last"):
+        net.to(memory_format=torch.channels_last)
+    return net
+
+
+class _RunBase:
+    """Runs the engine's net on a batch of images (a tensor, or a list of (image, label) pairs: as a DataLoader's
+    `collate_fn` it runs inside the loading process) and returns its outputs as `store_dtype` on the CPU. Without
+    `net`, the engine's net (see `_engine_net`) is made from `base` and checked on the first batch."""
+
+    def __init__(self, base: nn.Module, engine: Engine, device: torch.device, store_dtype: torch.dtype,
+                 net: nn.Module | None = None) -> None:
+        self.base, self.net, self.engine, self.device, self.store_dtype = base, net, engine, device, store_dtype
+        self.dtype = getattr(torch, engine.get("dtype", "float32"))
+
+    def __call__(self, batch: torch.Tensor | list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+        if isinstance(batch, list):
+            batch = torch.stack([image for image, _ in batch])
+        x = batch.to(self.device)
+        if self.engine.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.net is None:
+            self.net = _engine_net(self.base, self.engine, x[:2])
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+                    else nullcontext())
+        with torch.inference_mode(), autocast:
+            y = self.net(x)
+        return y.to(self.store_dtype).cpu()
 
 
 def _extraction_log(rank: int, count: int) -> None:
