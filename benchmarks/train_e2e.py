@@ -9,8 +9,8 @@ the table shows per version (median of --repeats): wall seconds of the whole com
 seconds it prints, the post-fit report's seconds (from eval_metrics.json) and the best validation accuracy.
 With --breakdown, the after version's wall time is split: imports (a cold `import transferlab.training.fit`),
 feature extraction (printed by train), the epochs (history.csv) and the rest (scan, model, saving, report);
-and the floor: a plain script that only decodes every photo (Pillow draft, resize, crop; 2 loader workers) and
-runs the bundled Lite0 once per image in bf16, timed inside the process (imports excluded). Run:
+and the floor (`FLOOR`, imports excluded): the network alone on 4,000 random images as extraction runs it, in one
+process on all threads and in one single-threaded process per thread, and decoding alone on one core. Run:
 
     .venv/bin/python benchmarks/train_e2e.py --cifar ../cifar10-jpg --before 7fcf3c2 --repeats 2
     .venv/bin/python benchmarks/train_e2e.py --cifar ../cifar10-jpg --repeats 3 --breakdown
@@ -84,38 +84,66 @@ def import_seconds(pythonpath: str | None) -> float:
 
 
 FLOOR = """
-import sys, time
+import os, sys, time
+from transferlab._runtime import tune_malloc
+tune_malloc()
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader
-from torchvision.transforms import v2
+from transferlab.data import Preprocessing, eval_transform
+from transferlab.data.images import load_rgb
+from transferlab.inference.engine import best_engine, fold_batch_norm
 from transferlab.models import build_classifier
-from transferlab.data.transforms import Preprocessing
 
-paths = sorted(p for p in __import__("pathlib").Path(sys.argv[1]).rglob("*.jpg"))
-net = build_classifier("efficientnet_lite0", 2).eval()
+what, count = sys.argv[1], int(sys.argv[2])
+net = build_classifier("efficientnet_lite0", 2)
 pre = Preprocessing.from_model(net)
-tf = v2.Compose([v2.PILToTensor(), v2.Resize(pre.resize_size, antialias=True), v2.CenterCrop(pre.image_size),
-                 v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)])
+engine = best_engine()
+if what == "decode":  # one process: read, decode at reduced scale, resize, crop, normalise
+    paths = sorted(str(p) for p in __import__("pathlib").Path(sys.argv[3]).rglob("*.jpg"))[:count]
+    tf = eval_transform(pre)
+    start = time.perf_counter()
+    for p in paths:
+        tf(load_rgb(p, min_size=pre.resize_size))
+    print(time.perf_counter() - start)
+    sys.exit()
+x = torch.randn(64, 3, pre.image_size, pre.image_size).contiguous(memory_format=torch.channels_last)
+base = fold_batch_norm(net.features.eval(), check=x[:2]).to(memory_format=torch.channels_last)
+processes = torch.get_num_threads() if what == "processes" else 1
+batches = -(-count // 64)
 
-def load(path):
-    img = Image.open(path)
-    img.draft("RGB", (pre.resize_size, pre.resize_size))
-    return tf(img.convert("RGB"))
+def work(share):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=getattr(torch, engine["dtype"])):
+        for _ in range(share):
+            base(x)
 
-torch.manual_seed(0)
 start = time.perf_counter()
-loader = DataLoader(paths, batch_size=64, num_workers=2, collate_fn=lambda b: torch.stack([load(p) for p in b]))
-with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-    n = sum(net.forward_features(x.contiguous(memory_format=torch.channels_last)).shape[0] for x in loader)
-print(n, time.perf_counter() - start)
+if processes == 1:
+    work(batches)
+else:
+    children = []
+    for k in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            torch.set_num_threads(1)
+            work(len(range(k, batches, processes)))
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+print(time.perf_counter() - start)
 """
 
 
-def floor_seconds(data: Path) -> float:
-    """Seconds of the plain decode + one bf16 Lite0 pass per photo (see FLOOR), imports excluded."""
-    proc = subprocess.run([sys.executable, "-c", FLOOR, str(data)], capture_output=True, text=True, check=True)
-    return round(float(proc.stdout.split()[-1]), 2)
+def floor_seconds(data: Path, count: int = 4000) -> dict[str, float]:
+    """The floor, measured in separate processes (imports excluded): the bundled Lite0 as extraction runs it
+    (BatchNorm folded, bf16 where native, channels_last) over `count` random images in batches of 64, once in one
+    process on all threads and once in one single-threaded process per thread (what extraction does); and decoding
+    alone: the photos read, decoded, resized, cropped and normalised in one process (one core's seconds)."""
+    out = {}
+    for what in ("threads", "processes", "decode"):
+        proc = subprocess.run([sys.executable, "-c", FLOOR, what, str(count), str(data)], capture_output=True,
+                              text=True, check=True)
+        out[f"{what}_seconds"] = round(float(proc.stdout.split()[-1]), 2)
+    return out
 
 
 def main() -> None:
@@ -124,7 +152,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tl-train-e2e")
     parser.add_argument("--before", default=None, help="A commit to compare with (checked out into a worktree).")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--breakdown", action="store_true", help="Also time imports and the plain floor script.")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="Also time imports and the floor (network alone, decoding alone).")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "train_e2e.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -142,7 +171,7 @@ def main() -> None:
             rows[name].append(run(path, data, args.work))
             if args.breakdown and name == "after":
                 rows[name][-1]["import_seconds"] = import_seconds(path)
-                rows[name][-1]["floor_seconds"] = floor_seconds(data)
+                rows[name][-1].update(floor_seconds(data))
             print(name, rows[name][-1], flush=True)
     summary = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if runs[0][key] is not None}
                for name, runs in rows.items()}
@@ -154,8 +183,10 @@ def main() -> None:
         s = summary["after"]
         rest = s["wall_seconds"] - s["import_seconds"] - s["feature_seconds"] - s["epoch_seconds"]
         print(f"\nafter, median: imports {s['import_seconds']:.1f} s, feature extraction {s['feature_seconds']:.1f} s, "
-              f"epochs {s['epoch_seconds']:.1f} s, the rest {rest:.1f} s; floor (decode + one bf16 pass) "
-              f"{s['floor_seconds']:.1f} s")
+              f"epochs {s['epoch_seconds']:.1f} s, the rest {rest:.1f} s")
+        print(f"floor: the network alone {s['threads_seconds']:.1f} s in one process on all threads, "
+              f"{s['processes_seconds']:.1f} s in one process per thread; decoding alone {s['decode_seconds']:.1f} s "
+              "of one core")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "train_e2e", "date": datetime.now(UTC).isoformat(timespec="seconds"),
