@@ -125,7 +125,12 @@ def load_rgb(path: str | os.PathLike[str] | bytes | BinaryIO, background: tuple[
 def pillow_rgb(data: bytes, background: tuple[int, int, int] = (255, 255, 255),
                min_size: int | None = None) -> Image.Image:
     """`load_rgb` through Pillow only: every format and mode, EXIF orientation, reduced-scale JPEG (`draft`)."""
-    with Image.open(io.BytesIO(data)) as img:
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # Pillow's message names an in-memory object ("<_io.BytesIO at 0x...>")
+        raise UnidentifiedImageError("not an image Pillow can identify (an unknown format, or a damaged or "
+                                     f"truncated file of {len(data):,} bytes)") from None
+    with opened as img:
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright
