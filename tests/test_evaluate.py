@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,44 @@ def test_tta_ten_crop_averages_torchvisions_five_crops_and_their_mirror_images(t
     (flat / "preprocessing.json").write_text(json.dumps({**saved, "crop_pct": 1.0}))
     refused = runner.invoke(app, ["predict", str(flat), str(path), "--tta", "ten-crop"])
     assert refused.exit_code == 2 and "Use tta='flip'" in refused.output
+
+
+class _WherePredicted(torch.nn.Module):
+    """Wraps a model and writes the id of the process running it to `log` on every batch."""
+
+    def __init__(self, model: torch.nn.Module, log: Path) -> None:
+        super().__init__()
+        self.model, self.log = model, str(log)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return self.model(x)
+
+
+@pytest.mark.parametrize("tta", ["none", "ten-crop"])
+def test_prediction_in_loading_processes_matches_prediction_here(trained, tmp_path, tta):
+    """With loading processes on a CPU the model runs inside them (one single-threaded process per thread), not
+    here; the probabilities, their order and the unreadable file's report are those of the model run here."""
+    from transferlab.inference.predictor import Predictor
+
+    root, run = trained
+    paths = sorted(str(p) for p in (root / "test").rglob("*") if p.is_file())
+    predictor = Predictor(run, engine="fp32")
+    predictor.model = _WherePredicted(predictor.model, tmp_path / "pids.txt")
+    here = predictor.predict_proba(paths, tta=tta, batch_size=4, num_workers=0)
+    assert set((tmp_path / "pids.txt").read_text().split()) == {str(os.getpid())}
+    (tmp_path / "pids.txt").unlink()
+    there = predictor.predict_proba(paths, tta=tta, batch_size=4, num_workers=1)
+    assert str(os.getpid()) not in (tmp_path / "pids.txt").read_text().split()
+    assert len(here[2]) == 1 and here[2] == there[2]  # the broken file, at the same index, with the same reason
+    reason = next(iter(here[2].values()))
+    assert "not an image Pillow can identify" in reason and "0x" not in reason  # no in-memory object's address
+    assert np.allclose(here[0], there[0], atol=1e-6) and here[0].sum(1).max() == pytest.approx(1.0)
+    if tta == "none":
+        assert here[1] is None and there[1] is None
+    else:
+        assert np.allclose(here[1], there[1], atol=1e-6)
 
 
 def test_evaluating_the_training_folder_uses_only_its_validation_split(tmp_path, tiny_weights):

@@ -6,7 +6,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["tune_malloc", "release_memory"]
+__all__ = ["tune_malloc", "release_memory", "default_workers"]
 
 _tuned = False
 
@@ -48,3 +48,8 @@ def release_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def default_workers() -> int:
+    """Data-loading processes when the user chose none: half the CPUs, at most 4 (1 on 2 cores, 0 on 1)."""
+    return min(4, max(0, (os.cpu_count() or 1) // 2))

@@ -23,7 +23,9 @@ def evaluate(
                                           "mirrored: 10 passes).")] = "none",
     top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.", min=1)] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
-    num_workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
+    num_workers: Annotated[int | None, typer.Option(
+        help="Loading processes (default: from the CPU count; 0: none). On a CPU they run the model too.",
+        min=0)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:

@@ -225,7 +225,7 @@ def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: 
 
 
 def evaluate(model: str | os.PathLike[str] | BasePredictor, data: str | os.PathLike[str], tta: str = "none",
-             batch_size: int = 64, num_workers: int = 0, quiet: bool = True, top_k: int = 5) -> EvalResult:
+             batch_size: int = 64, num_workers: int | None = None, quiet: bool = True, top_k: int = 5) -> EvalResult:
     """Evaluates a run or bundle (or a `Predictor`) on labelled images; see `resolve_eval_samples` for DATA.
 
     Args:
@@ -234,7 +234,8 @@ def evaluate(model: str | os.PathLike[str] | BasePredictor, data: str | os.PathL
         tta: 'none', 'flip' (also score the average with the mirror image) or 'ten-crop' (the average over
             the centre and four corner crops and their mirror images); reported separately.
         batch_size: Images per batch.
-        num_workers: DataLoader workers.
+        num_workers: Loading processes (None: from the CPU count; 0: none). On a CPU, the PyTorch engine runs the
+            model in them too, one single-threaded process per thread.
         quiet: No progress bar.
         top_k: k of the top-k accuracy.
     """
@@ -248,14 +249,17 @@ def evaluate(model: str | os.PathLike[str] | BasePredictor, data: str | os.PathL
 
 
 def evaluate_samples(predictor: BasePredictor, samples: list[Sample], source: str = "", tta: str = "none",
-                     batch_size: int = 64, num_workers: int = 0, quiet: bool = True, top_k: int = 5,
+                     batch_size: int = 64, num_workers: int | None = None, quiet: bool = True, top_k: int = 5,
                      skipped: list[dict] | None = None) -> EvalResult:
     """Evaluates `predictor` on labelled `samples` (labels index `predictor.labels`)."""
+    from .._runtime import default_workers
+
     check_tta(tta, predictor, where="evaluate")
     skipped = list(skipped or [])
     start = time.perf_counter()
+    workers = default_workers() if num_workers is None else num_workers
     probs, tta_probs, failed = predictor.predict_proba([s.path for s in samples], tta=tta, batch_size=batch_size,
-                                                       num_workers=num_workers, quiet=quiet)
+                                                       num_workers=workers, quiet=quiet)
     seconds = time.perf_counter() - start
     probs = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
     tta_probs = None if tta_probs is None else torch.as_tensor(np.asarray(tta_probs), dtype=torch.float32)

@@ -210,13 +210,13 @@ class BasePredictor:
                 except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
                     failed[i] = f"cannot read image: {e}"
             if indices:
-                self._fill(np.stack(arrays), indices, plain, averaged)
+                self._fill(self.view_probabilities(np.stack(arrays)), indices, plain, averaged)
         return plain, averaged, failed
 
-    def _fill(self, views: Any, indices: list[int], plain: np.ndarray, averaged: np.ndarray | None) -> None:
-        """Rows `indices` of `plain` (view 0) and of `averaged` (the mean over all views) for one batch of
-        `tta_views`: every view is run once."""
-        probs = self.view_probabilities(views)
+    @staticmethod
+    def _fill(probs: np.ndarray, indices: list[int], plain: np.ndarray, averaged: np.ndarray | None) -> None:
+        """Rows `indices` of `plain` (view 0) and of `averaged` (the mean over all views) from the [N, V, C]
+        probabilities of one batch of `tta_views` (`view_probabilities`)."""
         plain[indices] = probs[:, 0]
         if averaged is not None:
             averaged[indices] = probs.mean(axis=1)

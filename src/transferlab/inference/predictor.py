@@ -22,7 +22,7 @@ from .._console import progress_bar
 from ..data.sources import list_images as expand_image_paths  # the name earlier versions exported
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
-from .engine import Engine, best_engine
+from .engine import Engine, best_engine, cpu_processes
 from .portable import BasePredictor, resize_size, tta_batch, tta_views
 
 __all__ = ["Predictor", "expand_image_paths", "probabilities"]
@@ -89,21 +89,25 @@ class Predictor(BasePredictor):
     def predict_proba(self, paths: Sequence[str | os.PathLike[str]], tta: str = "none", batch_size: int = 64,
                       num_workers: int = 0, quiet: bool = True) -> tuple[np.ndarray, np.ndarray | None,
                                                                          dict[int, str]]:
-        """As `BasePredictor.predict_proba`, decoding in `num_workers` DataLoader processes."""
+        """As `BasePredictor.predict_proba`, decoding in `num_workers` DataLoader processes; on a CPU those
+        processes (one per thread, see `cpu_processes`) also run the model, single-threaded."""
         from torch.utils.data import DataLoader
 
         dataset = _Files([str(p) for p in paths], self.preprocessing, tta)
-        loader = DataLoader(dataset, batch_size=tta_batch(batch_size, tta), num_workers=num_workers,
-                            collate_fn=_collate)
+        step = tta_batch(batch_size, tta)
+        processes = cpu_processes(self.device, num_workers, len(dataset), step)
+        loader = DataLoader(dataset, batch_size=step, num_workers=processes or num_workers,
+                            collate_fn=_Score(self) if processes else _collate)
         plain = np.zeros((len(dataset), len(self.labels)))
         averaged = None if tta == "none" else np.zeros_like(plain)
         failed: dict[int, str] = {}
         with progress_bar(quiet) as progress:
             task = progress.add_task("Predicting", total=len(dataset))
-            for indices, arrays, errors in loader:
+            for indices, views, errors in loader:
                 failed.update(errors)
                 if indices:
-                    self._fill(torch.from_numpy(np.stack(arrays)), indices, plain, averaged)
+                    probs = views if processes else self.view_probabilities(torch.from_numpy(np.stack(views)))
+                    self._fill(probs, indices, plain, averaged)
                 progress.advance(task, len(indices) + len(errors))
         return plain, averaged, failed
 
@@ -131,3 +135,16 @@ class _Files(torch.utils.data.Dataset):
 def _collate(items: list) -> tuple[list[int], list[np.ndarray], dict[int, str]]:
     good = [(i, t) for i, t, e in items if e is None]
     return [i for i, _ in good], [t for _, t in good], {i: e for i, _, e in items if e is not None}
+
+
+class _Score:
+    """A DataLoader `collate_fn` that runs the predictor on the batch inside the loading process: (indices,
+    [N, V, C] probabilities of the views, {index: error})."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+
+    def __call__(self, items: list) -> tuple[list[int], np.ndarray | None, dict[int, str]]:
+        indices, views, errors = _collate(items)
+        probs = self.predictor.view_probabilities(torch.from_numpy(np.stack(views))) if indices else None
+        return indices, probs, errors

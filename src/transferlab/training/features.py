@@ -25,7 +25,7 @@ from .._console import progress_bar
 from .._io import atomic_path, distributed_world, file_digest, is_rank_zero
 from ..data.datasets import ImageListDataset
 from ..data.folder import Sample
-from ..inference.engine import Engine, best_engine, fold_batch_norm
+from ..inference.engine import Engine, best_engine, cpu_processes, fold_batch_norm
 
 __all__ = ["extract_features", "cached_features", "weights_digest", "cache_key"]
 
@@ -87,7 +87,7 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     if engine.get("channels_last"):
         base.to(memory_format=torch.channels_last)
     dataset = ImageListDataset(samples, transform, min_size)
-    processes = _extraction_processes(device, num_workers, world, len(samples), batch_size)
+    processes = cpu_processes(device, num_workers, len(samples), batch_size, world)
     part: torch.Tensor | None = None  # allocated once at its final size: memory stays at one copy of the features
     filled = 0
     try:
@@ -115,20 +115,6 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     if world > 1:
         return _gather_rows(part, total, world)
     return part
-
-
-def _extraction_processes(device: torch.device, num_workers: int, world: int, count: int, batch_size: int) -> int:
-    """How many processes extract on their own (0: the base runs in this process on all its threads).
-
-    On a CPU, one process per thread, each decoding its batches and running the base single-threaded, beats one
-    process running the base on all threads while other processes decode: no thread waits for another at each
-    layer, and decoding never preempts the network (1.26-1.41x on 2 cores, docs/benchmarks.md). Used when
-    data-loading processes are allowed at all (`num_workers` > 0), outside DDP (each rank is already a process),
-    and for more than one batch; at most 8 processes (each holds a batch's activations).
-    """
-    if device.type != "cpu" or num_workers <= 0 or world > 1 or count <= batch_size:
-        return 0
-    return max(1, min(torch.get_num_threads(), 8))
 
 
 def _engine_net(base: nn.Module, engine: Engine, check: torch.Tensor) -> nn.Module:

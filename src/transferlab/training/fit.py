@@ -23,7 +23,7 @@ from rich.console import Console
 from torch import nn
 
 from .._io import atomic_path, is_rank_zero
-from .._runtime import tune_malloc
+from .._runtime import default_workers, tune_malloc
 from ..data.folder import DataSplits, load_image_folder
 from ..data.stream import StreamSource, is_stream_source, open_stream
 from ..data.transforms import Preprocessing
@@ -84,9 +84,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
                            f"strategy {strategy} (vectors: there is no rectangle to cut). Use mixup instead, or "
                            "mix_on='images' (CutMix on the images; the base then runs on every batch).")
     lr = config.lr if config.lr is not None else (1e-3 if strategy.kind in ("freeze", "two-phase") else 1e-4)
-    workers = config.num_workers
-    if workers is None:
-        workers = min(4, max(0, (os.cpu_count() or 1) // 2))
+    workers = default_workers() if config.num_workers is None else config.num_workers
     out = config.out or str(Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}")
     return replace(config, weights=str(weights), strategy=str(strategy), lr=float(lr), num_workers=int(workers),
                    out=out, finetune_epochs=config.finetune_epochs or config.epochs)
