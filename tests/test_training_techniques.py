@@ -154,6 +154,40 @@ def test_extraction_on_a_cpu_runs_the_base_in_other_processes(dataset, tmp_path,
     assert lines.count(str(os.getpid())) == (1 if workers else len(lines))
 
 
+def test_extraction_processes_finish_after_this_process_used_many_threads(dataset):
+    """A forked process that starts its own team of OpenMP threads after the parent used one hangs (GNU libgomp):
+    the extraction processes must stay single-threaded. Run in a child with a deadline, after a forward pass on 4
+    threads; the rows equal those of extraction in one process."""
+    code = f"""
+import torch
+from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.inference.engine import Engine
+from transferlab.models import build_classifier
+from transferlab.training.features import extract_features
+torch.set_num_threads(4)
+model = build_classifier("efficientnet_lite0", num_classes=2)
+with torch.no_grad():
+    model(torch.randn(8, 3, 64, 64))
+splits = load_image_folder({str(dataset)!r})
+samples = splits.train + splits.validation
+engine = Engine(dtype="float32", channels_last=True, device="cpu", fold_bn=True)
+pre = Preprocessing.from_model(model, 64)
+there = extract_features(model.features, samples, eval_transform(pre), 4, 1, engine)
+here = extract_features(model.features, samples, eval_transform(pre), 4, 0, engine)
+print(len(samples), float((there - here).abs().max()))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child and its hung extraction processes
+        pytest.fail("extraction hung: a forked extraction process started its own team of threads")
+    assert proc.returncode == 0, err[-2000:]
+    count, gap = out.split()[-2:]
+    assert int(count) == 32 and float(gap) < 1e-4
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "test_resnet"])
 @pytest.mark.parametrize("workers", [0, 1])
 def test_batch_norm_folding_keeps_the_features(dataset, name, workers):

@@ -41,18 +41,21 @@ def cpu_processes(device: str | torch.device, num_workers: int, count: int, batc
     of this process running it on all its threads while `num_workers` processes only decode (0: the latter).
 
     On a CPU the former is faster: no thread waits for another at every layer, and decoding never preempts the
-    network (extraction 1.18-1.41x on 2 cores, bf16 and fp32, docs/benchmarks.md). Used when loading processes
-    are allowed at all (`num_workers` > 0), outside DDP (`world` > 1: each rank is a process already) and for more
-    than one batch: one process per thread of this one (`torch.get_num_threads()`), at most 8 (each holds a
-    batch's activations).
+    network (extraction of 4,000 photos 1.36x with bf16, 1.29x with fp32 on 2 cores, docs/benchmarks.md). Used
+    when loading processes are allowed at all (`num_workers` > 0), outside DDP (`world` > 1: each rank is a process
+    already), for more than one batch, and for up to 8 threads (`torch.get_num_threads()`): one process per thread.
+    Past 8 (unmeasured, and each process holds a batch's activations) this process runs the model as before. Each
+    process keeps the single thread a loading process starts with: a forked child that starts a team of OpenMP
+    threads after its parent used one hangs (GNU libgomp).
 
     Example:
         >>> cpu_processes("cuda", num_workers=4, count=1000, batch_size=64)
         0
     """
-    if torch.device(device).type != "cpu" or num_workers <= 0 or world > 1 or count <= batch_size:
+    threads = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or num_workers <= 0 or world > 1 or count <= batch_size or threads > 8:
         return 0
-    return max(1, min(torch.get_num_threads(), 8))
+    return max(1, threads)
 
 
 class _ActOnly(nn.Module):
