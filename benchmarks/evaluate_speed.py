@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _machine import machine
+from _versions import before_source
 from train_e2e import make_photos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,11 +58,7 @@ def main() -> None:
     run = args.run or args.work / "evaluate-run"
     if not (run / "model.safetensors").is_file():
         subprocess.run([sys.executable, "-m", "transferlab", "train", str(data), "--out", str(run), "-q"], check=True)
-    tree = args.work / f"before-{args.before}"
-    if not tree.is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True,
-                       capture_output=True)
-    versions = {"before": str(tree / "src"), "after": None}
+    versions = {"before": before_source(args.before, args.work), "after": None}
     rows: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
         for tta in ("none", "ten-crop"):

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _machine import machine
+from _versions import before_source
 from train_e2e import make_photos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = make_photos(args.cifar, args.work / "catdog-photos")
-    tree = args.work / f"before-{args.before}"
-    if not tree.is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True,
-                       capture_output=True)
-    versions = {"before": str(tree / "src"), "after": None}
+    versions = {"before": before_source(args.before, args.work), "after": None}
     rows: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
         for dtype in ("bfloat16", "float32"):

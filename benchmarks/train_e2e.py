@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from _machine import machine
+from _versions import before_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,11 +161,7 @@ def main() -> None:
     data = make_photos(args.cifar, args.work / "catdog-photos")
     versions = {"after": None}
     if args.before:
-        tree = args.work / f"before-{args.before}"
-        if not tree.is_dir():
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True,
-                           capture_output=True)
-        versions = {"before": str(tree / "src"), "after": None}
+        versions = {"before": before_source(args.before, args.work), "after": None}
     rows: dict[str, list[dict]] = {name: [] for name in versions}
     for _ in range(args.repeats):
         for name, path in versions.items():
