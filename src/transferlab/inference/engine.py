@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 
-__all__ = ["Engine", "best_engine", "cpu_processes", "cpu_supports_bf16", "fold_batch_norm"]
+__all__ = ["Engine", "best_engine", "cpu_processes", "cpu_supports_bf16", "fold_batch_norm", "run_model"]
 
 
 class Engine(dict):
@@ -34,6 +35,23 @@ def best_engine(device: str = "cpu") -> Engine:
                       device=device, fold_bn=True)
     return Engine(dtype="bfloat16" if cpu_supports_bf16() else "float32", channels_last=True, device=device,
                   fold_bn=True)
+
+
+def run_model(model: nn.Module, batch: torch.Tensor, engine: Engine) -> torch.Tensor:
+    """`model`'s outputs for an input batch on `engine`: moved to its device, channels-last for images where the
+    engine says so, under inference mode and the engine's autocast dtype (none for float32).
+
+    Example:
+        >>> run_model(nn.Linear(3, 2), torch.ones(4, 3), Engine(dtype="float32", device="cpu")).shape
+        torch.Size([4, 2])
+    """
+    x = batch.to(engine.get("device", "cpu"))
+    if engine.get("channels_last") and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = getattr(torch, engine.get("dtype", "float32"))
+    autocast = torch.autocast(x.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+    with torch.inference_mode(), autocast:
+        return model(x)
 
 
 def cpu_processes(device: str | torch.device, num_workers: int, count: int, batch_size: int, world: int = 1) -> int:

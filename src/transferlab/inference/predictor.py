@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from .._console import progress_bar
 from ..data.sources import list_images as expand_image_paths  # the name earlier versions exported
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
-from .engine import Engine, best_engine, cpu_processes
+from .engine import Engine, best_engine, cpu_processes, run_model
 from .portable import BasePredictor, resize_size, tta_batch, tta_views
 
 __all__ = ["Predictor", "expand_image_paths", "probabilities"]
@@ -75,13 +74,7 @@ class Predictor(BasePredictor):
 
     def logits(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Model outputs (float32) for a preprocessed batch, on this predictor's engine."""
-        dtype = getattr(torch, self.engine.get("dtype", "float32"))
-        x = torch.as_tensor(batch).to(self.device)
-        if self.engine.get("channels_last") and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast(x.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-        with torch.inference_mode(), autocast:
-            return self.model(x).float()
+        return run_model(self.model, torch.as_tensor(batch), self.engine).float()
 
     def batch_probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
         return probabilities(self.logits(torch.as_tensor(batch))).cpu().numpy()

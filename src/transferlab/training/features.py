@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from .._console import progress_bar
 from .._io import atomic_path, distributed_world, file_digest, is_rank_zero
 from ..data.datasets import ImageListDataset
 from ..data.folder import Sample
-from ..inference.engine import Engine, best_engine, cpu_processes, fold_batch_norm
+from ..inference.engine import Engine, best_engine, cpu_processes, fold_batch_norm, run_model
 
 __all__ = ["extract_features", "cached_features", "weights_digest", "cache_key"]
 
@@ -93,13 +92,11 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     try:
         with progress_bar(quiet) as progress:
             task = progress.add_task(description, total=len(samples))
+            run = _RunBase(_engine_net(base, engine, dataset, device), engine, store_dtype)
             if processes:  # each process decodes its batches and runs the base on one thread
-                first = torch.stack([dataset[i][0] for i in range(min(2, len(dataset)))])
-                run = _RunBase(base, engine, device, store_dtype, net=_engine_net(base, engine, first))
                 batches = DataLoader(dataset, batch_size=batch_size, num_workers=processes, shuffle=False,
                                      collate_fn=run)
             else:  # the base runs here on all threads; `num_workers` processes decode
-                run = _RunBase(base, engine, device, store_dtype)
                 batches = (run(x) for x, _ in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                                                          shuffle=False, persistent_workers=False))
             for y in batches:
@@ -117,10 +114,12 @@ def extract_features(base: nn.Module, samples: Sequence[Sample], transform: Call
     return part
 
 
-def _engine_net(base: nn.Module, engine: Engine, check: torch.Tensor) -> nn.Module:
-    """`base` as the engine runs it: with `fold_bn`, the BatchNorm-folded copy, checked against `base` on `check`."""
-    if not engine.get("fold_bn"):
+def _engine_net(base: nn.Module, engine: Engine, dataset: ImageListDataset, device: torch.device) -> nn.Module:
+    """`base` as the engine runs it: with `fold_bn`, the BatchNorm-folded copy, checked against `base` on the
+    dataset's first two images."""
+    if not engine.get("fold_bn") or len(dataset) == 0:
         return base
+    check = torch.stack([dataset[i][0] for i in range(min(2, len(dataset)))]).to(device)
     net = fold_batch_norm(base, check=check)
     if engine.get("channels_last"):
         net.to(memory_format=torch.channels_last)
@@ -128,28 +127,17 @@ def _engine_net(base: nn.Module, engine: Engine, check: torch.Tensor) -> nn.Modu
 
 
 class _RunBase:
-    """Runs the engine's net on a batch of images (a tensor, or a list of (image, label) pairs: as a DataLoader's
-    `collate_fn` it runs inside the loading process) and returns its outputs as `store_dtype` on the CPU. Without
-    `net`, the engine's net (see `_engine_net`) is made from `base` and checked on the first batch."""
+    """Runs `net` on a batch of images (a tensor, or a list of (image, label) pairs: as a DataLoader's
+    `collate_fn` it runs inside the loading process) on the engine and returns its outputs as `store_dtype` on
+    the CPU."""
 
-    def __init__(self, base: nn.Module, engine: Engine, device: torch.device, store_dtype: torch.dtype,
-                 net: nn.Module | None = None) -> None:
-        self.base, self.net, self.engine, self.device, self.store_dtype = base, net, engine, device, store_dtype
-        self.dtype = getattr(torch, engine.get("dtype", "float32"))
+    def __init__(self, net: nn.Module, engine: Engine, store_dtype: torch.dtype) -> None:
+        self.net, self.engine, self.store_dtype = net, engine, store_dtype
 
     def __call__(self, batch: torch.Tensor | list[tuple[torch.Tensor, int]]) -> torch.Tensor:
         if isinstance(batch, list):
             batch = torch.stack([image for image, _ in batch])
-        x = batch.to(self.device)
-        if self.engine.get("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.net is None:
-            self.net = _engine_net(self.base, self.engine, x[:2])
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-                    else nullcontext())
-        with torch.inference_mode(), autocast:
-            y = self.net(x)
-        return y.to(self.store_dtype).cpu()
+        return run_model(self.net, batch, self.engine).to(self.store_dtype).cpu()
 
 
 def _extraction_log(rank: int, count: int) -> None:
