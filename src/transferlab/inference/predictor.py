@@ -89,17 +89,17 @@ class Predictor(BasePredictor):
         dataset = _Files([str(p) for p in paths], self.preprocessing, tta)
         step = tta_batch(batch_size, tta)
         processes = cpu_processes(self.device, num_workers, len(dataset), step)
+        score = _Score(self)  # in the loading processes, or here on the batches they decoded
         loader = DataLoader(dataset, batch_size=step, num_workers=processes or num_workers,
-                            collate_fn=_Score(self) if processes else _collate)
+                            collate_fn=score if processes else list)
         plain = np.zeros((len(dataset), len(self.labels)))
         averaged = None if tta == "none" else np.zeros_like(plain)
         failed: dict[int, str] = {}
         with progress_bar(quiet) as progress:
             task = progress.add_task("Predicting", total=len(dataset))
-            for indices, views, errors in loader:
+            for indices, probs, errors in loader if processes else map(score, loader):
                 failed.update(errors)
                 if indices:
-                    probs = views if processes else self.view_probabilities(torch.from_numpy(np.stack(views)))
                     self._fill(probs, indices, plain, averaged)
                 progress.advance(task, len(indices) + len(errors))
         return plain, averaged, failed
@@ -125,19 +125,14 @@ class _Files(torch.utils.data.Dataset):
             return index, None, f"cannot read image: {e}"
 
 
-def _collate(items: list) -> tuple[list[int], list[np.ndarray], dict[int, str]]:
-    good = [(i, t) for i, t, e in items if e is None]
-    return [i for i, _ in good], [t for _, t in good], {i: e for i, _, e in items if e is not None}
-
-
 class _Score:
-    """A DataLoader `collate_fn` that runs the predictor on the batch inside the loading process: (indices,
-    [N, V, C] probabilities of the views, {index: error})."""
+    """Runs the predictor on a batch of `_Files` items (as a DataLoader `collate_fn`, inside the loading process):
+    (indices, [N, V, C] probabilities of their views, {index: error})."""
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
 
     def __call__(self, items: list) -> tuple[list[int], np.ndarray | None, dict[int, str]]:
-        indices, views, errors = _collate(items)
-        probs = self.predictor.view_probabilities(torch.from_numpy(np.stack(views))) if indices else None
-        return indices, probs, errors
+        good = [(i, views) for i, views, error in items if error is None]
+        probs = self.predictor.view_probabilities(torch.from_numpy(np.stack([v for _, v in good]))) if good else None
+        return [i for i, _ in good], probs, {i: error for i, _, error in items if error is not None}
