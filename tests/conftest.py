@@ -95,3 +95,16 @@ def run_in_notebook(source: str, timeout: int = 300) -> list:
     notebook.cells = [nbformat.v4.new_code_cell(source)]
     nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3").execute()
     return notebook.cells[0].outputs
+
+
+class WhereRun(torch.nn.Module):
+    """Wraps a model and appends the id of the process running it to `log` on every batch: where a model runs."""
+
+    def __init__(self, model: torch.nn.Module, log: Path) -> None:
+        super().__init__()
+        self.model, self.log = model, str(log)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return self.model(x)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from transferlab.cli import app
 
 from .browser import browser_page, chromium_or_skip
-from .conftest import TINY_MODEL, make_dataset, make_images
+from .conftest import TINY_MODEL, WhereRun, make_dataset, make_images
 
 runner = CliRunner()
 
@@ -146,19 +146,6 @@ def test_tta_ten_crop_averages_torchvisions_five_crops_and_their_mirror_images(t
     assert refused.exit_code == 2 and "Use tta='flip'" in refused.output
 
 
-class _WherePredicted(torch.nn.Module):
-    """Wraps a model and writes the id of the process running it to `log` on every batch."""
-
-    def __init__(self, model: torch.nn.Module, log: Path) -> None:
-        super().__init__()
-        self.model, self.log = model, str(log)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with open(self.log, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        return self.model(x)
-
-
 @pytest.mark.parametrize("tta", ["none", "ten-crop"])
 def test_prediction_in_loading_processes_matches_prediction_here(trained, tmp_path, tta):
     """With loading processes on a CPU the model runs inside them (one single-threaded process per thread), not
@@ -168,7 +155,7 @@ def test_prediction_in_loading_processes_matches_prediction_here(trained, tmp_pa
     root, run = trained
     paths = sorted(str(p) for p in (root / "test").rglob("*") if p.is_file())
     predictor = Predictor(run, engine="fp32")
-    predictor.model = _WherePredicted(predictor.model, tmp_path / "pids.txt")
+    predictor.model = WhereRun(predictor.model, tmp_path / "pids.txt")
     here = predictor.predict_proba(paths, tta=tta, batch_size=4, num_workers=0)
     assert set((tmp_path / "pids.txt").read_text().split()) == {str(os.getpid())}
     (tmp_path / "pids.txt").unlink()

@@ -30,7 +30,7 @@ from transferlab.inference.predictor import Predictor
 from transferlab.models import build_classifier
 from transferlab.training.features import cached_features, extract_features
 
-from .conftest import TINY_MODEL, make_dataset
+from .conftest import TINY_MODEL, WhereRun, make_dataset
 
 runner = CliRunner()
 
@@ -122,20 +122,6 @@ def test_engine_features_match_eager_fp32(dataset):
     assert float(cos.min()) > 0.99
 
 
-class _PidMean(torch.nn.Module):
-    """A base that writes the id of the process running it to `log` on every batch: where extraction runs."""
-
-    def __init__(self, log: Path) -> None:
-        super().__init__()
-        self.log = str(log)
-        self.scale = torch.nn.Parameter(torch.tensor(2.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with open(self.log, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        return x.mean((2, 3)) * self.scale
-
-
 @pytest.mark.parametrize("workers", [0, 1])
 def test_extraction_on_a_cpu_runs_the_base_in_other_processes(dataset, tmp_path, workers):
     """With data-loading processes allowed on a CPU, each extraction process decodes its own batches and runs the
@@ -143,7 +129,7 @@ def test_extraction_on_a_cpu_runs_the_base_in_other_processes(dataset, tmp_path,
     base run directly on the stacked images; without workers, everything runs here."""
     samples = load_image_folder(dataset).validation + load_image_folder(dataset).train
     pre = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)
-    base = _PidMean(tmp_path / "pids.txt").eval()
+    base = WhereRun(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()), tmp_path / "pids.txt")
     got = extract_features(base, samples, eval_transform(pre), batch_size=4, num_workers=workers,
                            engine=Engine(dtype="float32", channels_last=False, device="cpu"))
     x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
