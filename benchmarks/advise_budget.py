@@ -28,13 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from advise_validation import cifar_catdog, gratings  # noqa: E402
 
 
-def run(data: Path, out: Path, strategy: str, epochs: int, finetune: int | None, minutes: float) -> dict:
+def run(data: Path, out: Path, strategy: str, minutes: float) -> dict:
+    """`strategy` at the most epochs the advice plans for it (every phase), stopped by --max-minutes."""
     from transferlab import TrainConfig, fit
+    from transferlab.training.strategies import get_spec
 
-    settings = {"finetune_epochs": finetune} if strategy == "two-phase" else {}
+    spec = get_spec(strategy)
+    settings = {name: spec.budget_epochs for name in spec.epoch_settings}
+    epochs, finetune = settings["epochs"], settings.get("finetune_epochs")
     start = time.perf_counter()
-    result = fit(TrainConfig(data=str(data), out=str(out), strategy=strategy, epochs=epochs, max_minutes=minutes,
-                             seed=0, **settings), overwrite=True, quiet=True)
+    result = fit(TrainConfig(data=str(data), out=str(out), strategy=strategy, max_minutes=minutes, seed=0,
+                             **settings), overwrite=True, quiet=True)
     phases = {}
     for row in result.history:
         phases[int(row.get("phase") or 1)] = phases.get(int(row.get("phase") or 1), 0.0) + float(row["seconds"])
@@ -57,7 +61,7 @@ def main() -> None:
     earlier = {(r["data"], r["budget_minutes"]): r["runs"] for r in json.loads(args.runs_from.read_text())[
         "results"]} if args.runs_from else {}
     from transferlab.data.demo import write_digits
-    from transferlab.workflows.budget import MAX_EPOCHS, STRATEGIES, advise_within, choose, plan
+    from transferlab.workflows.budget import STRATEGIES, advise_within, choose, plan
 
     work = Path(tempfile.mkdtemp(prefix="tl-advise-budget-"))
     makers = {"catdog": lambda: cifar_catdog(args.cifar, work / "catdog"),
@@ -80,7 +84,7 @@ def main() -> None:
                     runs[s] = finished.get(s) or {**earlier[(name, minutes)][s], "from": str(args.runs_from)}
                     continue
                 out = work / "runs" / f"{name}-{s.replace('=', '')}-{minutes:g}"
-                runs[s] = run(data, out, s, MAX_EPOCHS[s], MAX_EPOCHS[s] if s == "two-phase" else None, minutes)
+                runs[s] = run(data, out, s, minutes)
                 if not runs[s]["cut_by_time"]:
                     finished[s] = runs[s]
                 print(name, minutes, s, runs[s], flush=True)

@@ -22,7 +22,9 @@ import numpy as np
 from _machine import machine
 from PIL import Image
 
-STRATEGIES = ["freeze", "unfreeze-last=2", "two-phase", "full"]
+from transferlab.training.strategies import advised_candidates  # noqa: E402
+
+STRATEGIES = list(advised_candidates())  # every strategy the advice may propose
 
 
 def gratings(root: Path, per_class: int = 150, val: int = 50, size: int = 64, seed: int = 0) -> Path:

@@ -114,7 +114,7 @@ def test_validation_data_is_never_augmented(dataset, tmp_path):
     model = build_classifier("test_efficientnet", 2, weights="none")
     pre = Preprocessing.from_model(model, 32)
     run = _Run(config, data, model, pre, tmp_path, console=None, quiet=True)  # type: ignore[arg-type]
-    _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1, "best", "last"), None)
+    _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1), None)
     val = val_loader.dataset
     reference = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in val.samples])
     for _ in range(2):  # every pass over the validation loader gives exactly the un-augmented images

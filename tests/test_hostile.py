@@ -165,7 +165,9 @@ def test_json_files_stay_valid_json_with_non_finite_numbers(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"loss": None, "rows": [None, 1.5]}
 
 
-def test_a_diverging_run_stops_with_exit_1_and_keeps_the_best_finite_checkpoint(tmp_path):
+def test_a_run_that_diverges_at_once_keeps_no_model(tmp_path):
+    """At lr 1e30 the first epoch already ends in NaN: no epoch is finite, so nothing becomes the bundle (a NaN model
+    that `predict` would answer "cats (nan)" with is worse than none)."""
     data = make_dataset(tmp_path / "data", n_train=8, n_val=2)
     out = tmp_path / "run"
     args = ["train", str(data), "--model", TINY_MODEL, "--weights", "none", "--strategy", "full", "--optimizer", "sgd",
@@ -173,9 +175,37 @@ def test_a_diverging_run_stops_with_exit_1_and_keeps_the_best_finite_checkpoint(
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert "the training loss became nan" in result.output and "too high" in result.output
+    assert "No model was kept" in result.output
     metrics = json.loads((out / "metrics.json").read_text())  # valid JSON: no NaN in it
     assert metrics["diverged"] is True and metrics["epochs_run"] < 5
-    assert (out / "model.safetensors").is_file() and (out / "best.ckpt").is_file()
+    assert not (out / "model.safetensors").exists() and not (out / "best.ckpt").exists()
+
+
+def test_a_run_that_diverges_later_keeps_its_best_finite_epoch(tmp_path):
+    """Weights poisoned with inf as epoch 2 starts: the loss turns NaN, training stops, and the bundle is epoch 1's
+    model, every weight finite."""
+    import lightning as L
+    import torch
+    from safetensors.torch import load_file
+
+    from transferlab import TrainConfig, fit
+    from transferlab.errors import TrainingDiverged
+
+    class Poison(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                with torch.no_grad():
+                    next(module.parameters()).fill_(float("inf"))
+
+    data = make_dataset(tmp_path / "data", n_train=8, n_val=2)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="best finite checkpoint is kept"):
+        fit(TrainConfig(data=str(data), out=str(out), model=TINY_MODEL, weights="none", strategy="full", epochs=4,
+                        image_size=32, num_workers=0, lr=1e-3), quiet=True, callbacks=[Poison()])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["diverged"] is True and metrics["best_epoch"] == 1
+    weights = load_file(out / "model.safetensors")
+    assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
 
 
 @pytest.mark.parametrize("where", ["xmp", "exif-after-64k"])

@@ -159,21 +159,26 @@ def test_augment_preview_returns_the_same_figure_for_the_same_seed(tmp_path):
 
 
 def test_epoch_table_grows_in_place_in_a_notebook(tmp_path, tiny_weights):
-    """In Jupyter the epochs are rows of one table, updated in place (like fastai), across both phases."""
+    """In Jupyter each phase's epochs are rows of one table, updated in place (like fastai), drawn below that
+    phase's header line: phase 2's rows never appear above "Phase 2"."""
     data = make_dataset(tmp_path / "data", n_train=8, n_val=4)
     outputs = run_in_notebook(
         "import transferlab\n"
         f"transferlab.train({str(data)!r}, model={TINY_MODEL!r}, weights={str(tiny_weights)!r}, epochs=2, "
         f"finetune_epochs=2, strategy='two-phase', patience=0, image_size=32, num_workers=0, "
         f"out={str(tmp_path / 'run')!r})")
-    tables = [o for o in outputs if "transferlab-epochs" in o.get("data", {}).get("text/html", "")]
-    assert len(tables) == 1  # one output, updated in place
-    html = tables[0]["data"]["text/html"]
-    assert html.count("<tr>") == 1 + 4  # header + 2 epochs of each phase
+    where = {i: o for i, o in enumerate(outputs) if "transferlab-epochs" in o.get("data", {}).get("text/html", "")}
+    assert len(where) == 2  # one table per phase, each updated in place
+    tables = list(where.values())
+    assert all(t["data"]["text/html"].count("<tr>") == 1 + 2 for t in tables)  # header + 2 epochs
     history = _history(tmp_path / "run")
-    for row in history:
-        assert f"{float(row['val_loss']):.4f}" in html
-    assert tables[0]["data"]["text/plain"].splitlines()[0].startswith("Phase 1, epoch 1/2")
+    for row, table in zip(history, [tables[0]] * 2 + [tables[1]] * 2):
+        assert f"{float(row['val_loss']):.4f}" in table["data"]["text/html"]
+    for k, table in enumerate(tables, start=1):
+        assert table["data"]["text/plain"].splitlines()[0].startswith(f"Phase {k}, epoch 1/2")
+    header = next(i for i, o in enumerate(outputs) if "Phase 2: strategy" in str(o.get("data", o.get("text"))))
+    first, second = sorted(where)
+    assert first < header < second  # the second table below its header
     assert not any(o.get("output_type") == "error" for o in outputs)
 
 

@@ -43,7 +43,8 @@ def test_config_records_the_parameters_the_frozen_phase_trains(frozen_run):
     base = sum(p.numel() for p in timm.create_model(TINY_MODEL, num_classes=0).parameters())
     head = 256 * 16 + 16 + 16 * 2 + 2
     params = yaml.safe_load((out / "config.yaml").read_text())["parameters"]
-    assert params == {"total": base + head, "trainable": head, "non_trainable": base}
+    assert params == {"total": base + head, "trainable": head, "non_trainable": base,
+                      "phases": [{"phase": 1, "strategy": "freeze", "trainable": head}]}
     assert f"{head:,} of {base + head:,} parameters trainable" in output  # the console says the same
 
 

@@ -57,4 +57,5 @@ def test_study_announces_each_variant_and_warns_when_nothing_was_learned(tmp_pat
     err = capsys.readouterr().err
     assert "Variant 1/2: baseline (" in err and "Variant 2/2: dropout50 (" in err
     assert all(r["best_val_accuracy"] == 0.5 for r in rows)
-    assert "every variant stayed at chance accuracy (0.50 for 2 classes)" in err
+    assert "Warning: every variant: the best validation accuracy (0.500) stayed at chance level (0.500" in err
+    assert "of the 2 classes" in err

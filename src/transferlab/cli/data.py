@@ -87,7 +87,7 @@ def shard(
 
     Example: transferlab data shard cats_and_dogs_filtered --out shards/ --shard-size 1000
     """
-    from ..data.stream import write_shards
+    from ..data.shards import write_shards
 
     summary = write_shards(data, out, shard_size=shard_size, split=split)
     if json_output:

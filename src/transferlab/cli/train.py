@@ -13,11 +13,9 @@ from rich.markup import escape as rich_escape
 
 from ..errors import SettingError
 from ..training.config import TrainConfig
+from ..training.strategies import lr_help, strategy_help
 from ._augment_flags import KERAS_FLAGS, bool_flag_parameters, keras_flag_parameters, keras_overrides, merge_bool_flags
 from ._common import print_json, user_errors
-
-_STRATEGY_HELP = ("freeze | unfreeze-from=K (layer index from `transferlab layers`, or a module name) | "
-                  "unfreeze-last=N (stages) | full | two-phase. Default: freeze with pretrained weights, else full.")
 
 
 def _lr(value: str | None) -> float | str | None:
@@ -45,6 +43,10 @@ PANELS = {
     "Tracking": ("logger",),
 }
 NOT_OPTIONS = {"data", "advice", "model_kwargs"}  # DATA is the argument; the others come from YAML or advise
+# help texts made from a registry rather than from TrainConfig's docstring (the registry is their one owner)
+GENERATED_HELP = {"strategy": strategy_help, "lr": lr_help}
+
+
 def field_help(cls: type) -> dict[str, str]:
     """The Google-style "Attributes:" section of a dataclass's docstring as {field: one-line help}."""
     docs: dict[str, str] = {}
@@ -85,7 +87,7 @@ def _train_parameters() -> list[inspect.Parameter]:
             continue
         kind, flag = _cli_type(hints[f.name]), "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        text = rich_escape(helps.get(f.name, ""))  # rich would take "[tracking]" for a style and drop it
+        text = rich_escape(GENERATED_HELP[f.name]() if f.name in GENERATED_HELP else helps.get(f.name, ""))
         if default not in (None, [], {}) and "default" not in text.lower():  # escaped: rich would eat "[...]"
             text += f" \\[default: {str(default).lower() if isinstance(default, bool) else default}]"
         panel = panel_of.get(f.name, "Training")

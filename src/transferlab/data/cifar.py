@@ -20,7 +20,8 @@ from PIL import Image
 from .._io import file_digest
 from ..errors import DataError, MissingFileError
 
-__all__ = ["is_cifar_folder", "load_cifar", "cifar_image", "is_cifar_path", "cifar_identity"]
+__all__ = ["is_cifar_folder", "find_cifar_folder", "load_cifar", "cifar_splits", "cifar_subpath", "cifar_image",
+           "is_cifar_path", "cifar_identity", "read_image", "identity"]
 
 SCHEME = "cifar://"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -103,3 +104,54 @@ def load_cifar(folder: str | os.PathLike[str]) -> tuple[list[str], dict[str, lis
                 per_class[classes[label]].append(f"{SCHEME}{file}#{i}")
         splits.append(per_class)
     return classes, splits[0], splits[1]
+
+
+def find_cifar_folder(folder: str | os.PathLike[str]) -> Path | None:
+    """The CIFAR-10 batches folder that is `folder` or directly inside it (where `data get cifar10` extracts it)."""
+    folder = Path(folder)
+    if is_cifar_folder(folder):
+        return folder
+    if not folder.is_dir():
+        return None
+    return next((d for d in sorted(folder.iterdir()) if d.is_dir() and is_cifar_folder(d)), None)
+
+
+def cifar_splits(folder: str | os.PathLike[str]) -> Any:
+    """The batches as a listed data set: the five training batches to train on, the test batch as validation."""
+    from .folder import DataSplits, Sample
+
+    classes, train, test = load_cifar(folder)
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [[Sample(p, index[c]) for c in classes for p in split[c]] for split in (train, test)]
+    return DataSplits(str(folder), classes, samples[0], samples[1],
+                      "cifar-batches: train batches, test batch as validation")
+
+
+_SPLIT_FOLDERS = {"train": "train", "validation": "test", "test": "test"}
+
+
+def cifar_subpath(path: Path) -> list[str] | None:
+    """`CIFAR/validation/cat`, `CIFAR/train`, ...: the samples of that split (and class) of a CIFAR folder that is
+    an ancestor of `path` (directly or one folder below it), as a student would address them; None when `path` is
+    not such a path."""
+    from .splits import split_of
+
+    parts: list[str] = []
+    current = path
+    while not current.exists() and current != current.parent:
+        parts.insert(0, current.name)
+        current = current.parent
+    root = find_cifar_folder(current) if current.is_dir() else None
+    if root is None or not parts or split_of(parts[0]) is None or len(parts) > 2:
+        return None
+    classes, train, test = load_cifar(root)
+    split = train if _SPLIT_FOLDERS[split_of(parts[0])] == "train" else test
+    if len(parts) == 2:
+        if parts[1] not in classes:
+            raise MissingFileError(f"CIFAR-10 has no class {parts[1]!r}; its classes are {', '.join(classes)}.")
+        return list(split[parts[1]])
+    return [p for c in classes for p in split[c]]
+
+
+read_image = cifar_image  # the names `data.images.VIRTUAL_SCHEMES` calls
+identity = cifar_identity

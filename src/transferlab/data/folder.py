@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._io import RUN_MARKER
-from ..errors import DataError, MissingFileError
-from .images import check_image, is_image_file
+from .._io import RUN_MARKER, file_digest
+from ..errors import DataError
+from .images import check_image, is_image_file, is_virtual
+from .splits import SPLIT_NAMES, names_of, split_of
 
-__all__ = ["Sample", "DataSplits", "load_image_folder", "scan_class_folders", "link_class_folders", "VALIDATION_NAMES"]
+__all__ = ["Sample", "DataSplits", "load_folders", "load_csv", "scan_class_folders", "link_class_folders",
+           "VALIDATION_NAMES", "find_duplicates", "duplicate_groups"]
 
-VALIDATION_NAMES = ("validation", "val", "valid")
+VALIDATION_NAMES = names_of("validation")  # validation/, val/, valid/ (`data.splits`)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,20 @@ class DataSplits:
 
         return replace(self, train=pick(self.train, per_class), validation=pick(self.validation,
                                                                                   max(1, per_class // 4)))
+
+    streamed = False  # the protocol `data.sources.open_source` returns: listed here, streamed in `StreamSource`
+
+    def log_skipped_to(self, path: str) -> None:
+        """Listed data found its unreadable files when it was listed (`skipped`): nothing is logged later."""
+
+    def validation_samples(self) -> list[Sample]:
+        """The validation images as a list (what the report at the end of training scores)."""
+        return self.validation
+
+    def find_duplicates(self) -> dict[str, Any]:
+        """Identical files within and across the splits (`find_duplicates`): what `data info` would say about
+        leaks, said by `train` too."""
+        return find_duplicates(self)
 
     def split_rows(self) -> list[dict[str, str]]:
         """Rows of `split.csv`: every sample with its split and class, to reproduce the split."""
@@ -209,55 +225,16 @@ def _samples(images: dict[str, list[str]], classes: list[str]) -> list[Sample]:
     return [Sample(p, index[name]) for name in classes for p in images.get(name, [])]
 
 
-def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed: int = 42) -> DataSplits:
-    """Resolves a data folder into training and validation samples.
-
-    Accepts `DATA/train/<class>/*` with `DATA/validation/<class>/*` (also `val/` or `valid/`; a `test/`
-    folder is left for evaluation), or a flat `DATA/<class>/*` split by `val_split` (stratified, seeded).
-
-    Args:
-        data: The data folder.
-        val_split: Fraction of each class held out for validation when there is no validation folder.
-        seed: Seed of that split.
-
-    Raises:
-        FileNotFoundError: `data` does not exist.
-        ValueError: No classes, an empty class, one class only, or train/validation classes that differ.
-
-    Example:
-        >>> splits = load_image_folder("cats_and_dogs_filtered")  # doctest: +SKIP
-        >>> splits.classes
-        ['cats', 'dogs']
-    """
-    root = Path(data)
-    if root.is_file() and root.suffix.lower() in (".csv", ".tsv"):
-        return load_csv(root, val_split=val_split, seed=seed)
-    if root.is_file():
-        from .archive import extracted_root, is_archive
-
-        if is_archive(root):
-            return load_image_folder(extracted_root(root), val_split=val_split, seed=seed)
-    if not root.exists():
-        raise MissingFileError(
-            f"Data folder '{root}' does not exist. Pass a folder with one sub-folder per class, or with "
-            "train/ and validation/ folders organised that way."
-        )
-    if not root.is_dir():
-        raise DataError(f"Data path '{root}' is a file that is neither a CSV/TSV of path,label rows nor a "
-                         ".zip/.tar archive; pass the folder that holds the class folders.")
+def load_folders(root: Path, val_split: float = 0.2, seed: int = 42) -> DataSplits:
+    """A folder of split folders (train/ with validation/, val/ or valid/; test/ left out) or of class folders
+    (split by `val_split`), as `DataSplits`."""
     if not 0.0 < val_split < 1.0:
         raise DataError(f"The 'val_split' parameter must be between 0 and 1 (e.g. 0.2); got {val_split}.")
-    from .cifar import is_cifar_folder, load_cifar
-
-    if is_cifar_folder(root):  # the official CIFAR-10 python batches, read in place
-        classes, train_images, val_images = load_cifar(root)
-        return DataSplits(str(root), classes, _samples(train_images, classes), _samples(val_images, classes),
-                          "cifar-batches: train batches, test batch as validation")
-    test = root / "test"
-    test_dir = str(test) if test.is_dir() else None
-    train_dir = root / "train"
+    test = next((root / n for n in names_of("test") if (root / n).is_dir()), None)
+    test_dir = str(test) if test is not None else None
+    train_dir = next((root / n for n in names_of("train") if (root / n).is_dir()), None)
     val_dir = next((root / n for n in VALIDATION_NAMES if (root / n).is_dir()), None)
-    if train_dir.is_dir():
+    if train_dir is not None:
         train_images, skipped = scan_class_folders(train_dir)
         _check_classes(train_images, train_dir)
         if val_dir is None:
@@ -271,14 +248,14 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
             only_val = sorted(set(val_images) - set(train_images))
             if only_train or only_val:
                 raise DataError(
-                    f"The class folders of '{train_dir}' and '{val_dir}' differ: only in train: {only_train}, "
-                    f"only in {val_dir.name}: {only_val}. Give both the same class folders."
+                    f"The class folders of '{train_dir}' and '{val_dir}' differ: only in {train_dir.name}: "
+                    f"{only_train}, only in {val_dir.name}: {only_val}. Give both the same class folders."
                 )
-            layout, used_split, used_seed = f"train/{val_dir.name}", None, None
+            layout, used_split, used_seed = f"{train_dir.name}/{val_dir.name}", None, None
     else:
-        ignore = {"test", *VALIDATION_NAMES}
+        ignore = set(SPLIT_NAMES)
         images, skipped = scan_class_folders(root)
-        images = {k: v for k, v in images.items() if k not in ignore}
+        images = {k: v for k, v in images.items() if k.lower() not in ignore}
         _check_classes(images, root)
         train_images, val_images = stratified_split(images, val_split, seed)
         layout, used_split, used_seed = "split", val_split, seed
@@ -288,8 +265,9 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
 
 
 def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 42) -> DataSplits:
-    """Reads a CSV/TSV of `path,label` rows (paths relative to the file; an optional `split` column with
-    train/validation). Missing or unreadable files are skipped and reported.
+    """Reads a CSV/TSV of `path,label` rows (paths relative to the file; an optional `split` column with the names
+    of `data.splits`: train, validation, and test rows, which are left for `evaluate`). Missing or unreadable files
+    are skipped and reported.
 
     Example:
         >>> load_csv("labels.csv").classes  # doctest: +SKIP
@@ -302,9 +280,12 @@ def load_csv(path: str | os.PathLike[str], val_split: float = 0.2, seed: int = 4
     skipped: list[dict[str, str]] = []
     for row in read_index_rows(str(path)):  # the same reader as streamed indexes: the same files work
         file = (path.parent / row.path).resolve()
-        split = row.split.lower() if row.split else None
-        if split and split not in ("train", *VALIDATION_NAMES):
-            raise DataError(f"CSV '{path}' line {row.line}: split must be train or validation, got {split!r}.")
+        split = split_of(row.split) if row.split else None
+        if row.split and split is None:
+            raise DataError(f"CSV '{path}' line {row.line}: unknown split {row.split!r}; use one of "
+                            f"{', '.join(SPLIT_NAMES)} (test rows are left for `transferlab evaluate`).")
+        if split == "test":  # left for `evaluate`
+            continue
         candidates.append((file, row.label, split))
     with ThreadPoolExecutor(max_workers=8) as pool:
         checks = list(pool.map(lambda c: check_image(c[0]) if c[0].is_file() else ("file not found", None),
@@ -362,3 +343,38 @@ def link_class_folders(source: str | os.PathLike[str], root: str | os.PathLike[s
             if not target.exists():
                 target.symlink_to(folder.resolve(), target_is_directory=True)
     return root
+
+
+def find_duplicates(splits: Any) -> dict[str, Any]:
+    """Identical files (by content) within and across the splits of a listed data set: {'groups', 'leakage',
+    'conflicting', 'warnings'}. `train` runs it too, so a leak `data info` would report is never silent.
+    (The file digests are memoised: the feature cache's keys reuse them.)
+
+    Example:
+        >>> find_duplicates(load_image_folder("data"))["warnings"]  # doctest: +SKIP
+        ['1 image(s) appear in both train and validation: ...']
+    """
+    items = [(split, s) for split, samples in (("train", splits.train), ("validation", splits.validation))
+             for s in samples if not is_virtual(s.path)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        digests = list(pool.map(lambda it: file_digest(it[1].path), items))
+    return duplicate_groups(items, digests, splits.classes)
+
+
+def duplicate_groups(items: list, digests: list[str], classes: list[str]) -> dict[str, Any]:
+    by_hash: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for (split, sample), digest in zip(items, digests):
+        by_hash[digest].append((split, sample.path, classes[sample.label]))
+    groups = [g for g in by_hash.values() if len(g) > 1]
+    leaks = [g for g in groups if {s for s, _, _ in g} == {"train", "validation"}]
+    conflicting = [g for g in groups if len({c for _, _, c in g}) > 1]
+    warnings = []
+    if leaks:
+        warnings.append(f"{len(leaks)} image(s) appear in both train and validation: validation accuracy is "
+                        "inflated. Remove the copies from one split (`transferlab data info DATA` names them).")
+    if conflicting:
+        warnings.append(f"{len(conflicting)} identical image(s) carry different labels: "
+                        + "; ".join(" = ".join(f"{p} ({c})" for _, p, c in g) for g in conflicting[:3])
+                        + ("; ..." if len(conflicting) > 3 else "") + ".")
+    return {"groups": [[{"split": s, "path": p, "label": c} for s, p, c in g] for g in groups],
+            "leakage": len(leaks), "conflicting": len(conflicting), "warnings": warnings}

@@ -17,9 +17,25 @@ except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an ex
 
 __all__ = ["read_labels", "read_preprocessing",
            "IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "pillow_rgb", "decode_plain_jpeg", "read_bytes",
-           "check_image"]
+           "check_image", "is_virtual", "VIRTUAL_SCHEMES"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+# Images that are not files of their own, addressed as SCHEME://...: the module of this package that reads them
+# (its `read_image(path)` gives a PIL image or the encoded bytes, its `identity(path)` a content identity for caches).
+# Only these modules know their path format.
+VIRTUAL_SCHEMES = {"cifar://": ".cifar", "tar://": ".stream"}
+
+
+def is_virtual(path: object) -> bool:
+    """True for an image inside something else (a CIFAR batch, a tar shard): see `VIRTUAL_SCHEMES`."""
+    return isinstance(path, (str, os.PathLike)) and str(path).startswith(tuple(VIRTUAL_SCHEMES))
+
+
+def _virtual_reader(path: str | os.PathLike[str]) -> object:
+    import importlib
+
+    scheme = next(s for s in VIRTUAL_SCHEMES if str(path).startswith(s))
+    return importlib.import_module(VIRTUAL_SCHEMES[scheme], __package__)
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -106,10 +122,11 @@ def load_rgb(path: str | os.PathLike[str] | bytes | BinaryIO, background: tuple[
         >>> load_rgb("cat.png").mode  # doctest: +SKIP
         'RGB'
     """
-    if isinstance(path, (str, os.PathLike)) and str(path).startswith("cifar://"):
-        from .cifar import cifar_image
-
-        return cifar_image(str(path))
+    if is_virtual(path):
+        image = _virtual_reader(path).read_image(str(path))  # type: ignore[attr-defined]
+        if isinstance(image, Image.Image):
+            return image
+        path = image  # the encoded bytes of a member
     if isinstance(path, bytes):
         data = path
     elif isinstance(path, (str, os.PathLike)):
@@ -175,10 +192,8 @@ def check_image(path: str | os.PathLike[str]) -> tuple[str | None, tuple[int, in
 
 def file_identity(path: str | os.PathLike[str]) -> str:
     """A string that changes when the image's content may have changed (size and modification time), for caches."""
-    if str(path).startswith("cifar://"):
-        from .cifar import cifar_identity
-
-        return cifar_identity(path)
+    if is_virtual(path):
+        return _virtual_reader(path).identity(str(path))  # type: ignore[attr-defined]
     st = os.stat(path)
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 

@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 
 from ..errors import DataError
 
-__all__ = ["IndexRow", "PATH_COLUMNS", "LABEL_COLUMNS", "read_index_rows", "open_binary", "is_parquet"]
+__all__ = ["IndexRow", "PATH_COLUMNS", "LABEL_COLUMNS", "read_index_rows", "open_binary", "is_parquet",
+           "resolve_row_path", "labelled_rows"]
 
 PATH_COLUMNS = ("path", "file", "filename", "image")
 LABEL_COLUMNS = ("label", "class", "category")
@@ -123,3 +124,46 @@ def _parquet_rows(index: str) -> Iterator[IndexRow]:
             for path, label, split in zip(columns[0], columns[1], splits):
                 line += 1
                 yield IndexRow(line, str(path), str(label), str(split) if split else None)
+
+
+def resolve_row_path(index: str, path: str) -> str:
+    """A row's image path as a reader opens it: URLs and absolute paths as written, others relative to the index."""
+    import os
+    from pathlib import Path
+
+    if "://" in path or os.path.isabs(path):
+        return path
+    if "://" in index:
+        return f"{index.rsplit('/', 1)[0]}/{path}"
+    return str((Path(index).parent / path).resolve())
+
+
+def labelled_rows(index: str, preferring: tuple[str, ...] = ("test", "validation")
+                  ) -> tuple[list[tuple[str, str]], list[dict[str, str]], str | None]:
+    """(class, path) rows to evaluate from an index: the rows of the first of the `preferring` splits any row is
+    marked with, else every row; missing files are skipped and reported. Returns (rows, skipped, the split chosen
+    or None for every row).
+
+    Raises:
+        DataError: A split value that is not one of `data.splits.SPLIT_NAMES`.
+    """
+    from pathlib import Path
+
+    from .splits import SPLIT_NAMES, split_of
+
+    by_split: dict[str | None, list[tuple[str, str]]] = {}
+    for row in read_index_rows(index):
+        split = split_of(row.split) if row.split else None
+        if row.split and split is None:
+            raise DataError(f"Index '{index}' line {row.line}: unknown split {row.split!r}; use one of "
+                            f"{', '.join(SPLIT_NAMES)}.")
+        by_split.setdefault(split, []).append((row.label, resolve_row_path(index, row.path)))
+    chosen = next((s for s in preferring if by_split.get(s)), None)
+    rows = by_split[chosen] if chosen else [r for rs in by_split.values() for r in rs]
+    kept, skipped = [], []
+    for label, path in rows:
+        if "://" in path or Path(path).is_file():
+            kept.append((label, path))
+        else:
+            skipped.append({"path": path, "reason": "file not found"})
+    return kept, skipped, chosen

@@ -6,8 +6,8 @@ DDP ranks and workers that both streams share belong together; split, each part 
 - `IndexDataset`: rows of a CSV/TSV or Parquet index (`path,label[,split]`, paths relative to the index or
   absolute, local or `s3://`, `gs://`, `http(s)://` through fsspec) are read a few at a time, never all at
   once: memory stays flat for millions of rows. Rows are dealt round-robin to DataLoader workers and DDP ranks.
-- `write_shards` / `ShardDataset`: `transferlab data shard DATA --out shards/ --shard-size 1000` packs images
-  into tar files of `KEY.EXT` + `KEY.cls` members (the WebDataset layout, readable by webdataset too) with
+- `ShardDataset` reads what `data.shards.write_shards` (`transferlab data shard DATA --out shards/`) packs: images
+  in tar files of `KEY.EXT` + `KEY.cls` members (the WebDataset layout, readable by webdataset too) with
   `classes.json`; reading streams each tar sequentially, shards dealt to workers and ranks.
 - `open_stream`: what `transferlab train` uses when DATA is a shard folder, a Parquet index, or a CSV index
   with `--stream`: both splits as streams, with their class counts from one pass over the index.
@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import random
@@ -41,15 +40,15 @@ from typing import Any
 
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._io import atomic_path, distributed_world, write_json
+from .._io import distributed_world
 from ..errors import DataError, MissingFileError
 from .index import is_parquet, open_binary, read_index_rows
+from .splits import SPLIT_NAMES, split_of
 
-__all__ = ["IndexDataset", "ShardDataset", "StreamSource", "write_shards", "scan_index", "scan_index_labels",
-           "open_binary", "open_stream", "is_stream_source"]
+__all__ = ["IndexDataset", "ShardDataset", "StreamSource", "scan_index", "scan_index_labels",
+           "open_binary", "open_stream", "is_stream_source", "is_shard_folder", "shard_samples", "read_image",
+           "identity"]
 
-SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
-               "valid": "validation"}
 ROW_SHUFFLE_BUFFER = 8192  # rows (paths and labels: cheap) shuffled together in an index stream
 SAMPLE_SHUFFLE_BUFFER = 256  # encoded images shuffled together in a shard stream
 
@@ -63,12 +62,13 @@ def _split_info() -> tuple[int, int]:
 
 
 def _split_of(path: str, split: str | None, val_split: float) -> str:
-    """The row's split: its `split` column, else a stable hash of its path (no listing needed)."""
+    """The row's split: its `split` column (the names of `data.splits`; test rows are left for `evaluate`), else a
+    stable hash of its path (no listing needed)."""
     if split is not None:
-        try:
-            return SPLIT_NAMES[split.strip().lower()]
-        except KeyError:
-            raise DataError(f"Unknown split {split!r} for '{path}'; use train or validation.") from None
+        canonical = split_of(split)
+        if canonical is None:
+            raise DataError(f"Unknown split {split!r} for '{path}'; use one of {', '.join(SPLIT_NAMES)}.")
+        return canonical
     h = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest(), "big") / 2**64
     return "validation" if h < val_split else "train"
 
@@ -84,7 +84,7 @@ class IndexSummary:
 
 def scan_index(index: str | os.PathLike[str], val_split: float = 0.2) -> IndexSummary:
     """Classes and per-split counts of an index in one streaming pass (memory: one counter per class)."""
-    counts = {"train": Counter(), "validation": Counter()}
+    counts = {"train": Counter(), "validation": Counter(), "test": Counter()}
     has_split = False
     for _, path, label, split in read_index_rows(str(index)):
         has_split = has_split or split is not None
@@ -102,8 +102,9 @@ class _Stream(IterableDataset):
     """Dealing to readers, per-epoch shuffling and balanced shares, for the index and shard streams."""
 
     def __init__(self, shuffle: bool, seed: int, total: int | None, balanced: bool,
-                 batch_size: int | None) -> None:
+                 batch_size: int | None, skipped_log: str | None = None) -> None:
         self.shuffle, self.seed, self.total, self.balanced, self.batch_size = shuffle, seed, total, balanced, batch_size
+        self.skipped_log = skipped_log
         self.epoch = 0
         self.num_workers = 0  # set by whoever builds the DataLoader, so that len() knows the readers per rank
 
@@ -131,6 +132,16 @@ class _Stream(IterableDataset):
         _, world = distributed_world()
         workers = max(1, self.num_workers)
         return self.quota(world * workers) * workers
+
+    def _skip(self, path: str, error: Exception, rounds: int) -> None:
+        """Warns once about an unreadable image and appends it to `skipped_log` (one JSON line: appends of a line
+        are atomic, so every reader process can write it)."""
+        if rounds:
+            return
+        warnings.warn(f"Skipping '{path}': {error}", stacklevel=3)
+        if self.skipped_log:
+            with open(self.skipped_log, "a", encoding="utf-8") as log:
+                log.write(json.dumps({"path": path, "reason": str(error)[:300]}) + "\n")
 
     def _rng(self, me: int, rounds: int) -> random.Random:
         """This reader's shuffle for this epoch (and each extra round of a balanced share)."""
@@ -198,8 +209,8 @@ class IndexDataset(_Stream):
                  transform: Callable | None = None, reader: Callable[[str], Any] | None = None,
                  on_error: str = "skip", split: str | None = None, val_split: float = 0.2, shuffle: bool = False,
                  seed: int = 0, total: int | None = None, balanced: bool = False, batch_size: int | None = None,
-                 min_size: int | None = None) -> None:
-        super().__init__(shuffle, seed, total, balanced, batch_size)
+                 min_size: int | None = None, skipped_log: str | None = None) -> None:
+        super().__init__(shuffle, seed, total, balanced, batch_size, skipped_log)
         self.index = str(index)
         self.classes = list(classes) if classes is not None else scan_index_labels(self.index)
         self.class_index = {c: i for i, c in enumerate(self.classes)}
@@ -236,8 +247,7 @@ class IndexDataset(_Stream):
             except Exception as e:  # noqa: BLE001 - a bad file must not stop a long stream
                 if self.on_error == "raise":
                     raise
-                if rounds == 0:
-                    warnings.warn(f"Skipping '{path}' from index '{self.index}': {e}", stacklevel=2)
+                self._skip(self._resolve(path), e, rounds)
                 continue
             yield (self.transform(image) if self.transform else image), self.class_index[label]
 
@@ -257,52 +267,6 @@ class _Reader:
         return load_rgb(path.removeprefix("file://"), min_size=self.min_size)
 
 
-def write_shards(data: str | os.PathLike[str], out: str | os.PathLike[str], shard_size: int = 1000,
-                 split: str = "train", val_split: float = 0.2, seed: int = 42) -> dict[str, Any]:
-    """Packs a data folder's split (or a CSV index) into `out/{split}-NNNNNN.tar` shards + classes.json.
-
-    Members are `KEY.EXT` (the original bytes) and `KEY.cls` (the class index), the WebDataset layout;
-    `{split}-shards.json` records the shard names and their image counts. Pack both splits (`--split train`
-    and `--split validation`) into one folder to train on it with `transferlab train shards/`.
-    """
-    from .folder import load_image_folder
-
-    if shard_size < 1:
-        raise DataError(f"--shard-size must be at least 1; got {shard_size}.")
-    splits = load_image_folder(data, val_split=val_split, seed=seed)
-    samples = {"train": splits.train, "validation": splits.validation}.get(split)
-    if samples is None:
-        raise DataError(f"split must be 'train' or 'validation'; got {split!r}.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "classes.json").is_file():
-        existing = json.loads((out / "classes.json").read_text(encoding="utf-8"))
-        if existing != splits.classes:
-            raise DataError(f"'{out}' already holds shards of the classes {existing[:10]}, not {splits.classes[:10]}; "
-                             "use another --out folder.")
-    shards, counts = [], []
-    for start in range(0, len(samples), shard_size):
-        name = out / f"{split}-{start // shard_size:06d}.tar"
-        chunk = samples[start:start + shard_size]
-        with atomic_path(name) as tmp, tarfile.open(tmp, "w") as tar:
-            for j, sample in enumerate(chunk):
-                key = f"{start + j:09d}"
-                ext = Path(sample.path).suffix.lower() or ".jpg"
-                tar.add(sample.path, arcname=f"{key}{ext}")
-                label = str(sample.label).encode()
-                info = tarfile.TarInfo(f"{key}.cls")
-                info.size = len(label)
-                tar.addfile(info, io.BytesIO(label))
-        shards.append(name.name)
-        counts.append(len(chunk))
-    write_json(out / "classes.json", splits.classes)
-    per_class = Counter(splits.classes[s.label] for s in samples)
-    summary = {"split": split, "images": len(samples), "shards": shards, "counts": counts, "shard_size": shard_size,
-               "classes": splits.classes, "per_class": {c: per_class.get(c, 0) for c in splits.classes}}
-    write_json(out / f"{split}-shards.json", summary)
-    return summary
-
-
 class ShardDataset(_Stream):
     """Streams `(image, label)` from WebDataset-style tar shards (local paths or fsspec URLs).
 
@@ -316,8 +280,9 @@ class ShardDataset(_Stream):
 
     def __init__(self, shards: list[str | os.PathLike[str]], transform: Callable | None = None,
                  classes: list[str] | None = None, shuffle: bool = False, seed: int = 0, total: int | None = None,
-                 balanced: bool = False, batch_size: int | None = None, min_size: int | None = None) -> None:
-        super().__init__(shuffle, seed, total, balanced, batch_size)
+                 balanced: bool = False, batch_size: int | None = None, min_size: int | None = None,
+                 skipped_log: str | None = None) -> None:
+        super().__init__(shuffle, seed, total, balanced, batch_size, skipped_log)
         self.shards = [str(s) for s in shards]
         if not self.shards:
             raise DataError("No shard files given; make them with `transferlab data shard DATA --out shards/`.")
@@ -367,8 +332,7 @@ class ShardDataset(_Stream):
             try:
                 image = load_rgb(data, min_size=self.min_size)
             except Exception as e:  # noqa: BLE001 - a bad member must not stop a long stream
-                if rounds == 0:
-                    warnings.warn(f"Skipping '{name}': {e}", stacklevel=2)
+                self._skip(name, e, rounds)
                 continue
             yield (self.transform(image) if self.transform else image), label
 
@@ -377,13 +341,68 @@ def _folder_of(path: str) -> str:
     return path.rsplit("/", 1)[0] if "://" in path else str(Path(path).parent)
 
 
+def is_shard_folder(folder: str | os.PathLike[str]) -> bool:
+    """True for a folder of shards made by `transferlab data shard` (classes.json and SPLIT-NNNNNN.tar files)."""
+    folder = Path(folder)
+    return folder.is_dir() and (folder / "classes.json").is_file() and any(folder.glob("*-[0-9]*.tar"))
+
+
 def is_stream_source(data: str | os.PathLike[str]) -> bool:
-    """True for a shard folder (classes.json + train-*.tar) or a Parquet index: data that only streams."""
-    text = str(data)
-    if is_parquet(text):
-        return True
-    folder = Path(text)
-    return folder.is_dir() and (folder / "classes.json").is_file() and any(folder.glob("train-*.tar"))
+    """True for a shard folder or a Parquet index: data that only streams."""
+    return is_parquet(str(data)) or is_shard_folder(str(data))
+
+
+MEMBER_SCHEME = "tar://"  # one image of a shard: tar://SHARD.tar#KEY.EXT (`data.images.VIRTUAL_SCHEMES`)
+
+
+def shard_samples(folder: str | os.PathLike[str], preferring: tuple[str, ...] = ("validation",)
+                  ) -> tuple[list[tuple[str, str]], str]:
+    """(class, `tar://` path) of every image in the first of the `preferring` splits that has shards in `folder`,
+    and that split's name (reads the tar headers and labels, not the images)."""
+    folder = Path(folder)
+    classes = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+    for split in preferring:
+        files = sorted(folder.glob(f"{split}-*.tar"))
+        if files:
+            rows = []
+            for shard in files:
+                labels, names = {}, {}
+                with tarfile.open(shard, mode="r") as tar:
+                    for member in tar.getmembers():
+                        if not member.isfile():
+                            continue
+                        key, _, ext = member.name.rpartition(".")
+                        if ext == "cls":
+                            labels[key] = int(tar.extractfile(member).read())
+                        else:
+                            names[key] = member.name
+                rows += [(classes[labels[k]], f"{MEMBER_SCHEME}{shard.resolve()}#{names[k]}") for k in sorted(names)
+                         if k in labels]
+            return rows, split
+    raise DataError(f"'{folder}' has no {' or '.join(preferring)} shards; make them with `transferlab data shard DATA "
+                    f"--out {folder} --split {preferring[-1]}`.")
+
+
+def _member(path: str) -> tuple[str, str]:
+    shard, _, name = path[len(MEMBER_SCHEME):].rpartition("#")
+    return shard, name
+
+
+def read_image(path: str) -> bytes:
+    """The encoded bytes of a shard member `tar://SHARD#NAME` (what `data.images.load_rgb` decodes)."""
+    shard, name = _member(path)
+    with tarfile.open(shard, mode="r") as tar:
+        member = tar.extractfile(name)
+        if member is None:
+            raise OSError(f"'{name}' is not a file in the shard '{shard}'")
+        return member.read()
+
+
+def identity(path: str) -> str:
+    """The content identity of a shard member for caches: the shard's size and modification time, and the name."""
+    shard, name = _member(path)
+    st = os.stat(shard)
+    return f"{shard}:{st.st_size}:{st.st_mtime_ns}#{name}"
 
 
 @dataclass
@@ -403,7 +422,38 @@ class StreamSource:
     class_counts: dict[str, dict[str, int]]
     val_split: float = 0.2
     shards: dict[str, list[str]] = field(default_factory=dict)
-    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files are reported as they stream
+    skipped_log: str | None = None  # a file the readers append unreadable images to, as they meet them
+    streamed = True  # the protocol `data.sources.open_source` returns (see `DataSplits`)
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """The images the readers could not decode so far (each once), from `skipped_log`."""
+        if not self.skipped_log or not Path(self.skipped_log).is_file():
+            return []
+        seen: dict[str, dict[str, str]] = {}
+        for line in Path(self.skipped_log).read_text(encoding="utf-8").splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash
+            seen.setdefault(str(item.get("path")), {"path": str(item.get("path")), "reason": str(item.get("reason"))})
+        return list(seen.values())
+
+    def log_skipped_to(self, path: str) -> None:
+        """Where the readers append the images they cannot decode (the run folder's log)."""
+        self.skipped_log = path
+
+    def split_rows(self) -> None:
+        """A stream's split is its index or shards: there is no list of files to record (see `DataSplits`)."""
+        return None
+
+    def validation_samples(self) -> None:
+        """Streamed validation images are not a list (see `DataSplits.validation_samples`)."""
+        return None
+
+    def find_duplicates(self) -> dict[str, Any]:
+        """Duplicates are looked for in listed data only (a stream is read once per epoch, not held)."""
+        return {"groups": [], "warnings": []}
 
     def size(self, split: str) -> int:
         return sum(self.class_counts[split].values())
@@ -417,14 +467,15 @@ class StreamSource:
         """The split's stream: shuffled and balanced for 'train', every image once for 'validation'."""
         train = split == "train"
         common = dict(transform=transform, classes=self.classes, shuffle=train, seed=seed, total=self.size(split),
-                      balanced=train, batch_size=batch_size, min_size=min_size)
+                      balanced=train, batch_size=batch_size, min_size=min_size, skipped_log=self.skipped_log)
         if self.layout == "stream (shards)":
             return ShardDataset(self.shards[split], **common)
         return IndexDataset(self.root, split=split, val_split=self.val_split, **common)
 
     def report(self) -> dict[str, Any]:
         return {"root": self.root, "layout": self.layout, "classes": self.classes, "counts": self.class_counts,
-                "images": {s: self.size(s) for s in ("train", "validation")}, "skipped": []}
+                "images": {s: self.size(s) for s in ("train", "validation")}, "skipped": self.skipped,
+                "skipped_note": "streamed: the unreadable images met so far (each epoch reads them again)"}
 
 
 def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamSource:
@@ -450,7 +501,7 @@ def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamS
         if not summary.counts[split]:
             raise DataError(f"The index '{text}' has no {split} rows; add a split column (train/validation) or "
                              "more rows.")
-    counts = {k: dict(v) for k, v in summary.counts.items()}
+    counts = {k: {c: v.get(c, 0) for c in summary.classes} for k, v in summary.counts.items() if k != "test"}
     return StreamSource(text, "stream (index)", summary.classes, counts, val_split)
 
 

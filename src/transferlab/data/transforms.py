@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
 from .augment import AugmentConfig, BatchAugment, pil_transforms, resolve_augment
-from .images import decode_plain_jpeg, load_rgb, pillow_rgb, read_bytes
+from .images import decode_plain_jpeg, is_virtual, load_rgb, pillow_rgb, read_bytes
 
 __all__ = ["Preprocessing", "BatchTransform", "eval_transform", "train_transform", "train_uint8_transform"]
 
@@ -104,7 +104,7 @@ def load_rgb_tensor(path: str | os.PathLike[str], min_size: int | None = None) -
     """`load_rgb` as a uint8 [3, H, W] tensor (channels-last memory); a plain JPEG goes from the decoder's
     array to the tensor without a round trip through a PIL image. Same pixels as `pil_to_chw(load_rgb(...))`.
     """
-    if str(path).startswith("cifar://"):
+    if is_virtual(path):
         return pil_to_chw(load_rgb(path, min_size=min_size))
     data = read_bytes(path)
     plain = decode_plain_jpeg(data, min_size)

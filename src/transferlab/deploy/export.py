@@ -1,6 +1,8 @@
 """Export a trained model as a fast, self-contained file: ONNX (optionally int8) or TorchScript.
 
-The export folder holds the model file, labels.json, preprocessing.json and export_report.json. Parity with
+The export folder holds the model file, labels.json, preprocessing.json and export_report.json, and a marker
+listing what the export wrote (`runs.folder.export_folder`): an export replaces only an earlier export's files
+and refuses a folder holding anything else. Parity with
 the PyTorch model is checked on sample inputs (the run's validation images where available, else random
 ones): max |Δlogit| and top-1 agreement are saved in the report, and a failed check is an error.
 `predict` and `classify` read an ONNX export directly (`inference.onnx_reader.OnnxPredictor`: numpy, Pillow and
@@ -30,7 +32,7 @@ from ..inference.loading import bundle_digest
 from ..inference.portable import BasePredictor
 from ..inference.predictor import Predictor
 from ..runs.bundle import find_bundle, load_bundle
-from ..runs.folder import RunFolder
+from ..runs.folder import RunFolder, export_folder, export_folder_name
 
 __all__ = ["FORMATS", "OPSET", "export_model", "export_hf", "ParityError"]
 
@@ -96,8 +98,17 @@ def export_model(run: str | os.PathLike[str], fmt: str = "onnx", out: str | os.P
     bundle = load_bundle(run)
     model = bundle.model.eval().float()
     reference_predictor = Predictor(bundle, engine="fp32")
-    target = Path(out) if out else (run if run.is_dir() else run.parent) / f"export-{fmt}{'-int8' if int8 else ''}"
-    target.mkdir(parents=True, exist_ok=True)
+    with export_folder(_target(run, fmt, int8, out)) as target:
+        return _export_file(run, bundle, model, reference_predictor, target, fmt, int8)
+
+
+def _target(run: Path, fmt: str, int8: bool, out: str | os.PathLike[str] | None) -> Path:
+    """The export folder: `out`, or the run's own `export-FORMAT[-int8]` (`runs.folder.export_folder_name`)."""
+    return Path(out) if out else (run if run.is_dir() else run.parent) / export_folder_name(fmt, int8)
+
+
+def _export_file(run: Path, bundle: Any, model: torch.nn.Module, reference_predictor: Predictor, target: Path,
+                 fmt: str, int8: bool) -> dict[str, Any]:
     files = _sample_files(run if run.is_dir() else run.parent)
     x, source = _sample_inputs(files, reference_predictor)
     with torch.inference_mode():
@@ -200,11 +211,9 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = 
         >>> export_hf("runs/cd", "runs/cd/export-hf")  # doctest: +SKIP
     """
     import timm
-    from timm.models import save_for_hf
     from torch import nn
 
     from ..models import create_model
-    from ..runs.folder import RunFolder
 
     run = Path(run)
     bundle = load_bundle(run)
@@ -229,8 +238,15 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = 
     state = {k: v for k, v in bundle.model.features.state_dict().items()}
     state.update({f"{prefix}.weight": linear[0].weight.detach(), f"{prefix}.bias": linear[0].bias.detach()})
     model.load_state_dict(state, strict=True)
-    target = Path(out) if out else (run if run.is_dir() else run.parent) / "export-hf"
-    target.mkdir(parents=True, exist_ok=True)
+    with export_folder(_target(run, "hf", False, out)) as target:
+        return _write_timm_hf(run, bundle, model, arch, name, target)
+
+
+def _write_timm_hf(run: Path, bundle: Any, model: Any, arch: str, name: str, target: Path) -> dict[str, Any]:
+    import timm
+    from timm.models import save_for_hf
+
+    pre = bundle.preprocessing
     start = time.perf_counter()
     data_config = {"input_size": (3, pre.image_size, pre.image_size), "mean": tuple(pre.mean), "std": tuple(pre.std),
                    "interpolation": pre.interpolation, "crop_pct": pre.crop_pct, "crop_mode": pre.crop_mode}
@@ -299,13 +315,15 @@ def _export_transformers(run: Path, bundle: Any, linear: Any, out: str | os.Path
     """`--format hf` for a transformers base (`hf:`): the model saved with `save_pretrained`, its classifier the new
     head and its id2label the run's labels, with the source's image processor; checked by loading it back with
     `AutoModelForImageClassification.from_pretrained` on the run's validation images."""
+    with export_folder(_target(run, "hf", False, out)) as target:
+        return _write_transformers(run, bundle, linear, target)
+
+
+def _write_transformers(run: Path, bundle: Any, linear: Any, target: Path) -> dict[str, Any]:
     from transformers import AutoModelForImageClassification
 
     from ..models.hf import save_hf_classifier
-    from ..runs.folder import RunFolder
 
-    target = Path(out) if out else (run if run.is_dir() else run.parent) / "export-hf"
-    target.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     processor = save_hf_classifier(bundle.model.features, linear, list(bundle.labels), target)
     metrics = RunFolder(run).metrics() if run.is_dir() and (run / "metrics.json").is_file() else {}

@@ -94,8 +94,8 @@ def augment_preview(source: str | os.PathLike[str], augment: str | dict[str, Any
     import torch
 
     from ..data.augment import describe_augment
-    from ..data.folder import load_image_folder
     from ..data.images import load_rgb
+    from ..data.sources import load_image_folder
     from ..data.transforms import Preprocessing, train_transform
     from ..errors import MissingFileError
     from ..models import create_model

@@ -24,11 +24,10 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import functional as tm
 
-from ..data.folder import Sample, scan_class_folders
-from ..errors import MissingFileError, SettingError
+from ..data.folder import Sample
+from ..errors import SettingError
 from ..inference.loading import check_tta, load_predictor
 from ..inference.portable import TTA_CHOICES, BasePredictor
-from ..runs.folder import RunFolder
 
 __all__ = ["EvalResult", "evaluate", "evaluate_samples", "evaluate_probabilities", "resolve_eval_samples",
            "compute_metrics", "TTA_CHOICES",
@@ -133,50 +132,20 @@ def _closed(display: Any) -> Any:
 
 def resolve_eval_samples(data: str | os.PathLike[str], labels: list[str],
                          run_dir: str | os.PathLike[str] | None = None) -> tuple[list[Sample], list[dict], str]:
-    """The labelled images to evaluate, labelled in the model's class order.
-
-    DATA may be a folder of class folders (e.g. `DATA/test`), a data folder with `test/` (preferred) or a
-    validation folder, a CSV of path,label rows, or the very folder the run was trained on with a split
-    (then the run's own validation split, from its split.csv, so that training images are never scored).
+    """(samples, skipped files, source) of the labelled images to evaluate, labelled in the model's class order:
+    `data.sources.open_labelled`, which reads every form `train` takes (its test split where it has one, else its
+    validation split, else all of it; the very folder the run was split from gives the run's validation split).
 
     Raises:
         FileNotFoundError: DATA does not exist.
         ValueError: A class the model does not know, or no images.
     """
-    from ..data.folder import VALIDATION_NAMES, load_csv
+    from ..data.sources import open_labelled
+    from ..runs.folder import RunFolder
 
-    root = Path(data)
-    if not root.exists():
-        raise MissingFileError(f"Evaluation data '{root}' does not exist. Pass a folder of class folders (e.g. "
-                                "DATA/test) or a data folder with test/ or validation/.")
-    index = {name: i for i, name in enumerate(labels)}
-    skipped: list[dict] = []
-    if root.is_file():
-        splits = load_csv(root, val_split=0.5)
-        rows = [(splits.classes[s.label], s.path) for s in splits.train + splits.validation]
-        source = str(root)
-    else:
-        run = RunFolder(run_dir) if run_dir else None
-        trained_on = run.config().get("data") if run else None
-        sub = next((root / n for n in ("test", *VALIDATION_NAMES) if (root / n).is_dir()), None)
-        if sub is not None:
-            images, skipped = scan_class_folders(sub)
-            source = str(sub)
-            rows = [(c, p) for c, paths in images.items() for p in paths]
-        elif trained_on and Path(trained_on).resolve() == root.resolve() and run and run.split_rows():
-            rows = [(r["label"], r["path"]) for r in run.split_rows() if r["split"] == "validation"]
-            source = f"{root} (the run's validation split, from split.csv)"
-        else:
-            images, skipped = scan_class_folders(root)
-            source = str(root)
-            rows = [(c, p) for c, paths in images.items() for p in paths]
-    unknown = sorted({c for c, _ in rows} - set(index))
-    if unknown:
-        raise SettingError(f"'{root}' has classes the model was not trained on: {unknown}. The model knows "
-                         f"{labels}; give a folder with (a subset of) those class folders.")
-    if not rows:
-        raise SettingError(f"No images found in '{root}' to evaluate.")
-    return [Sample(p, index[c]) for c, p in sorted(rows, key=lambda r: (index[r[0]], r[1]))], skipped, source
+    run = RunFolder(run_dir) if run_dir else None
+    found = open_labelled(data, labels, (run.config().get("data"), run.split_rows()) if run else None)
+    return found.samples, found.skipped, found.source
 
 
 def compute_metrics(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[str],

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingFileError, SettingError, check_choice
-from ..runs.folder import BUNDLE_FILES, find_bundle
+from ..runs.folder import BUNDLE_FILES, export_folder_name, find_bundle
 from .onnx_reader import OnnxPredictor, is_onnx_export
 from .portable import TTA_CHOICES, BasePredictor, tta_problem
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["ENGINES", "load_predictor", "predict", "bundle_digest", "check_tta", "current_onnx_export"]
 
 ENGINES = ("auto", "pytorch", "fp32", "onnx")
-EXPORT_FOLDER = "export-onnx"
+EXPORT_FOLDER = export_folder_name("onnx")  # the run's own fp32 ONNX export, which `auto` may use
 
 
 def bundle_digest(folder: str | os.PathLike[str]) -> str:

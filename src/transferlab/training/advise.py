@@ -43,6 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .strategies import STRATEGIES, get_spec
+
+ADVISED = {name: spec.advised_as for name, spec in STRATEGIES.items() if spec.advised_as}  # the rule's outputs
+
 __all__ = ["Advice", "advise", "knn_accuracy", "linear_probe_accuracy", "choose_strategy", "pick_lr"]
 
 PROBE_SIMILAR = 0.90
@@ -127,9 +131,9 @@ def _fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, weight_decay
 def choose_strategy(pretrained: bool, per_class: float, probe: float, gpu: bool = True) -> tuple[str, list[str]]:
     """The rule of the module docstring: (strategy, reasons)."""
     if not pretrained:
-        return "full", ["the model has no pretrained weights, so it is trained from scratch"]
+        return ADVISED["full"], ["the model has no pretrained weights, so it is trained from scratch"]
     if not gpu:
-        return "freeze", [
+        return ADVISED["freeze"], [
             "no GPU: a new head on cached frozen features trains ~50-100x more epochs in the same time than "
             "fine-tuning the base; under a budget of minutes it won or tied on all three validation sets, even "
             "gratings far from ImageNet (docs/results.md)",
@@ -141,14 +145,14 @@ def choose_strategy(pretrained: bool, per_class: float, probe: float, gpu: bool 
     if probe >= threshold:
         reasons.append(f"a linear probe on the frozen ImageNet features already reaches {probe:.1%} (>= {threshold:.0%}"
                        "): the data is close to ImageNet, so a new head on the frozen base suffices")
-        return "freeze", reasons
+        return ADVISED["freeze"], reasons
     reasons.append(f"a linear probe on the frozen features reaches only {probe:.1%} (< {threshold:.0%}): the "
                    "data differs from ImageNet, so part of the base must adapt")
     if size == "small":
         reasons.append("with a small data set, only the top of the base is unfrozen (less to overfit)")
-        return "unfreeze-last=2", reasons
+        return ADVISED["unfreeze-last"], reasons
     reasons.append("with a large data set, the whole base is fine-tuned after the head has converged")
-    return "two-phase", reasons
+    return ADVISED["two-phase"], reasons
 
 
 class _PreLogits(nn.Module):
@@ -248,7 +252,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
         lr_test: Run the learning-rate range test.
         seed: Seed of the sample.
     """
-    from ..data.folder import load_image_folder
+    from ..data.sources import load_image_folder
     from ..data.transforms import Preprocessing, eval_transform
     from ..models import create_model, get_model_info
     from ..models.transfer import HeadConfig
@@ -290,13 +294,14 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
         reasons.append(f"the ImageNet head is {measurements['imagenet_confidence']:.0%} confident on average "
                        f"(normalised entropy {measurements['imagenet_entropy']:.2f}); "
                        f"k-NN on frozen features: {measurements['knn_accuracy']:.1%}")
-    lr = {"freeze": 1e-3, "full": 1e-4}.get(strategy, 1e-3)
+    spec = get_spec(strategy)
+    lr = spec.default_lr
     if lr_test and feats is not None:
         head = HeadConfig().build(feats.shape[1], k)
         found = _lr_range_test(feats, labels, k, head)
         if found:
             measurements["lr_range_test"] = round(found, 6)
-            if strategy == "freeze":  # measured: the range test's picks lost to 1e-3 for heads on cached features
+            if strategy == ADVISED["freeze"]:  # measured: the range test's picks lost to 1e-3 for cached heads
                 reasons.append(f"the learning-rate range test on the new head suggests {found:.2g}, but for a head on "
                                "cached features, trained for many epochs, Adam's 1e-3 did better on all three "
                                "validation sets (docs/results.md), so 1e-3 it is")
@@ -304,8 +309,8 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
                 lr = float(min(max(found, 1e-4), 1e-2))
                 reasons.append(f"the learning-rate range test on the new head suggests {found:.2g}; the base then "
                                "trains at lr / 10 (two-phase)")
-    epochs = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 30}[strategy]
-    augment = "none" if strategy == "freeze" else ("light" if per_class < LARGE_PER_CLASS else "none")
+    epochs = spec.advise_epochs
+    augment = "none" if strategy == ADVISED["freeze"] else ("light" if per_class < LARGE_PER_CLASS else "none")
     if augment == "light":
         reasons.append("light augmentation (shifts + flips) against overfitting a small data set")
     short = measurements.get("median_short_side")

@@ -10,9 +10,9 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
-from ..errors import MissingFileError, SettingError
+from ..errors import SettingError
 from ..runs.folder import RunFolder
-from .config import TrainConfig
+from .config import TrainConfig, read_run_config
 from .fit import fit
 from .result import TrainResult
 
@@ -75,8 +75,4 @@ def load_run(run_dir: str | os.PathLike[str]) -> TrainResult:
         >>> result = load_run("runs/cd")  # doctest: +SKIP
     """
     folder = RunFolder(run_dir)
-    if not folder.file("config.yaml").is_file():
-        raise MissingFileError(f"'{run_dir}' is not a run folder (it has no config.yaml). Pass the folder that "
-                               "`train` wrote (its `out`).")
-    config = TrainConfig.from_yaml(folder.file("config.yaml"))
-    return TrainResult(folder.path, folder.metrics(), config, None)
+    return TrainResult(folder.path, folder.metrics(), read_run_config(run_dir), None)

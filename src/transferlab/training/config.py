@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from ..errors import MissingFileError, SettingError, check_choice, did_you_mean
+from ..runs.history import MONITORS
 
-__all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS"]
+__all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS", "read_run_config"]
 
-MONITORS = {"val_accuracy": "max", "val_loss": "min"}
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
@@ -122,9 +122,9 @@ class TrainConfig:
         out: Run folder; default `runs/<model>-<date>-<time>`.
         model: Registered model name or any timm architecture.
         weights: 'imagenet', 'none' or a .safetensors/.pth file; default: 'imagenet' where available.
-        strategy: 'freeze', 'unfreeze-from=K' (K: an index of `transferlab layers MODEL`, a module name, or
-            'keras:N' for Keras' own layer index, e.g. keras:143 on ResNet50), 'unfreeze-last=N' (stages), 'full'
-            or 'two-phase'; default 'freeze' with pretrained weights, else 'full'.
+        strategy: A fine-tuning strategy of the registry `training.strategies.STRATEGIES` ('freeze',
+            'unfreeze-from=keras:143', 'unfreeze-last=2', 'full', 'two-phase', ...: `strategy_help()`), or 'auto';
+            default 'freeze' with pretrained weights, else 'full'.
         unfreeze_from: For 'two-phase': the layer (index or name) the second phase unfreezes from; None = all.
         finetune_lr_factor: For 'two-phase': the second phase's learning rate is lr / this factor.
         finetune_epochs: For 'two-phase': maximum epochs of the second phase (default: `epochs`).
@@ -132,7 +132,7 @@ class TrainConfig:
         layer_decay: Per-layer decay of the base's learning rate (timm's layer decay), e.g. 0.75.
         epochs: Maximum number of epochs.
         batch_size: Images per batch.
-        lr: Learning rate; default 1e-3 for 'freeze', 1e-4 otherwise (the course's Adam(1e-4)); 'auto' runs
+        lr: Learning rate; default the strategy's own (`StrategySpec.default_lr`, `lr_help()`); 'auto' runs
             `transferlab advise` (a learning-rate range test) and uses its rate.
         optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
         weight_decay: Weight decay (L2) of the optimizer.
@@ -340,3 +340,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def read_run_config(run_dir: str | os.PathLike[str], action: str = "open") -> TrainConfig:
+    """The settings a run was trained with, from its config.yaml (checked like any config file): what `resume` and
+    `load_run` start from; `action` names what the caller was asked to do, for the message.
+
+    Raises:
+        MissingFileError: The folder has no config.yaml (it is not a run folder).
+    """
+    from ..runs.folder import RunFolder
+
+    path = RunFolder(run_dir).file("config.yaml")
+    if not path.is_file():
+        raise MissingFileError(f"Cannot {action} '{run_dir}': it is not a run folder (it has no config.yaml). Pass the "
+                               "folder `transferlab train` wrote (its --out, e.g. runs/mine).")
+    return TrainConfig.from_yaml(path)

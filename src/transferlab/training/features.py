@@ -24,6 +24,7 @@ from .._console import progress_bar
 from .._io import atomic_path, distributed_world, file_digest, is_rank_zero
 from ..data.datasets import ImageListDataset
 from ..data.folder import Sample
+from ..data.images import file_identity, is_virtual
 from ..inference.engine import Engine, best_engine, cpu_processes, fold_batch_norm, run_model
 
 __all__ = ["extract_features", "cached_features", "weights_digest", "cache_key"]
@@ -159,10 +160,8 @@ def weights_digest(module: nn.Module) -> str:
 
 
 def _file_digest(path: str) -> str:
-    if path.startswith("cifar://"):
-        from ..data.cifar import cifar_identity
-
-        return cifar_identity(path)
+    if is_virtual(path):  # an image inside a CIFAR batch or a shard: the reader's identity of it
+        return file_identity(path)
     return file_digest(path)
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 
 from ..errors import SettingError
-from .config import MONITORS, TrainConfig
+from ..runs.history import MONITORS
+from .config import TrainConfig
 
 __all__ = ["build_optimizer", "build_scheduler"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pickle
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,20 @@ from ..data.augment import resolve_augment
 from ..data.datasets import ImageListDataset, ImageLoader
 from ..data.decoded import DecodedCache
 from ..data.folder import DataSplits
-from ..data.stream import StreamSource
 from ..data.transforms import BatchTransform, Preprocessing, eval_transform, train_transform, train_uint8_transform
 from ..errors import DataError
 from ..models.transfer import TransferNet
+from ..runs.folder import RunFolder
+from ..runs.history import MONITORS
 from .boundary import BoundaryNet, Prefix, boundary_bytes, boundary_stage
+from .callbacks.best_checkpoint import BestCheckpoint
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.epoch_data import EpochData
 from .callbacks.epoch_line import EPOCH_COLUMNS, EpochLine
 from .callbacks.finite_loss import FiniteLoss
 from .callbacks.history import HistoryCallback
 from .callbacks.progress import KerasProgressBar
-from .config import MONITORS, TrainConfig
+from .config import TrainConfig
 from .features import cached_features, weights_digest
 from .loaders import (
     EvalDistributedSampler,
@@ -47,12 +48,7 @@ from .loaders import (
     feature_cache_dir,
 )
 from .module import TransferModule, class_weights
-from .strategies import (
-    Strategy,
-    apply_strategy,
-    count_parameters,
-    parse_strategy,
-)
+from .strategies import Phase, apply_strategy, count_parameters, plan_phases
 
 __all__ = ["Phase", "plan_phases", "PhaseRunner", "TrainingInterrupted"]
 
@@ -63,39 +59,13 @@ class TrainingInterrupted(KeyboardInterrupt):
     Attributes:
         phase: The phase that was running.
         best_checkpoint: Its best checkpoint so far, or None before the first validation.
-        score: The monitored value of that checkpoint.
         diverged: Why the phase stopped when the loss stopped being finite (None: Ctrl+C or SIGTERM).
     """
 
-    def __init__(self, phase: int, best_checkpoint: str | None, score: float | None = None,
-                 diverged: str | None = None) -> None:
+    def __init__(self, phase: int, best_checkpoint: str | None, diverged: str | None = None) -> None:
         super().__init__(f"training interrupted in phase {phase}")
-        self.phase, self.best_checkpoint, self.score, self.diverged = phase, best_checkpoint, score, diverged
+        self.phase, self.best_checkpoint, self.diverged = phase, best_checkpoint, diverged
 
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One `trainer.fit` of a run: its strategy, learning rate, epochs and checkpoint names."""
-
-    index: int
-    strategy: Strategy
-    lr: float
-    epochs: int
-    best_name: str
-    last_name: str
-
-
-def plan_phases(config: TrainConfig) -> list[Phase]:
-    strategy = parse_strategy(config.strategy)
-    if strategy.kind != "two-phase":
-        return [Phase(1, strategy, config.lr, config.epochs, "best", "last")]
-    second = Strategy("full")
-    if config.unfreeze_from is not None:
-        second = Strategy("unfreeze-from", str(config.unfreeze_from))
-    return [Phase(1, Strategy("freeze"), config.lr, config.epochs, "best-phase1", "last-phase1"),
-            Phase(2, second, config.lr / config.finetune_lr_factor, config.finetune_epochs or config.epochs,
-                  "best-phase2", "last-phase2")]
 
 
 def _precision(config: TrainConfig) -> str:
@@ -114,7 +84,6 @@ class PhaseRunner:
                  loggers: list[Logger] | None = None) -> None:
         self.config, self.data, self.model, self.pre = config, data, model, pre
         self.run_dir, self.console, self.quiet = run_dir, console, quiet
-        self.table: EpochTable | None = None
         self.user_callbacks, self.user_loggers = list(callbacks or []), list(loggers or [])
         self.weights = class_weights(data, config.class_weight)
         self._digest: str | None = None
@@ -123,7 +92,7 @@ class PhaseRunner:
 
     @property
     def streamed(self) -> bool:
-        return isinstance(self.data, StreamSource)
+        return self.data.streamed
 
     def fits(self, kind: str, count: int, nbytes: int, instead: str) -> bool:
         """Whether a cache of `nbytes` for `count` images stays within `cache_limit_gb`; if not, says so once (what
@@ -142,7 +111,7 @@ class PhaseRunner:
         cfg = self.config
         if self.streamed:  # features are cached by position: streams have none
             return False
-        if not (cfg.feature_cache and phase.strategy.kind == "freeze" and self._cacheable()):
+        if not (cfg.feature_cache and phase.strategy.spec.cache == "features" and self._cacheable()):
             return False
         head = next((m for m in self.model.head.modules() if isinstance(m, nn.Linear)), None)
         width = head.in_features if head is not None else int(self.model.num_features)
@@ -152,8 +121,7 @@ class PhaseRunner:
     def boundary(self, phase: Phase) -> int | None:
         """The stage whose input is cached for a partially frozen base (None: no boundary cache)."""
         cfg = self.config
-        if self.streamed or not (cfg.feature_cache and self._cacheable()
-                                 and phase.strategy.kind in ("unfreeze-from", "unfreeze-last")):
+        if self.streamed or not (cfg.feature_cache and self._cacheable() and phase.strategy.spec.cache == "boundary"):
             return None
         k = boundary_stage(self.model.features)
         if k is None:
@@ -317,7 +285,9 @@ class PhaseRunner:
         self.console.print(text, markup=False, highlight=False)
         self.console.file.flush()
 
-    def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> tuple[str, float | None]:
+    def run_phase(self, phase: Phase, history: HistoryCallback, ckpt_path: str | None) -> str | None:
+        """Trains one phase; returns its best checkpoint (None before any validation), whose weights the model
+        then holds."""
         cfg = self.config
         apply_strategy(self.model, phase.strategy)
         k = self.boundary(phase)
@@ -325,45 +295,48 @@ class PhaseRunner:
         data = PhaseData(lambda: self._loaders(phase, k))
         module = TransferModule(fit_model, len(self.data.classes), cfg, phase.lr, self.weights, self._batch_transform(),
                                 mix_cached=self.mixes_cache(phase, k))
-        mode = MONITORS[cfg.monitor]
-        checkpoint = ModelCheckpoint(dirpath=self.run_dir, filename=phase.best_name, monitor=cfg.monitor, mode=mode,
-                                     save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+        phases = plan_phases(cfg)
+        several = len(phases) > 1
+        folder = RunFolder(self.run_dir)
+        checkpoint = BestCheckpoint(dirpath=self.run_dir, monitor=cfg.monitor,
+                                    filename=folder.checkpoint("best", phase.index, len(phases)).stem)
         # the last state, every epoch: Lightning's save_last only refreshes it when `monitor` improves, and a
         # resume would then repeat (and rewrite) the epochs after the best one
-        last = ModelCheckpoint(dirpath=self.run_dir, filename=phase.last_name, monitor=None, save_top_k=1,
-                               every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False)
+        last = ModelCheckpoint(dirpath=self.run_dir, filename=folder.checkpoint("last", phase.index, len(phases)).stem,
+                               monitor=None, save_top_k=1, every_n_epochs=1, auto_insert_metric_name=False,
+                               enable_version_counter=False)
         history.start_phase(phase.index)
         finite = FiniteLoss()
         callbacks: list[Callback] = [checkpoint, last, history, finite, LearningRateMonitor(logging_interval="epoch"),
                                      EpochData()]
-        two_phase = parse_strategy(cfg.strategy).kind == "two-phase"
         bar = not self.quiet and self.console.is_terminal and not self.console.is_jupyter  # pipes get lines only
         if bar:
-            callbacks.append(KerasProgressBar(phase.index if two_phase else None))
+            callbacks.append(KerasProgressBar(phase.index if several else None))
         if not self.quiet:
-            if self.table is None and in_notebook():  # one table for the whole run, both phases
-                self.table = EpochTable(EPOCH_COLUMNS)
-            callbacks.append(EpochLine(history, cfg.monitor, mode, self._line, phase.index if two_phase else None,
-                                       self.table))
-        stopper = EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience) if cfg.patience > 0 else None
+            # in a notebook, one table per phase, drawn below that phase's header line
+            table = EpochTable(EPOCH_COLUMNS) if in_notebook() else None
+            callbacks.append(EpochLine(history, cfg.monitor, self._line, phase.index if several else None, table))
+        # early stopping waits for the monitored metric itself to improve (Keras' EarlyStopping); which epoch is
+        # kept is decided apart, by `runs.history.is_better` (BestCheckpoint)
+        stopper = EarlyStopping(monitor=cfg.monitor, mode=MONITORS[cfg.monitor], patience=cfg.patience) \
+            if cfg.patience > 0 else None
         if stopper is not None:
             callbacks.append(stopper)
         callbacks += self.user_callbacks
         params = count_parameters(self.model)
-        self.console.print(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
-                           f"{params['trainable']:,} of {params['total']:,} parameters trainable"
-                           + (", head on cached features" if self.uses_cache(phase) else "")
-                           + (f", suffix from stage {k} on cached boundary activations" if k is not None else "")
-                           + (", mixing the cached tensors" if module.mix_cached else ""))
-        if two_phase and phase.index > 1:
-            self.console.print(f"Phase {phase.index} fine-tunes the unfrozen layers at lr {phase.lr:g} (lr / "
-                               f"{cfg.finetune_lr_factor:g}), starting from phase {phase.index - 1}'s best weights. "
-                               "The loss often rises for an epoch when layers unfreeze; the best checkpoint of "
-                               "either phase is kept.")
+        self._line(f"Phase {phase.index}: strategy {phase.strategy}, lr {phase.lr:g}, "
+                   f"{params['trainable']:,} of {params['total']:,} parameters trainable"
+                   + (", head on cached features" if self.uses_cache(phase) else "")
+                   + (f", suffix from stage {k} on cached boundary activations" if k is not None else "")
+                   + (", mixing the cached tensors" if module.mix_cached else ""))
+        if phase.index > 1:
+            self._line(f"Phase {phase.index} fine-tunes the unfrozen layers at lr {phase.lr:g} (lr / "
+                       f"{cfg.finetune_lr_factor:g}), starting from phase {phase.index - 1}'s best weights. "
+                       "The loss often rises for an epoch when layers unfreeze; the best checkpoint of "
+                       "either phase is kept.")
         budget = None
         if cfg.max_minutes:
-            share = cfg.max_minutes / (2 if parse_strategy(cfg.strategy).kind == "two-phase" else 1)
-            budget = {"seconds": max(1.0, share * 60)}
+            budget = {"seconds": max(1.0, cfg.max_minutes / len(phases) * 60)}  # each phase gets its share
         trainer = L.Trainer(
             max_epochs=phase.epochs, max_time=budget, accelerator=cfg.accelerator, devices=cfg.devices,
             num_nodes=cfg.num_nodes,
@@ -392,20 +365,18 @@ class PhaseRunner:
             if not trainer.interrupted:
                 raise
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            best, score = checkpoint.best_model_path, checkpoint.best_model_score
+            best = checkpoint.best_model_path
             if best:  # the phase's best weights so far go into the model, as at a normal end
                 module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
             self.model.to(memory_format=torch.contiguous_format).cpu()
-            raise TrainingInterrupted(phase.index, best or None, float(score) if score is not None else None) \
-                from None
+            raise TrainingInterrupted(phase.index, best or None) from None
         best = checkpoint.best_model_path
         if best:  # the phase ends with its best weights in the model
             module.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
-        score = checkpoint.best_model_score
         if finite.diverged is not None:
             self.model.to(memory_format=torch.contiguous_format).cpu()
             epoch, step, value = finite.diverged
-            raise TrainingInterrupted(phase.index, best or None, float(score) if score is not None else None,
+            raise TrainingInterrupted(phase.index, best or None,
                                       diverged=(f"the training loss became {value} at epoch {epoch} (step {step}): the "
                                                 f"learning rate {phase.lr:g} is too high for this model and data. "
                                                 "Lower it (the defaults: 1e-3 for a new head, 1e-4 to fine-tune)."))
@@ -414,7 +385,7 @@ class PhaseRunner:
             self._line(f"Early stopping: no {cfg.monitor} improvement for {cfg.patience} epochs; best epoch "
                        f"{best_epoch} restored.")
         self.model.to(memory_format=torch.contiguous_format).cpu()
-        return best, (float(score) if score is not None else None)
+        return best or None
 
 
 def _best_epoch(history: HistoryCallback, phase: int, monitor: str) -> int | None:

@@ -52,13 +52,11 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import SettingError
+from ..training.strategies import advised_candidates, get_spec, plan_phases
 
-__all__ = ["Forecast", "advise_within", "forecast", "probe", "plan", "choose", "parse_budget", "STRATEGIES",
-           "MAX_EPOCHS"]
+__all__ = ["Forecast", "advise_within", "forecast", "probe", "plan", "choose", "parse_budget", "STRATEGIES"]
 
-STRATEGIES = ("freeze", "unfreeze-last=2", "two-phase", "full")
-MAX_EPOCHS = {"freeze": 20, "unfreeze-last=2": 10, "two-phase": 8, "full": 10}  # what the advice plans at most
-PROBE_EPOCHS = {"freeze": 20, "unfreeze-last=2": 8, "two-phase": 5, "full": 4}  # two-phase: 5 frozen + 5
+STRATEGIES = advised_candidates()  # every strategy the advice may propose (`StrategySpec.advised_as`)
 PROBE_TRAIN, PROBE_VAL = 256, 256
 CAVEAT = ("validated on three small data sets (600-1,438 training images) at budgets of 1, 10 and 30 minutes: "
           "the advice was within 1 point of the best strategy run each time (docs/results.md). Accuracies are read "
@@ -146,7 +144,7 @@ def _probe_split(data: str | os.PathLike[str], folder: Path, seed: int) -> tuple
     """A CSV index (path, label, split) of a probe drawn per class from the data's own split."""
     import random
 
-    from ..data.folder import load_image_folder
+    from ..data.sources import load_image_folder
 
     splits = load_image_folder(data, seed=seed)
     k = len(splits.classes)
@@ -176,9 +174,8 @@ def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str |
     from ..training.config import TrainConfig
     from ..training.fit import fit
 
-    epochs = PROBE_EPOCHS[strategy]
-    settings: dict[str, Any] = {"epochs": 5, "finetune_epochs": epochs} if strategy == "two-phase" else \
-        {"epochs": epochs}
+    spec = get_spec(strategy)
+    settings: dict[str, Any] = {name: spec.probe_epochs for name in spec.epoch_settings}  # each phase's epochs
     clock = _Clock()
     start = time.perf_counter()
     config = TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy, patience=0,
@@ -316,7 +313,7 @@ def probe(data: str | os.PathLike[str], budget_seconds: float, model: str = "eff
         facts: dict[str, Any] = {**sizes, "error_ratio": round(ratio, 4), "strategies": list(strategies),
                                  "learning_curve": [(round(n), round(a, 4)) for n, a in curve], "probes": {}}
         for strategy in strategies:
-            if strategy in ("full", "two-phase"):
+            if get_spec(strategy).whole_model:
                 facts["step_seconds"] = facts.get("step_seconds") or _train_step_seconds(model, weights,
                                                                                          sizes["classes"])
                 if _skip(strategy, facts, budget_seconds):
@@ -329,14 +326,25 @@ def probe(data: str | os.PathLike[str], budget_seconds: float, model: str = "eff
 
 def _skip(strategy: str, facts: dict[str, Any], budget: float) -> str:
     """Why a whole-model strategy is clearly too slow for `budget` ('' when it is worth a probe)."""
-    if strategy not in ("full", "two-phase") or not facts.get("step_seconds"):
+    if not get_spec(strategy).whole_model or not facts.get("step_seconds"):
         return ""
     bound = facts["step_seconds"] * facts["train"]
-    allowed = budget / (2 if strategy == "two-phase" else 1)
+    allowed = budget / _phase_count(strategy)  # each phase gets its share
     if bound <= SKIP_MARGIN * allowed:
         return ""
     return (f"one epoch of the whole model would take about {bound:.0f} s (its training steps alone), over "
             f"{SKIP_MARGIN:g}x the {allowed:.0f} s it would have")
+
+
+def _phases_of(strategy: str) -> list[Any]:
+    """The phases `train` would run for `strategy` with default settings (the spec's plan)."""
+    from ..training.config import TrainConfig
+
+    return plan_phases(TrainConfig(strategy=strategy, lr=get_spec(strategy).default_lr))
+
+
+def _phase_count(strategy: str) -> int:
+    return len(_phases_of(strategy))
 
 
 def plan(facts: dict[str, Any], budget_seconds: float) -> list[Forecast]:
@@ -384,12 +392,15 @@ def _predict(strategy: str, probe: dict[str, Any], budget: float, ratio: float, 
     takes S steps on the full data reads the probe's best validation accuracy within its first S / (probe batches
     per epoch) epochs (at least one, at most all), its error times the full data set's error ratio."""
     phases = probe["phases"]
-    share = budget / len(phases)  # two-phase: each phase gets half of the budget
+    share = budget / len(phases)  # each phase gets its share of the budget
     batches = math.ceil(big_t / probe["batch_size"])  # the full data's batches per epoch
-    runs = [_simulate(phase, share, MAX_EPOCHS[strategy], batches, phase["val"] * big_v / n_v)
-            for phase in phases]  # two-phase: --epochs and --finetune-epochs both MAX_EPOCHS['two-phase']
+    runs = [_simulate(phase, share, get_spec(strategy).budget_epochs, batches, phase["val"] * big_v / n_v)
+            for phase in phases]  # every phase's epochs are capped at the spec's budget_epochs
     setup = fixed + (probe["setup"] - fixed) * (big_t + big_v) / (n_t + n_v)
-    report = probe["report"] * (big_v / n_v if strategy != "freeze" else 1.0)
+    # the final report scores the cached validation features when every phase trained a head on them (no image
+    # pass); otherwise it runs the validation images again
+    cached_report = all(p.strategy.spec.cache == "features" for p in _phases_of(strategy))
+    report = probe["report"] * (1.0 if cached_report else big_v / n_v)
     reached = []  # the probe's accuracies within the steps each phase takes on the full data
     for (steps, _, _), phase in zip(runs, phases):
         reach = max(1, math.floor(steps / max(1, phase["batches"])))
@@ -427,7 +438,7 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
     start = time.perf_counter()
     advice = advise(data, model, weights, max_images=max_images, quiet=quiet, lr_test=False, seed=seed)
     pretrained = advice.features is not None
-    candidates = STRATEGIES if pretrained else ("full",)  # without pretrained weights: from scratch
+    candidates = advised_candidates(pretrained)  # without pretrained weights: only what trains from scratch
     rows, facts = forecast(data, seconds, advice.model, weights, advice.features, advice.labels, seed, candidates)
     best = choose(rows)
     if best is None:
@@ -447,11 +458,12 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
     reasons.append(CAVEAT)
     # the most epochs the forecast allowed, stopped by --max-minutes as its simulation was (a run capped at the
     # predicted epochs would stop early on a machine a little faster than the probes said)
-    cap = MAX_EPOCHS[best.strategy]
-    extra = (f" --finetune-epochs {cap}" if best.strategy == "two-phase" else "") + \
+    spec = get_spec(best.strategy)
+    cap = spec.budget_epochs
+    extra = "".join(f" --{name.replace('_', '-')} {cap}" for name in spec.epoch_settings[1:]) + \
         (f" --weights {weights}" if weights else "")
     advice.strategy, advice.epochs, advice.augment = best.strategy, cap, "none"
-    advice.lr = 1e-3 if best.strategy == "freeze" else 1e-4  # TrainConfig's defaults, which the probes used
+    advice.lr = spec.default_lr  # the probes trained with the strategy's default rate, as `train` resolves it
     advice.reasons, advice.forecasts, advice.budget_seconds = reasons, [r.to_dict() for r in rows], seconds
     advice.measurements["probe"] = facts
     advice.command = (f"transferlab train {data} --model {advice.model} --strategy {best.strategy} "

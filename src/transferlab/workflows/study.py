@@ -25,6 +25,7 @@ from .._io import write_json, write_text
 from ..errors import SettingError
 from ..evaluation.compare import compare_runs, markdown_table
 from ..runs.folder import RunFolder
+from ..runs.history import chance_warning
 from ..training.config import TrainConfig
 
 __all__ = ["VARIANTS", "regularization_study"]
@@ -77,11 +78,10 @@ def regularization_study(data: str | os.PathLike[str], out: str | os.PathLike[st
         runs.append(run_dir)
     rows = compare_runs(runs, out)
     classes = RunFolder(runs[0]).config().get("classes") or []
-    chance = 1 / len(classes) if classes else None
-    if chance and all((r["best_val_accuracy"] or 0) <= chance + 0.05 for r in rows):
-        console.print(f"[yellow]Warning:[/] every variant stayed at chance accuracy ({chance:.2f} for "
-                      f"{len(classes)} classes): the comparison says nothing yet. Train longer (--epochs), on more "
-                      "images (--subset), or with a higher --lr.", highlight=False)
+    finals = [RunFolder(run).metrics() for run in runs]
+    if finals and all(m.get("at_chance") for m in finals):
+        console.print(f"[yellow]Warning:[/] every variant: {chance_warning(finals[0], len(classes))} The comparison "
+                      "says nothing yet.", highlight=False)
     for row, name in zip(rows, names):
         row["variant"], row["description"] = name, VARIANTS[name][1]
     write_text(out / "study.md", markdown_table(rows, [

@@ -14,12 +14,10 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ..._console import EpochTable
+from ...runs.history import METRICS, best_row, is_better
 from .history import HistoryCallback
 
 __all__ = ["EpochLine", "format_epoch_line", "epoch_cells", "EPOCH_COLUMNS"]
-
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
-
 
 def format_epoch_line(row: dict[str, Any], of: int | None = None, best: bool = False, phase: int | None = None,
                       epoch: int | None = None) -> str:
@@ -54,38 +52,27 @@ def epoch_cells(row: dict[str, Any], of: int | None, best: bool, phase: int | No
 
 
 class EpochLine(Callback):
-    """Prints `format_epoch_line` for each epoch as it ends, marking the epochs that improved `monitor`.
+    """Prints `format_epoch_line` for each epoch as it ends, marking "(best)" each epoch that becomes the run's best
+    so far (`runs.history.is_better`, over every earlier epoch of every phase: the model the run keeps).
 
     Args:
         history: The run's HistoryCallback (its row of the epoch is the one printed: the same numbers as
             history.csv).
         monitor: 'val_accuracy' or 'val_loss'.
-        mode: 'max' or 'min'.
         show: Where lines go (a console's print).
-        phase: The phase number of a two-phase run (printed), or None.
-        table: In a notebook: the run's table, which gets a row per epoch instead of a printed line.
+        phase: The phase number of a run with several phases (printed), or None.
+        table: In a notebook: the phase's table, which gets a row per epoch instead of a printed line.
     """
 
-    def __init__(self, history: HistoryCallback, monitor: str, mode: str, show: Callable[[str], None],
+    def __init__(self, history: HistoryCallback, monitor: str, show: Callable[[str], None],
                  phase: int | None = None, table: EpochTable | None = None) -> None:
-        self.history, self.monitor, self.mode, self.show, self.phase = history, monitor, mode, show, phase
-        self.table = table
-        self.best: float | None = None
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        previous = [r[self.monitor] for r in self.history.rows
-                    if r.get(self.monitor) is not None and int(r.get("phase") or 1) == self.history.phase]
-        self.best = (max if self.mode == "max" else min)(previous) if previous else None  # a resumed run
+        self.history, self.monitor, self.show, self.phase, self.table = history, monitor, show, phase, table
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.history.rows:
             return
         row = self.history.rows[-1]
-        value = row.get(self.monitor)
-        improved = value is not None and (self.best is None or (value > self.best if self.mode == "max"
-                                                                 else value < self.best))
-        if improved:
-            self.best = value
+        improved = is_better(row, best_row(self.history.rows[:-1], self.monitor), self.monitor)
         line = format_epoch_line(row, trainer.max_epochs, improved, self.phase, trainer.current_epoch + 1)
         if self.table is not None:
             self.table.add(epoch_cells(row, trainer.max_epochs, improved, self.phase, trainer.current_epoch + 1), line)

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ...runs.folder import RunFolder
+from ...runs.history import metric_row
 
 __all__ = ["HistoryCallback"]
 
@@ -37,10 +38,8 @@ class HistoryCallback(Callback):
         self._lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        row: dict[str, Any] = {"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase}
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            row[key] = round(float(metrics[key]), 6) if key in metrics else None
+        row: dict[str, Any] = {"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase,
+                               **metric_row(trainer.callback_metrics)}
         row["lr"] = self._lr
         row["seconds"] = round(time.perf_counter() - self._start, 3)
         self.rows = [r for r in self.rows if int(r["epoch"]) < row["epoch"]] + [row]
