@@ -254,3 +254,62 @@ def test_a_tar_link_chain_and_a_zip_that_lies_about_sizes_are_refused_cleanly(tm
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert message in " ".join(result.output.split())
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_evaluate_reads_every_form_train_reads_and_scores_its_evaluation_split(tmp_path, tiny_run):
+    """evaluate takes the forms train takes, and scores the same images as the plain folder holding them: an index's
+    rows marked test (a class of one image included; train rows never), an archive, a shard folder's validation
+    shards; and a CIFAR batches folder's test batch."""
+    import shutil
+    import zipfile
+
+    from transferlab.data.shards import write_shards
+    from transferlab.evaluation.metrics import evaluate
+
+    root, run = tiny_run
+    by_folder = evaluate(run, root / "test", num_workers=0)  # 15 images, one of them broken
+    reference = by_folder.metrics
+    # an index: train and validation rows are not evaluated; test rows are, whatever their count per class
+    tests = sorted((root / "test").rglob("*.png"))
+    rows = [f"{p},{p.parent.name},test" for p in tests]
+    rows += [f"{p},{p.parent.name},train" for p in sorted((root / "train").rglob("*.png"))]
+    rows += [f"{p},{p.parent.name},validation" for p in sorted((root / "validation").rglob("*.png"))]
+    (tmp_path / "index.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    by_index = evaluate(run, tmp_path / "index.csv", num_workers=0)
+    assert by_index.metrics["confusion_matrix"] == reference["confusion_matrix"]
+    assert sorted(s.path for s in by_index.samples) == sorted(str(p) for p in tests)
+    one = tests[0]
+    (tmp_path / "one.csv").write_text(f"path,label,split\n{one},{one.parent.name},test\n")
+    assert evaluate(run, tmp_path / "one.csv", num_workers=0).metrics["images"] == 1
+    # an archive of a data folder: its test/ folder
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as archive:
+        for p in root.rglob("*"):
+            if p.is_file():
+                archive.write(p, Path("data") / p.relative_to(root))
+    by_zip = evaluate(run, tmp_path / "data.zip", num_workers=0)
+    assert by_zip.metrics["confusion_matrix"] == reference["confusion_matrix"]
+    assert len(by_zip.skipped) == len(by_folder.skipped) == 1  # the broken file, named
+    # a shard folder: its validation shards are the validation folder's images
+    shards = tmp_path / "shards"
+    for split in ("train", "validation"):
+        write_shards(root, shards, shard_size=5, split=split)
+    by_shards = evaluate(run, shards, num_workers=0)
+    by_validation = evaluate(run, root / "validation", num_workers=0)
+    assert by_shards.metrics["images"] == by_validation.metrics["images"] == 12
+    assert by_shards.metrics["confusion_matrix"] == by_validation.metrics["confusion_matrix"]
+    assert by_shards.probabilities.numpy() == pytest.approx(by_validation.probabilities.numpy(), abs=1e-6)
+    # CIFAR batches: the test batch, the same images `predict` reads from its validation/ path
+    from transferlab import TrainConfig, fit
+    from transferlab.inference.loading import load_predictor
+
+    cifar = _fake_cifar(tmp_path / "c" / "cifar-10-batches-py")
+    shutil.rmtree(tmp_path / "cr", ignore_errors=True)
+    fit(TrainConfig(data=str(cifar), out=str(tmp_path / "cr"), model="test_efficientnet", weights="none",
+                    image_size=32, epochs=1, num_workers=0), quiet=True)
+    by_cifar = evaluate(tmp_path / "cr", tmp_path / "c", num_workers=0)
+    assert by_cifar.metrics["images"] == 6 and "test batch" in by_cifar.source
+    from transferlab.data.sources import list_images
+
+    paths = list_images([cifar / "validation"])
+    direct, _, _ = load_predictor(tmp_path / "cr").predict_proba(paths)
+    assert sorted(by_cifar.probabilities.argmax(1).tolist()) == sorted(direct.argmax(1).tolist())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -196,3 +197,31 @@ def test_stream_sources_refuse_incomplete_input_with_the_fix(tmp_path):
         open_stream(index)
     with pytest.raises(ValueError, match="shard folder .* or an index file"):
         open_stream(tmp_path / "labels.txt")
+
+
+def test_one_split_vocabulary_listed_or_streamed_and_skipped_images_reported(tmp_path, tiny_weights):
+    """`split=training`, `val` and `test` mean the same listed or streamed (test rows are left for evaluate), and a
+    streamed run's data_report.json names the images its readers could not decode."""
+    import json
+
+    data = make_dataset(tmp_path / "d", n_train=6, n_val=2)
+    spelling = {"train": "training", "validation": "val"}
+    rows = [f"{p.relative_to(tmp_path)},{p.parent.name},{spelling[p.parent.parent.name]}"
+            for p in sorted(data.rglob("*.png"))]
+    (data / "broken.png").write_bytes(b"not an image")
+    rows.append(f"{(data / 'broken.png').relative_to(tmp_path)},cats,training")
+    rows.append(f"{sorted(data.rglob('*.png'))[0].relative_to(tmp_path)},dogs,test")  # never trained on
+    index = tmp_path / "index.csv"
+    index.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    listed = _fit(index, tmp_path / "listed", tiny_weights, strategy="full")
+    streamed = _fit(index, tmp_path / "streamed", tiny_weights, strategy="full", stream=True)
+    for result, cats in ((listed, 6), (streamed, 7)):  # a stream counts the index's rows: it reads images later
+        report = json.loads((result.run_dir / "data_report.json").read_text())
+        counts = report["counts"]
+        assert counts["train"] == {"cats": cats, "dogs": 6} and counts["validation"] == {"cats": 2, "dogs": 2}
+        assert [Path(s["path"]).name for s in report["skipped"]] == ["broken.png"], report["skipped"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label,split\nd/train/cats/img_000.png,cats,holdout\n")
+    for stream in (False, True):
+        with pytest.raises(ValueError, match="unknown split 'holdout'|Unknown split 'holdout'"):
+            _fit(bad, tmp_path / f"bad{stream}", tiny_weights, stream=stream)

@@ -20,7 +20,7 @@ from pathlib import Path
 from .._io import RUN_MARKER
 
 __all__ = ["BUNDLE_FILES", "EVALUATION_FILES", "RUN_FILES", "RUN_DIRS", "EXPORT_MARKER", "LOCK_FILE", "SKIPPED_LOG",
-           "checkpoint_name", "export_folder_name", "export_files", "is_run_entry"]
+           "checkpoint_name", "export_folder_name", "export_files", "is_run_entry", "markdown_table"]
 
 BUNDLE_FILES = ("model.safetensors", "labels.json", "preprocessing.json")  # the inference bundle
 # what `evaluate` (and the report at the end of training) writes, by role; in the run folder or in `--out`
@@ -41,17 +41,24 @@ RUN_FILES = {
     "state.json": "the finished phases and their best scores (for --resume)",
     "data_report.json": "images per class and split, every skipped file with its reason, duplicates",
     "split.csv": "path,label,split of every image: the split, reproducible",
-    **{name: "the evaluation of the validation split (and of `transferlab evaluate`)"
-       for name in EVALUATION_FILES.values()},
+    "eval_metrics.json": "the validation split's evaluation (or `transferlab evaluate`'s): accuracy, top-k, "
+                         "per-class precision/recall/F1, confusion matrix, ROC AUC, calibration error",
+    "confusion_matrix.png": "the confusion matrix (normalised by row above two classes)",
+    "misclassified.png": "the misclassified images with the highest loss",
+    "per_class.png": "the accuracy of each class",
+    "roc.png": "the ROC curve (two classes)",
+    "report.html": "one self-contained page: settings, data, history, metrics, confusion matrix, mistakes, timings",
     "mlflow.db": "the --logger mlflow store (when used)",
     "skipped.jsonl": "streamed data: the images the readers could not decode, as they met them",
     RUN_MARKER: "the marker that makes it a run folder: --overwrite deletes only the files listed here",
+    ".transferlab-lock": "held while a command writes the folder: a second one is refused, not mixed in",
 }
 RUN_DIRS = {"logs": "Lightning's CSV logs", "lightning_logs": "Lightning's default logs", "csv": "--logger csv",
             "tensorboard": "--logger tensorboard"}
 EXPORT_MARKER = ".transferlab-export"  # in an export folder: the files the export wrote (JSON {"files": [...]})
 SKIPPED_LOG = "skipped.jsonl"
 LOCK_FILE = ".transferlab-lock"  # held while a command writes the folder (training, export, evaluation)
+assert LOCK_FILE in RUN_FILES and set(EVALUATION_FILES.values()) <= set(RUN_FILES)
 CHECKPOINT_KINDS = ("best", "last")
 EXPORT_PREFIX = "export-"
 
@@ -110,3 +117,20 @@ def is_run_entry(entry: Path) -> bool:
         return name.startswith(EXPORT_PREFIX) and _is_export_dir(entry)
     return (name in RUN_FILES or name == LOCK_FILE or bool(_CHECKPOINT.fullmatch(name))
             or (name.startswith(".") and name.endswith(".tmp")))
+
+
+def markdown_table() -> str:
+    """The README's table of a run folder, from these declarations (`python -m transferlab.runs.files` prints it;
+    tests/test_run_folder.py checks the README holds it)."""
+    rows = ["| file | what |", "| --- | --- |"]
+    rows += [f"| `{name}` | {what} |" for name, what in RUN_FILES.items()]
+    phase = f"`{checkpoint_name('best', 1)}`, `{checkpoint_name('last', 1)}`, ..."
+    rows.append(f"| {phase} | each phase's checkpoints, in a run of several phases (two-phase) |")
+    rows += [f"| `{name}/` | {what} |" for name, what in RUN_DIRS.items()]
+    rows.append(f"| `{export_folder_name('FORMAT')}/` | `transferlab export` (onnx, onnx-int8, torchscript, hf), with "
+                f"its `{EXPORT_MARKER}` list of what it wrote |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -189,6 +189,9 @@ class RunFolder:
             return False
         if self.has_marker():
             return True
+        marker = self.file(RUN_MARKER)
+        if marker.exists() or marker.is_symlink():  # a marker no run wrote (empty, foreign, a link): no proof
+            return False
         entries = list(self.path.iterdir())
         return bool(entries) and not self.foreign_entries() and (self.path / "config.yaml").is_file()
 
