@@ -34,7 +34,7 @@ from transferlab._runtime import tune_malloc
 tune_malloc()
 import torch
 from pathlib import Path
-from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.data import Preprocessing, preprocessing_from_model, eval_transform, load_image_folder
 from transferlab.inference.engine import Engine, best_engine
 from transferlab.models import build_classifier
 from transferlab.training.features import extract_features
@@ -42,7 +42,7 @@ from transferlab.training.features import extract_features
 data, dtype = Path(sys.argv[1]), sys.argv[2]
 splits = load_image_folder(data)
 net = build_classifier("efficientnet_lite0", 2)
-pre = Preprocessing.from_model(net)
+pre = preprocessing_from_model(net)
 engine = best_engine() if dtype == "bfloat16" else Engine(dtype="float32", channels_last=True, device="cpu",
                                                           fold_bn=True)
 start = time.perf_counter()

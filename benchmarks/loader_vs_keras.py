@@ -65,13 +65,13 @@ def keras_rate(data: Path, batch: int, batches: int) -> float:
 
 
 def ours_rate(data: Path, batch: int, workers: int, epochs: int, cache_dir: Path) -> list[float]:
-    from transferlab.data import Preprocessing, load_image_folder
+    from transferlab.data import load_image_folder, preprocessing_from_model
     from transferlab.data.datasets import ImageListDataset, ImageLoader
     from transferlab.data.decoded import DecodedCache
     from transferlab.data.transforms import BatchTransform, train_uint8_transform
     from transferlab.models import create_model
 
-    pre = Preprocessing.from_model(create_model("course_cnn", weights="none"))
+    pre = preprocessing_from_model(create_model("course_cnn", weights="none"))
     samples = load_image_folder(data).train + load_image_folder(data).validation
     cache = DecodedCache(samples, pre, cache_dir)
     # what `transferlab train` does on a CPU: while the decoded cache fills, workers decode and augment whole

@@ -32,7 +32,7 @@ from _machine import machine
 def make_bundle(folder: Path) -> Path:
     import torch
 
-    from transferlab.data.transforms import Preprocessing
+    from transferlab.data.transforms import preprocessing_from_model
     from transferlab.inference.classify import imagenet_labels
     from transferlab.models import build_classifier, create_model
     from transferlab.runs.bundle import save_bundle
@@ -42,7 +42,7 @@ def make_bundle(folder: Path) -> Path:
     model.features.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("classifier")})
     linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
     linear.load_state_dict(full.classifier.state_dict())
-    save_bundle(folder, model, "efficientnet_lite0", imagenet_labels()[1], Preprocessing.from_model(full))
+    save_bundle(folder, model, "efficientnet_lite0", imagenet_labels()[1], preprocessing_from_model(full))
     return folder
 
 

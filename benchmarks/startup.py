@@ -35,12 +35,12 @@ def make_run(folder: Path) -> tuple[Path, Path]:
     from PIL import Image
     from skimage import data as skdata
 
-    from transferlab.data.transforms import Preprocessing
+    from transferlab.data.transforms import preprocessing_from_model
     from transferlab.models import build_classifier
     from transferlab.runs.bundle import save_bundle
 
     model = build_classifier("efficientnet_lite0", 2)
-    save_bundle(folder / "run", model, "efficientnet_lite0", ["cats", "dogs"], Preprocessing.from_model(model))
+    save_bundle(folder / "run", model, "efficientnet_lite0", ["cats", "dogs"], preprocessing_from_model(model))
     photo = folder / "cat.jpg"
     Image.fromarray(skdata.chelsea()).save(photo, quality=90)
     return folder / "run", photo

@@ -89,14 +89,14 @@ import os, sys, time
 from transferlab._runtime import tune_malloc
 tune_malloc()
 import torch
-from transferlab.data import Preprocessing, eval_transform
+from transferlab.data import Preprocessing, preprocessing_from_model, eval_transform
 from transferlab.data.images import load_rgb
 from transferlab.inference.engine import best_engine, fold_batch_norm
 from transferlab.models import build_classifier
 
 what, count = sys.argv[1], int(sys.argv[2])
 net = build_classifier("efficientnet_lite0", 2)
-pre = Preprocessing.from_model(net)
+pre = preprocessing_from_model(net)
 engine = best_engine()
 if what == "decode":  # one process: read, decode at reduced scale, resize, crop, normalise
     paths = sorted(str(p) for p in __import__("pathlib").Path(sys.argv[3]).rglob("*.jpg"))[:count]

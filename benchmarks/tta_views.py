@@ -35,20 +35,22 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/tta_views.json"))
     args = parser.parse_args()
 
+    from dataclasses import replace
+
     import numpy as np
     import torch
     from torchvision.transforms.v2.functional import ten_crop
 
     from transferlab.evaluation.metrics import resolve_eval_samples
-    from transferlab.inference.portable import preprocess, resize_size
+    from transferlab.inference.portable import preprocess
     from transferlab.inference.predictor import Predictor
 
     predictor = Predictor(args.run)
     pre = predictor.preprocessing
     samples, _, _ = resolve_eval_samples(args.data, predictor.labels)  # the images `evaluate` would score
     paths, y = [s.path for s in samples], np.asarray([s.label for s in samples])
-    size, margin = int(pre["image_size"]), resize_size(pre)
-    uncropped = {**pre, "image_size": margin, "crop_pct": 1.0}  # the resized image before the centre crop
+    size, margin = pre.image_size, pre.resize_size
+    uncropped = replace(pre, image_size=margin, crop_pct=1.0)  # the resized image before the centre crop
     probs = np.zeros((10, len(paths), len(predictor.labels)))
     decode_s, view_s = 0.0, np.zeros(10)
     for start in range(0, len(paths), args.batch):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from transferlab.data import Preprocessing, eval_transform, train_transform
+from transferlab.data import Preprocessing, eval_transform, preprocessing_from_model, train_transform
 from transferlab.data.augment import PRESETS, AugmentConfig, KerasAffine, resolve_augment
 
 
@@ -112,7 +112,7 @@ def test_validation_data_is_never_augmented(dataset, tmp_path):
                                         augment="course", num_workers=0, out=str(tmp_path / "r")))
     data = load_image_folder(dataset)
     model = build_classifier("test_efficientnet", 2, weights="none")
-    pre = Preprocessing.from_model(model, 32)
+    pre = preprocessing_from_model(model, 32)
     run = _Run(config, data, model, pre, tmp_path, console=None, quiet=True)  # type: ignore[arg-type]
     _, train_loader, val_loader = run.loaders(Phase(1, Strategy("full"), 1e-3, 1), None)
     val = val_loader.dataset

@@ -32,12 +32,12 @@ def hf_models(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["vit", "convnext"])
 def test_hf_model_has_timm_surface_and_its_own_preprocessing(hf_models, kind):
-    from transferlab.data import Preprocessing
+    from transferlab.data import preprocessing_from_model
     from transferlab.models import build_classifier, create_model
 
     model = create_model(f"hf:{hf_models / kind}")
     assert model.labels == ["tench", "goldfish", "shark"]
-    pre = Preprocessing.from_model(model)
+    pre = preprocessing_from_model(model)
     if kind == "vit":  # the processor's own statistics, never ImageNet's
         assert (pre.image_size, pre.mean, pre.std, pre.crop_mode) == (32, (0.4, 0.5, 0.6), (0.2, 0.3, 0.4), "squash")
     else:
@@ -74,10 +74,10 @@ def test_hf_model_trains_with_every_strategy_and_predicts(hf_models, tmp_path, s
     from transferlab.runs.bundle import load_bundle
 
     bundle = load_bundle(out)
-    pre = bundle.preprocessing.to_dict()
+    pre = bundle.preprocessing
     from transferlab.data.images import load_rgb
 
-    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p["path"], min_size=pre["image_size"]), pre))
+    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p["path"], min_size=pre.image_size), pre))
                      for p in preds])
     with torch.no_grad():
         expected = [bundle.labels[i] for i in bundle.model(x).argmax(-1).tolist()]
@@ -150,8 +150,8 @@ def test_hf_export_of_a_transformers_run_loads_back_with_transformers(hf_models,
     loaded = transformers.AutoModelForImageClassification.from_pretrained(export).eval()
     bundle = load_bundle(out)
     assert [loaded.config.id2label[i] for i in range(2)] == bundle.labels == ["cats", "dogs"]
-    pre = bundle.preprocessing.to_dict()
+    pre = bundle.preprocessing
     images = sorted((data / "validation").rglob("*.png"))
-    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p, min_size=pre["image_size"]), pre)) for p in images])
+    x = torch.stack([torch.from_numpy(preprocess(load_rgb(p, min_size=pre.image_size), pre)) for p in images])
     with torch.no_grad():
         assert torch.allclose(loaded(pixel_values=x).logits, bundle.model(x), atol=1e-4)

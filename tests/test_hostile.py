@@ -339,7 +339,7 @@ def _copy_run(run: Path, to: Path) -> Path:
     (lambda b: (b / "labels.json").write_text('{"cats": 0}'), "list of class names"),
     (lambda b: (b / "preprocessing.json").write_text('{"image_size": "x"}'), "image_size must be a whole number"),
     (lambda b: (b / "preprocessing.json").write_text('{"image_size": 32, "mean": [0.5], "std": [1, 1, 1]}'),
-     "mean must be 3 numbers"),
+     "mean must be 3 finite numbers"),
     (lambda b: (b / "labels.json").write_text('["a", "b", "c", "d"]'), "do not fit labels.json"),
 ])
 def test_a_damaged_or_mismatched_bundle_is_named_not_a_traceback(tmp_path, tiny_run, damage, message):

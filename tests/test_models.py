@@ -132,10 +132,10 @@ def test_bundled_lite0_classifies_real_photos():
     from PIL import Image
     from timm.data import ImageNetInfo
 
-    from transferlab.data import Preprocessing, eval_transform
+    from transferlab.data import eval_transform, preprocessing_from_model
 
     model = create_model("efficientnet_lite0").eval()
-    transform = eval_transform(Preprocessing.from_model(model))
+    transform = eval_transform(preprocessing_from_model(model))
     info = ImageNetInfo()
     batch = torch.stack([transform(Image.fromarray(skimage_data.chelsea())),
                          transform(Image.fromarray(skimage_data.coffee()))])

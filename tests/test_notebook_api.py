@@ -261,15 +261,15 @@ def test_hf_export_loads_back_in_timm_with_the_same_predictions(tiny_run, tmp_pa
     predictor = load_predictor(run, engine="fp32")
     assert config["label_names"] == predictor.labels and config["architecture"] == TINY_MODEL
     pre = predictor.preprocessing
-    assert config["pretrained_cfg"]["mean"] == pytest.approx(list(pre["mean"]))
-    assert config["pretrained_cfg"]["input_size"] == [3, pre["image_size"], pre["image_size"]]
+    assert config["pretrained_cfg"]["mean"] == pytest.approx(list(pre.mean))
+    assert config["pretrained_cfg"]["input_size"] == [3, pre.image_size, pre.image_size]
     card = (out / "README.md").read_text()
     metrics = json.loads((run / "metrics.json").read_text())
     assert "library_name: timm" in card and str(metrics["best_val_accuracy"]) in card
 
     model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
     data_config = timm.data.resolve_data_config({}, model=model)
-    assert data_config["input_size"] == (3, pre["image_size"], pre["image_size"])
+    assert data_config["input_size"] == (3, pre.image_size, pre.image_size)
     images = sorted(p for p in (root / "test").rglob("*.png"))
     x = torch.as_tensor(np.stack([predictor.preprocess(predictor.decode(p)) for p in images]))
     expected = predictor.predict(images, top_k=1)

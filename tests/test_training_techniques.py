@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from transferlab import TrainConfig, fit
 from transferlab.cli import app
-from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.data import Preprocessing, eval_transform, load_image_folder, preprocessing_from_model
 from transferlab.errors import SettingError
 from transferlab.inference.engine import Engine, best_engine
 from transferlab.inference.predictor import Predictor
@@ -112,7 +112,7 @@ def test_cached_and_uncached_freeze_agree(dataset, tmp_path, tiny_weights):
 
 def test_engine_features_match_eager_fp32(dataset):
     model = build_classifier("efficientnet_lite0", num_classes=2)
-    pre = Preprocessing.from_model(model, 64)
+    pre = preprocessing_from_model(model, 64)
     samples = load_image_folder(dataset).validation
     fast = extract_features(model.features, samples, eval_transform(pre), engine=best_engine())
     eager = extract_features(model.features, samples, eval_transform(pre),
@@ -146,7 +146,7 @@ def test_extraction_processes_finish_after_this_process_used_many_threads(datase
     threads; the rows equal those of extraction in one process."""
     code = f"""
 import torch
-from transferlab.data import Preprocessing, eval_transform, load_image_folder
+from transferlab.data import Preprocessing, preprocessing_from_model, eval_transform, load_image_folder
 from transferlab.inference.engine import Engine
 from transferlab.models import build_classifier
 from transferlab.training.features import extract_features
@@ -157,7 +157,7 @@ with torch.no_grad():
 splits = load_image_folder({str(dataset)!r})
 samples = splits.train + splits.validation
 engine = Engine(dtype="float32", channels_last=True, device="cpu", fold_bn=True)
-pre = Preprocessing.from_model(model, 64)
+pre = preprocessing_from_model(model, 64)
 there = extract_features(model.features, samples, eval_transform(pre), 4, 1, engine)
 here = extract_features(model.features, samples, eval_transform(pre), 4, 0, engine)
 print(len(samples), float((there - here).abs().max()))
@@ -183,7 +183,7 @@ def test_batch_norm_folding_keeps_the_features(dataset, name, workers):
     from transferlab.inference.engine import fold_batch_norm
 
     model = build_classifier(name, num_classes=2, weights="none" if name == "test_resnet" else None)
-    pre = Preprocessing.from_model(model, 64)
+    pre = preprocessing_from_model(model, 64)
     samples = load_image_folder(dataset).validation
     folded = extract_features(model.features, samples, eval_transform(pre), batch_size=3, num_workers=workers,
                               engine=Engine(dtype="float32", channels_last=True, device="cpu", fold_bn=True))
@@ -227,7 +227,7 @@ def test_batch_norm_folding_falls_back_when_the_norm_comes_first(dataset, worker
 
 def test_cached_features_function_reports_hits(dataset, tmp_path):
     model = build_classifier(TINY_MODEL, num_classes=2, weights="none")
-    pre = Preprocessing.from_model(model, 32)
+    pre = preprocessing_from_model(model, 32)
     samples = load_image_folder(dataset).train
     args = (model.features, samples, eval_transform(pre), pre.to_dict(), tmp_path / "cache")
     feats, hit = cached_features(*args)
@@ -431,7 +431,7 @@ def test_augmented_boundary_copies_hold_each_image_or_its_mirror(dataset, tmp_pa
     assert len(files) == 3 and len(train) == 2
     model = apply_strategy(build_classifier(TINY_MODEL, num_classes=2, weights=str(tiny_weights)), "unfreeze-last=1")
     prefix = Prefix(model.features.eval(), boundary_stage(model.features))
-    pre = Preprocessing.from_model(model, 32)
+    pre = preprocessing_from_model(model, 32)
     samples = load_image_folder(dataset).train
     x = torch.stack([eval_transform(pre)(Image.open(s.path).convert("RGB")) for s in samples])
     with torch.no_grad():

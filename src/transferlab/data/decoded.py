@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from .folder import Sample
+from .geometry import Preprocessing
 from .images import file_identity
-from .transforms import Preprocessing, load_rgb_tensor
+from .transforms import load_rgb_tensor
 
 __all__ = ["DecodedCache", "decoded_cache_dir"]
 
@@ -37,16 +38,10 @@ def resize_square(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torc
     """The transforms' own resize followed by a centre crop to resize_size x resize_size, as a uint8 [3, S, S]
     tensor (what the cache stores); a later centre crop to image_size gives exactly what the uncached
     transform gives."""
-    from torchvision.transforms import v2
+    from .transforms import crop_tensor, pil_to_chw, resize_tensor
 
-    from .transforms import _INTERPOLATIONS, pil_to_chw
-
-    size = pre.resize_size
-    target = [size, size] if pre.crop_mode == "squash" else [size]
     tensor = pil_to_chw(image) if isinstance(image, Image.Image) else image
-    resized = v2.functional.resize_image(tensor, target, interpolation=_INTERPOLATIONS[pre.interpolation],
-                                         antialias=True)
-    return v2.functional.center_crop_image(resized, [size, size]).contiguous()
+    return crop_tensor(resize_tensor(tensor, pre), pre, pre.resize_size).contiguous()
 
 
 def _create(images_path: Path, flags_path: Path, shape: tuple[int, ...]) -> None:

@@ -15,7 +15,7 @@ try:  # inside the package
 except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
     DataError = ValueError  # type: ignore[misc,assignment]
 
-__all__ = ["read_labels", "read_preprocessing",
+__all__ = ["read_labels",
            "IMAGE_EXTENSIONS", "is_image_file", "load_rgb", "pillow_rgb", "decode_plain_jpeg", "read_bytes",
            "check_image", "is_virtual", "VIRTUAL_SCHEMES"]
 
@@ -217,36 +217,3 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
         raise DataError(f"'{path}' must hold a list of class names, e.g. [\"cats\", \"dogs\"]; got "
                         f"{str(labels)[:80]}. Re-export or re-train to write it again.")
     return labels
-
-
-def read_preprocessing(path: str | os.PathLike[str]) -> dict:
-    """A bundle's preprocessing.json: image_size (pixels), mean and std (3 numbers each, std > 0), and optionally
-    interpolation, crop_pct (0 < x <= 1) and crop_mode; anything else is a DataError naming the file and field."""
-    path = Path(path)
-    example = '{"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}'
-    pre = _read_json(path, "the preprocessing", example)
-
-    def bad(field: str, expected: str) -> DataError:
-        value = pre.get(field) if isinstance(pre, dict) else pre
-        return DataError(f"'{path}': {field} must be {expected}; got {value!r}. A complete file looks like {example}."
-                         " Re-export or re-train to write it again.")
-
-    if not isinstance(pre, dict):
-        raise bad("the file", "a mapping")
-    size = pre.get("image_size")
-    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 8192:
-        raise bad("image_size", "a whole number of pixels from 8 to 8192")
-    for field in ("mean", "std"):
-        values = pre.get(field)
-        if (not isinstance(values, list) or len(values) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-                or (field == "std" and not all(v > 0 for v in values))):
-            raise bad(field, "3 numbers" + (" above 0" if field == "std" else ""))
-    if pre.get("interpolation", "bicubic") not in ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming"):
-        raise bad("interpolation", "'bicubic', 'bilinear' or 'nearest'")
-    crop = pre.get("crop_pct", 1.0)
-    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1:
-        raise bad("crop_pct", "a number in (0, 1]")
-    if pre.get("crop_mode", "center") not in ("center", "squash", "border"):
-        raise bad("crop_mode", "'center' or 'squash'")
-    return pre

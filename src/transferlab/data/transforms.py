@@ -1,11 +1,10 @@
-"""Preprocessing taken from the model's pretrained config, and the transforms derived from it."""
+"""The transforms derived from a model's preprocessing: the geometry of `data.geometry` with torchvision's kernels
+(the training side: validation transform, augmentation, decoded cache, feature extraction)."""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -15,77 +14,79 @@ from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
 from .augment import AugmentConfig, BatchAugment, pil_transforms, resolve_augment
+from .geometry import CROP_MODES, INTERPOLATIONS, Preprocessing
 from .images import decode_plain_jpeg, is_virtual, load_rgb, pillow_rgb, read_bytes
 
-__all__ = ["Preprocessing", "BatchTransform", "eval_transform", "train_transform", "train_uint8_transform"]
+__all__ = ["Preprocessing", "preprocessing_from_model", "BatchTransform", "eval_transform", "train_transform",
+           "train_uint8_transform", "resize_tensor", "crop_tensor"]
 
-_INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
-                   "nearest": InterpolationMode.NEAREST}
+def preprocessing_from_model(model: nn.Module, image_size: int | None = None) -> Preprocessing:
+    """A model's preprocessing, read from its pretrained config (never typed-in ImageNet statistics).
 
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images are turned into model inputs; plain data, saved in every model bundle.
-
-    Attributes:
-        image_size: Square input size in pixels.
-        mean: Per-channel mean subtracted after scaling pixels to [0, 1].
-        std: Per-channel standard deviation divided by.
-        interpolation: 'bicubic', 'bilinear' or 'nearest'.
-        crop_pct: Resize to image_size / crop_pct, then centre-crop image_size (1.0: no crop).
-        crop_mode: 'center' (keep aspect, resize shorter side) or 'squash' (resize both sides).
+    Example:
+        >>> from transferlab.models import create_model
+        >>> preprocessing_from_model(create_model("efficientnet_lite0")).image_size
+        224
     """
-
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bicubic"
-    crop_pct: float = 0.875
-    crop_mode: str = "center"
-
-    @classmethod
-    def from_model(cls, model: nn.Module, image_size: int | None = None) -> Preprocessing:
-        """Reads the model's pretrained config (never typed-in ImageNet statistics).
-
-        Example:
-            >>> from transferlab.models import create_model
-            >>> Preprocessing.from_model(create_model("efficientnet_lite0")).image_size
-            224
-        """
-        cfg = resolve_data_config({}, model=model)
-        size = int(image_size) if image_size else int(cfg["input_size"][-1])
-        interpolation = cfg.get("interpolation", "bicubic")
-        if interpolation not in _INTERPOLATIONS:
-            interpolation = "bicubic"
-        return cls(size, tuple(map(float, cfg["mean"])), tuple(map(float, cfg["std"])), interpolation,
-                   float(cfg.get("crop_pct", 1.0)), str(cfg.get("crop_mode", "center")))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
-        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]),
-                   data.get("interpolation", "bicubic"), float(data.get("crop_pct", 1.0)),
-                   data.get("crop_mode", "center"))
-
-    @property
-    def resize_size(self) -> int:
-        """The size images are resized to before the centre crop."""
-        return math.floor(self.image_size / self.crop_pct) if self.crop_pct < 1.0 else self.image_size
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
+    cfg = resolve_data_config({}, model=model)
+    size = int(image_size) if image_size else int(cfg["input_size"][-1])
+    interpolation = cfg.get("interpolation", "bicubic")
+    mode = str(cfg.get("crop_mode", "center"))
+    return Preprocessing(size, tuple(map(float, cfg["mean"])), tuple(map(float, cfg["std"])),
+                         interpolation if interpolation in INTERPOLATIONS else "bicubic",
+                         float(cfg.get("crop_pct", 1.0)), mode if mode in CROP_MODES else "center")
 
 
 def _resize_crop(pre: Preprocessing, resized: bool = False) -> list[nn.Module]:
-    """PIL image or uint8 tensor -> uint8 [3, S, S] tensor at the model's size.
+    """PIL image or uint8 tensor -> uint8 [3, S, S] tensor at the model's size: the geometry of
+    `data.geometry.Preprocessing` with torchvision's kernels.
 
     The resize runs on uint8 tensors (torchvision's vectorised antialiased kernels, about twice PIL's speed),
     in the evaluation, training and decoded-cache paths alike, so that cached and uncached images are equal.
     """
     if resized:  # the image is already resize_size x resize_size (decoded cache): only the centre crop remains
-        return [PILToTensorHWC(), v2.CenterCrop(pre.image_size)]
-    return [PILToTensorHWC(), _resize(pre), v2.CenterCrop(pre.image_size)]
+        return [PILToTensorHWC(), CentreCrop(pre)]
+    return [PILToTensorHWC(), Resize(pre), CentreCrop(pre)]
+
+
+def interpolation_mode(pre: Preprocessing) -> InterpolationMode:
+    """torchvision's mode for the preprocessing's interpolation (its values are the same names)."""
+    return InterpolationMode(pre.interpolation)
+
+
+def resize_tensor(image: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """A uint8 [3, H, W] image resized as `Preprocessing.resized_shape` says, with torchvision's antialiased kernel."""
+    width, height = pre.resized_shape(image.shape[-1], image.shape[-2])
+    return v2.functional.resize_image(image, [height, width], interpolation=interpolation_mode(pre), antialias=True)
+
+
+def crop_tensor(image: torch.Tensor, pre: Preprocessing, size: int | None = None) -> torch.Tensor:
+    """The centre crop of `Preprocessing.crop_box` (zeros where the image is smaller)."""
+    size = pre.image_size if size is None else size
+    top, left = pre.crop_box(image.shape[-1], image.shape[-2], size)
+    return v2.functional.crop_image(image, top, left, size, size)
+
+
+class Resize(nn.Module):
+    """`resize_tensor` as a transform."""
+
+    def __init__(self, pre: Preprocessing) -> None:
+        super().__init__()
+        self.pre = pre
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return resize_tensor(image, self.pre)
+
+
+class CentreCrop(nn.Module):
+    """`crop_tensor` to the input size as a transform."""
+
+    def __init__(self, pre: Preprocessing) -> None:
+        super().__init__()
+        self.pre = pre
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return crop_tensor(image, self.pre)
 
 
 def pil_to_chw(image: Image.Image) -> torch.Tensor:
@@ -118,12 +119,6 @@ class PILToTensorHWC(nn.Module):
 
     def forward(self, image: Any) -> Any:
         return pil_to_chw(image) if isinstance(image, Image.Image) else image
-
-
-def _resize(pre: Preprocessing) -> nn.Module:
-    interp = _INTERPOLATIONS[pre.interpolation]
-    scale = pre.resize_size
-    return v2.Resize((scale, scale) if pre.crop_mode == "squash" else scale, interpolation=interp, antialias=True)
 
 
 def _to_tensor(pre: Preprocessing) -> list[nn.Module]:

@@ -60,7 +60,7 @@ def _sample_inputs(paths: list[str], predictor: Predictor, count: int = 16) -> t
             continue
     if len(tensors) >= 2:
         return torch.stack(tensors), f"{len(tensors)} validation images of the run"
-    size = int(predictor.preprocessing["image_size"])
+    size = predictor.preprocessing.image_size
     return torch.randn(count, 3, size, size, generator=torch.Generator().manual_seed(0)), \
         f"{count} random inputs (no validation images found)"
 
@@ -128,10 +128,11 @@ def _export_file(run: Path, bundle: Any, model: torch.nn.Module, reference_predi
     for name in ("labels.json", "preprocessing.json"):
         shutil.copyfile(bundle_file(run, name), target / name)
     if fmt == "onnx":  # the folder runs anywhere: numpy + Pillow + onnxruntime, no torch, no transferlab
-        from ..data import images
+        from ..data import geometry, images
         from ..inference import onnx_reader, portable
 
-        for module, name in ((onnx_reader, "predict_onnx.py"), (portable, "tl_portable.py"), (images, "tl_images.py")):
+        for module, name in ((onnx_reader, "predict_onnx.py"), (portable, "tl_portable.py"), (images, "tl_images.py"),
+                             (geometry, "tl_geometry.py")):
             shutil.copyfile(module.__file__, target / name)
     report = {"format": fmt, "int8": int8, "file": path.name, "size_mb": round(path.stat().st_size / 2**20, 2),
               "bundle_sha256": bundle_digest(find_bundle(run)),

@@ -96,7 +96,7 @@ def augment_preview(source: str | os.PathLike[str], augment: str | dict[str, Any
     from ..data.augment import describe_augment
     from ..data.images import load_rgb
     from ..data.sources import load_image_folder
-    from ..data.transforms import Preprocessing, train_transform
+    from ..data.transforms import preprocessing_from_model, train_transform
     from ..errors import MissingFileError
     from ..models import create_model
 
@@ -104,7 +104,7 @@ def augment_preview(source: str | os.PathLike[str], augment: str | dict[str, Any
     if not source.exists():
         raise MissingFileError(f"'{source}' does not exist: give augment_preview an image file or a data folder.")
     used = describe_augment(augment)
-    pre = Preprocessing.from_model(create_model(model, weights="none"), image_size)
+    pre = preprocessing_from_model(create_model(model, weights="none"), image_size)
     transform = train_transform(pre, augment)
     torch.manual_seed(seed)
     if source.is_dir():

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..data.sources import list_images
-from ..data.transforms import Preprocessing
+from ..data.transforms import preprocessing_from_model
 from ..errors import SettingError
 from ..runs.bundle import Bundle
 from .loading import load_predictor
@@ -61,13 +61,13 @@ def imagenet_predictor(model: str = "efficientnet_lite0", weights: str | os.Path
     outputs = getattr(net, "num_classes", None)
     own_labels = getattr(net, "labels", None)  # Hugging Face models carry their own id2label
     if own_labels:
-        bundle = Bundle(net.eval(), list(own_labels), Preprocessing.from_model(net), {"model": info.name})
+        bundle = Bundle(net.eval(), list(own_labels), preprocessing_from_model(net), {"model": info.name})
         return Predictor(bundle, device=device, engine=engine)
     if outputs != 1000:
         raise SettingError(f"Model {model!r} has {outputs} outputs, not the 1000 ImageNet classes; `classify` needs an "
                          "ImageNet classifier. For a model you trained, use `transferlab predict RUN IMAGES`.")
     ids, names = imagenet_labels()
-    bundle = Bundle(net.eval(), names, Preprocessing.from_model(net),
+    bundle = Bundle(net.eval(), names, preprocessing_from_model(net),
                     {"model": info.name, "label_ids": ids, "task": "imagenet-1k"})
     return Predictor(bundle, device=device, engine=engine)
 

@@ -1,7 +1,7 @@
 """The ONNX Runtime engine of the `Predictor` interface — numpy, Pillow and onnxruntime, no torch.
 
 `transferlab export` copies this file into every ONNX export folder as `predict_onnx.py`, with the shared
-decode + preprocess code beside it (`tl_portable.py`, `tl_images.py`), so the folder runs anywhere
+decode + preprocess code beside it (`tl_portable.py`, `tl_images.py`, `tl_geometry.py`), so the folder runs anywhere
 (`pip install onnxruntime pillow numpy`) and turns a file into exactly the pixels `transferlab predict` uses:
 
     python predict_onnx.py photo.jpg other.jpg --top-k 3
@@ -15,17 +15,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 try:  # inside the package
-    from ..data.images import read_labels, read_preprocessing
-    from .portable import TTA_CHOICES, BasePredictor, softmax_or_sigmoid, tta_problem
+    from ..data.images import read_labels
+    from .portable import TTA_CHOICES, BasePredictor, Preprocessing, softmax_or_sigmoid, tta_problem
 except ImportError:  # pragma: no cover - run as predict_onnx.py in an export folder
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tl_images import read_labels, read_preprocessing  # type: ignore[no-redef]
-    from tl_portable import TTA_CHOICES, BasePredictor, softmax_or_sigmoid, tta_problem  # type: ignore
+    from tl_images import read_labels  # type: ignore[no-redef]
+    from tl_portable import TTA_CHOICES, BasePredictor, Preprocessing, softmax_or_sigmoid, tta_problem  # type: ignore
 
 __all__ = ["OnnxPredictor", "is_onnx_export"]
 
@@ -56,7 +55,7 @@ class OnnxPredictor(BasePredictor):
                                     "preprocessing.json). Make one with `transferlab export RUN --format onnx`.")
         self.folder = folder
         self.labels: list[str] = read_labels(folder / "labels.json")
-        self.preprocessing: dict[str, Any] = read_preprocessing(folder / "preprocessing.json")
+        self.preprocessing = Preprocessing.read(folder / "preprocessing.json")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -1,63 +1,56 @@
 """The torch-free core of every predictor: one decode + preprocess path, probabilities, top-k, and the
 `BasePredictor` interface that the PyTorch and ONNX Runtime engines implement.
 
-This file imports only numpy, Pillow and (for decoding) `transferlab.data.images`: `transferlab export`
-copies it, with the decoder, into every ONNX export folder, so that `predict RUN`, `predict EXPORT`,
-`evaluate`, `serve` and the exported `predict_onnx.py` turn the same file into the same pixels.
+This file imports only numpy, Pillow and (for decoding and the geometry) `transferlab.data.images` and
+`transferlab.data.geometry`: `transferlab export` copies it, with those two, into every ONNX export folder, so that
+`predict RUN`, `predict EXPORT`, `evaluate`, `serve` and the exported `predict_onnx.py` turn the same file into the
+same pixels.
 
-The geometry is torchvision's (`Resize(shorter side)` with the long side truncated, `CenterCrop` rounding),
-the resampling Pillow's antialiased filters, the normalisation `(x / 255 - mean) / std` in float32.
+The geometry is `data.geometry.Preprocessing`'s (the one definition, which training's transforms follow too), the
+resampling Pillow's antialiased filters (why inference resamples with Pillow and training with torchvision: see
+`data.geometry`), the normalisation `(x / 255 - mean) / std` in float32.
 
 Example:
     >>> from PIL import Image
-    >>> pre = {"image_size": 4, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    >>> pre = Preprocessing(4, (0.5,) * 3, (0.5,) * 3, "bilinear", 1.0)
     >>> preprocess(Image.new("RGB", (8, 6), (255, 0, 0)), pre)[:, 0, 0].tolist()
     [1.0, -1.0, -1.0]
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 try:  # inside the package
+    from ..data.geometry import Preprocessing
     from ..data.images import load_rgb
 except ImportError:  # pragma: no cover - a copy beside predict_onnx.py in an export folder
+    from tl_geometry import Preprocessing  # type: ignore[no-redef]
     from tl_images import load_rgb  # type: ignore[no-redef]
 
-__all__ = ["BasePredictor", "Predictions", "TTA_CHOICES", "preprocess", "resize_size", "softmax_or_sigmoid",
+__all__ = ["BasePredictor", "Predictions", "Preprocessing", "TTA_CHOICES", "preprocess", "softmax_or_sigmoid",
            "top_k", "tta_batch", "tta_problem", "tta_views"]
 
 TTA_VIEWS = {"none": 1, "flip": 2, "ten-crop": 10}  # the views `tta_views` cuts per image
 TTA_CHOICES = tuple(TTA_VIEWS)
 
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
-             "nearest": Image.Resampling.NEAREST}
-
-
-def resize_size(pre: Mapping[str, Any]) -> int:
-    """The size an image is resized to before the centre crop: image_size / crop_pct (rounded down)."""
-    size, crop_pct = int(pre["image_size"]), float(pre.get("crop_pct", 1.0))
-    return math.floor(size / crop_pct) if crop_pct < 1.0 else size
-
-
-def preprocess(image: Image.Image, pre: Mapping[str, Any]) -> np.ndarray:
+def preprocess(image: Image.Image, pre: Preprocessing) -> np.ndarray:
     """An RGB image -> the model input, float32 [3, S, S]: resize (shorter side to `resize_size`, or both
     sides with crop_mode 'squash'), centre crop S = image_size, scale to [0, 1], normalise.
 
     Args:
         image: An RGB PIL image (from `decode`).
-        pre: The bundle's preprocessing: image_size, mean, std, interpolation, crop_pct, crop_mode.
+        pre: The bundle's preprocessing (`data.geometry.Preprocessing`).
     """
     return tta_views(image, pre, "none")[0]
 
 
-def tta_views(image: Image.Image, pre: Mapping[str, Any], tta: str = "none") -> np.ndarray:
+def tta_views(image: Image.Image, pre: Preprocessing, tta: str = "none") -> np.ndarray:
     """The model inputs whose probabilities test-time augmentation averages, float32 [V, 3, S, S]. View 0 is
     always `preprocess(image, pre)`, the plain answer.
 
@@ -72,25 +65,17 @@ def tta_views(image: Image.Image, pre: Mapping[str, Any], tta: str = "none") -> 
         tta: 'none', 'flip' or 'ten-crop'.
 
     Example:
-        >>> pre = {"image_size": 4, "mean": [0.0] * 3, "std": [1.0] * 3, "interpolation": "nearest",
-        ...        "crop_pct": 0.5}
+        >>> pre = Preprocessing(4, (0.0,) * 3, (1.0,) * 3, "nearest", 0.5)
         >>> tta_views(Image.new("RGB", (8, 8)), pre, "ten-crop").shape
         (10, 3, 4, 4)
     """
     if tta not in TTA_CHOICES:
         raise ValueError(f"tta must be one of {', '.join(TTA_CHOICES)}; got '{tta}'.")
-    size, scale = int(pre["image_size"]), resize_size(pre)
-    resample = _RESAMPLE.get(str(pre.get("interpolation", "bicubic")), Image.Resampling.BICUBIC)
-    w, h = image.size
-    if pre.get("crop_mode", "center") == "squash":
-        new_w, new_h = scale, scale
-    elif w <= h:  # torchvision's Resize(int): the shorter side becomes `scale`, the longer one is truncated
-        new_w, new_h = scale, int(scale * h / w)
-    else:
-        new_w, new_h = int(scale * w / h), scale
-    if (new_w, new_h) != (w, h):
-        image = image.resize((new_w, new_h), resample)
-    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    size = pre.image_size
+    new_w, new_h = pre.resized_shape(*image.size)
+    if (new_w, new_h) != image.size:
+        image = image.resize((new_w, new_h), Image.Resampling[pre.interpolation.upper()])
+    top, left = pre.crop_box(new_w, new_h)
     x = np.asarray(image, dtype=np.uint8)
     if top < 0 or left < 0:  # smaller than the crop (squash to a smaller size): pad like torchvision, with 0
         pad = np.zeros((max(size, new_h), max(size, new_w), 3), dtype=np.uint8)
@@ -104,8 +89,8 @@ def tta_views(image: Image.Image, pre: Mapping[str, Any], tta: str = "none") -> 
     if tta != "none":
         crops = np.concatenate([crops, crops[:, :, ::-1]])
     views = crops.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
-    mean = np.asarray(pre["mean"], dtype=np.float32)[:, None, None]
-    std = np.asarray(pre["std"], dtype=np.float32)[:, None, None]
+    mean = np.asarray(pre.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(pre.std, dtype=np.float32)[:, None, None]
     return np.ascontiguousarray((views - mean) / std)
 
 
@@ -115,15 +100,15 @@ def tta_batch(batch_size: int, tta: str) -> int:
     return max(1, int(batch_size) // TTA_VIEWS[tta])
 
 
-def tta_problem(pre: Mapping[str, Any], tta: str) -> str | None:
+def tta_problem(pre: Preprocessing, tta: str) -> str | None:
     """Why `tta` cannot be used with this preprocessing, or None. 'ten-crop' needs a model whose preprocessing
     crops (crop_pct < 1): otherwise the five crops are one image and it would only repeat 'flip' five times."""
     if tta not in TTA_CHOICES:
         return f"tta must be one of {', '.join(TTA_CHOICES)}; got '{tta}'."
-    if tta == "ten-crop" and resize_size(pre) <= int(pre["image_size"]):
+    if tta == "ten-crop" and pre.resize_size <= pre.image_size:
         return ("tta='ten-crop' needs a model whose preprocessing resizes larger than its input and crops "
-                f"(crop_pct < 1); this one resizes to the input size ({pre['image_size']} px, crop_pct "
-                f"{pre.get('crop_pct', 1.0)}), so the five crops would be one image. Use tta='flip'.")
+                f"(crop_pct < 1); this one resizes to the input size ({pre.image_size} px, crop_pct "
+                f"{pre.crop_pct}), so the five crops would be one image. Use tta='flip'.")
     return None
 
 
@@ -155,13 +140,13 @@ def top_k(row: Sequence[float] | np.ndarray, labels: Sequence[str], k: int,
 class BasePredictor:
     """What every predictor offers: labels, preprocessing, and predictions from files, bytes or images.
 
-    Subclasses set `labels`, `preprocessing` (a dict), `engine_name` and `metadata`, and implement
+    Subclasses set `labels`, `preprocessing` (a `Preprocessing`), `engine_name` and `metadata`, and implement
     `batch_probabilities` on a preprocessed float32 [N, 3, S, S] batch; test-time augmentation is done here,
     once for every engine.
     """
 
     labels: list[str]
-    preprocessing: dict[str, Any]
+    preprocessing: Preprocessing
     engine_name: str = "?"
     metadata: dict[str, Any]
     ids: list[str] | None = None
@@ -174,7 +159,7 @@ class BasePredictor:
     def decode(self, source: Any) -> Image.Image:
         """An upright RGB image from a path, bytes or a file object, decoded at the reduced JPEG scale that
         still covers the model's resize (the same call everywhere, so that every engine sees the same pixels)."""
-        return load_rgb(source, min_size=resize_size(self.preprocessing))
+        return load_rgb(source, min_size=self.preprocessing.resize_size)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """See `preprocess`."""

@@ -22,7 +22,7 @@ from ..data.sources import list_images as expand_image_paths  # the name earlier
 from ..errors import check_choice
 from ..runs.bundle import Bundle, load_bundle
 from .engine import Engine, best_engine, cpu_processes, run_model
-from .portable import BasePredictor, resize_size, tta_batch, tta_views
+from .portable import BasePredictor, Preprocessing, tta_batch, tta_views
 
 __all__ = ["Predictor", "expand_image_paths", "probabilities"]
 
@@ -60,7 +60,7 @@ class Predictor(BasePredictor):
         self.model: nn.Module = self.bundle.model.eval().to(device)
         if self.engine.get("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.preprocessing = self.bundle.preprocessing.to_dict()
+        self.preprocessing = self.bundle.preprocessing
         self.metadata = self.bundle.metadata
         self.ids: list[str] | None = self.bundle.metadata.get("label_ids")
 
@@ -109,7 +109,7 @@ class _Files(torch.utils.data.Dataset):
     """Image files -> (index, `tta_views` array or None, error or None); unreadable files are reported, not
     skipped."""
 
-    def __init__(self, paths: list[str], pre: dict[str, Any], tta: str = "none") -> None:
+    def __init__(self, paths: list[str], pre: Preprocessing, tta: str = "none") -> None:
         self.paths, self.pre, self.tta = paths, pre, tta
 
     def __len__(self) -> int:
@@ -119,7 +119,7 @@ class _Files(torch.utils.data.Dataset):
         from ..data.images import load_rgb
 
         try:
-            image = load_rgb(self.paths[index], min_size=resize_size(self.pre))
+            image = load_rgb(self.paths[index], min_size=self.pre.resize_size)
             return index, tta_views(image, self.pre, self.tta), None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             return index, None, f"cannot read image: {e}"

@@ -18,8 +18,8 @@ from torch import nn
 
 from .._io import atomic_path, write_json
 from .._version import __version__
-from ..data.images import read_labels, read_preprocessing
-from ..data.transforms import Preprocessing
+from ..data.geometry import Preprocessing
+from ..data.images import read_labels
 from ..errors import DataError, MissingFileError, SettingError
 from ..models._registry import check_model_kwargs
 from ..models.transfer import HeadConfig
@@ -92,7 +92,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     if metadata.get("format") != "transferlab-bundle":
         raise SettingError(f"'{weights}' was not written by transferlab (no bundle metadata).")
     labels = read_labels(folder / "labels.json")
-    pre = Preprocessing.from_dict(read_preprocessing(folder / "preprocessing.json"))
+    pre = Preprocessing.read(folder / "preprocessing.json")
     try:
         kwargs = check_model_kwargs(json.loads(metadata.get("model_kwargs", "{}")), f"the bundle '{folder}'")
         head = HeadConfig.from_dict(json.loads(metadata.get("head", "{}")))

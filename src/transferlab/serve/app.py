@@ -72,7 +72,7 @@ def _model_info(source: str | os.PathLike[str], predictor: BasePredictor) -> dic
     folder = Path(source)
     metrics = RunFolder(folder).metrics() or RunFolder(folder.parent).metrics()  # a run, or an export inside one
     pre = predictor.preprocessing
-    return {"labels": list(predictor.labels), "input_size": int(pre["image_size"]), "preprocessing": pre,
+    return {"labels": list(predictor.labels), "input_size": pre.image_size, "preprocessing": pre.to_dict(),
             "training_metrics": metrics, "engine": predictor.engine_name,
             "transferlab_version": __version__, "source": folder.name}
 

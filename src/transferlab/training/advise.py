@@ -253,7 +253,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
         seed: Seed of the sample.
     """
     from ..data.sources import load_image_folder
-    from ..data.transforms import Preprocessing, eval_transform
+    from ..data.transforms import eval_transform, preprocessing_from_model
     from ..models import create_model, get_model_info
     from ..models.transfer import HeadConfig
     from .features import cached_features
@@ -267,7 +267,7 @@ def advise(data: str | os.PathLike[str], model: str = "efficientnet_lite0", weig
     info = get_model_info(model)
     pretrained = info.has_pretrained and weights != "none"
     net = create_model(info.name, num_classes=None, weights=weights if pretrained else "none").eval()
-    pre = Preprocessing.from_model(net)
+    pre = preprocessing_from_model(net)
     sample = splits.subset(max(2, max_images // k), seed).train if len(splits.train) > max_images else splits.train
     labels = torch.tensor([s.label for s in sample])
     measurements: dict[str, Any] = {"classes": k, "train_images": len(splits.train),

@@ -26,7 +26,7 @@ from .._runtime import default_workers, tune_malloc
 from ..data.folder import DataSplits
 from ..data.sources import open_source, source_kind
 from ..data.stream import StreamSource
-from ..data.transforms import Preprocessing
+from ..data.transforms import Preprocessing, preprocessing_from_model
 from ..errors import DataError, MissingFileError, SettingError
 from ..evaluation.displays import plot_history
 from ..models import get_model_info
@@ -133,7 +133,7 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
     model = build_classifier(config.model, len(data.classes), weights=config.weights, image_size=config.image_size,
                              head=head, **dict(config.model_kwargs or {}))
-    pre = Preprocessing.from_model(model, config.image_size)
+    pre = preprocessing_from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
     phases = plan_phases(config)
     # what each phase trains (checked now, before the folder is touched: a layer that does not exist is refused

@@ -225,13 +225,13 @@ def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
     size and memory format (fp32, Adam): what `full` costs per image before decoding and validation."""
     import torch
 
-    from ..data.transforms import Preprocessing
+    from ..data.transforms import preprocessing_from_model
     from ..models import build_classifier
     from ..training.config import TrainConfig
 
     defaults = TrainConfig()
     net = build_classifier(model, classes, weights=weights).train()
-    size, batch = Preprocessing.from_model(net).image_size, defaults.batch_size
+    size, batch = preprocessing_from_model(net).image_size, defaults.batch_size
     x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % classes
     if defaults.channels_last:
         net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
