@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from transferlab.data import Preprocessing, eval_transform, preprocessing_from_model, train_transform
-from transferlab.data.augment import PRESETS, AugmentConfig, KerasAffine, resolve_augment
+from transferlab.data.augment import PRESETS, AugmentConfig, resolve_augment
+from transferlab.data.augment_ops import KerasAffine
 
 
 def _image(h: int = 20, w: int = 24) -> torch.Tensor:
@@ -182,7 +183,7 @@ def test_batched_affine_with_flips_equals_one_image_at_a_time(fill_mode):
 
 
 def test_batch_augment_normalises_like_the_eval_path():
-    from transferlab.data.augment import BatchAugment
+    from transferlab.data.augment_ops import BatchAugment
 
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     mean, std = (0.2, 0.4, 0.6), (0.5, 0.25, 0.125)

@@ -583,3 +583,113 @@ def test_predict_run_uses_its_current_onnx_export_and_never_a_stale_one(run, tmp
     monkeypatch.setattr(export, "FP32_MAX_LOGIT_DIFF", -1.0)  # an export that failed its parity check: unused
     assert runner.invoke(app, ["export", str(out)]).exit_code == 1
     assert load_predictor(out).engine_name.startswith("pytorch")
+
+
+def _ztxt_png(chunks: int = 8, size: int = 2**20) -> bytes:
+    """A 1x1 PNG carrying `chunks` zTXt chunks that each decompress to `size` bytes (a few KB on the wire)."""
+    import struct
+    import zlib
+
+    png = _png(size=(1, 1))
+    extra = b""
+    for i in range(chunks):
+        body = f"k{i}".encode() + b"\0\0" + zlib.compress(b"x" * size, 9)
+        extra += struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    return png[:33] + extra + png[33:]  # after IHDR (8 + 25 bytes)
+
+
+def test_png_text_chunks_are_bounded(client_factory):
+    """Decompressed PNG text is bounded per image (Pillow would hold up to 64 MB of it): an upload that carries
+    more is refused as unreadable, one within the bound is classified."""
+    from PIL import PngImagePlugin
+
+    client = client_factory()
+    assert PngImagePlugin.MAX_TEXT_MEMORY <= 4 * 2**20
+    small = client.post("/predict", files={"file": ("ok.png", _ztxt_png(chunks=2, size=2**19), "image/png")})
+    assert small.status_code == 200, small.text
+    bomb = _ztxt_png(chunks=60)
+    assert len(bomb) < 200_000  # 60 MB of text in a small file
+    answer = client.post("/predict", files={"file": ("bomb.png", bomb, "image/png")})
+    assert answer.status_code == 400 and "text chunks" in answer.json()["detail"]
+
+
+def test_uploads_held_at_once_are_bounded_across_requests(run):
+    """With --max-total-upload-mb 2, two requests of 1.5 MB at once cannot both be held: one is answered 503 with
+    Retry-After, and once it is done the budget is free again."""
+    import asyncio
+
+    import httpx
+
+    from transferlab.serve.app import ServeConfig, create_app
+
+    body = _png() + b"\0" * (1536 * 1024)  # a PNG padded to 1.5 MB: the padding is read, then ignored by Pillow
+    app = create_app(run[0], ServeConfig(max_total_upload_mb=2, max_upload_mb=4))
+
+    async def both() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with app.router.lifespan_context(app):
+                answers = await asyncio.gather(*[client.post("/predict", content=body,
+                                                             headers={"Content-Type": "image/png"})
+                                                 for _ in range(2)])
+                again = await client.post("/predict", content=body, headers={"Content-Type": "image/png"})
+        return sorted(a.status_code for a in answers) + [again.status_code], answers
+
+    codes, answers = asyncio.run(both())
+    assert codes == [200, 503, 200], codes
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["retry-after"] and "--max-total-upload-mb" in busy.json()["detail"]
+
+
+def test_connections_that_send_nothing_do_not_count_against_requests(run, monkeypatch):
+    """--max-connections counts requests in progress: 40 sockets that sent nothing leave a server capped at 8
+    requests answering a real one (uvicorn's own cap counted them, and answered 503)."""
+    import httpx
+
+    from transferlab.serve.app import ServeConfig, create_app
+    from transferlab.serve.connections import CLIENT_TIMEOUT_ENV, uvicorn_limits
+
+    config = ServeConfig(max_connections=8, client_timeout=5)
+    limits = uvicorn_limits(client_timeout=5, max_connections=8)
+    monkeypatch.setenv(CLIENT_TIMEOUT_ENV, "5")
+    with _running(create_app(run[0], config), **limits) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        try:
+            answer = httpx.post(f"http://127.0.0.1:{port}/predict", content=_png(),
+                                headers={"Content-Type": "image/png"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_the_access_log_never_shows_a_query_string(run):
+    """A key sent as ?api_key= (refused) must not reach the log, nor any other query string."""
+    import logging
+
+    from transferlab.serve.app import NoQueryString
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", "/predict?api_key=secret123&x=1", "1.1", 401), None)
+    assert NoQueryString().filter(record)
+    assert "secret123" not in record.getMessage() and "/predict?" in record.getMessage()
+
+
+def test_docs_page_loads_nothing_from_elsewhere(client_factory):
+    page = client_factory().get("/docs")
+    assert page.status_code == 200 and "/predict" in page.text
+    assert "http://" not in page.text.replace("http://HOST", "") and "https://" not in page.text
+    assert "<script" not in page.text
+
+
+def test_serve_refuses_a_busy_port_with_the_fix(run):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        result = runner.invoke(app, ["serve", str(run[0]), "--port", str(port)])
+    finally:
+        listener.close()
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Cannot serve on 127.0.0.1:{port}" in result.output and f"--port {port + 1}" in result.output

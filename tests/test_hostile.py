@@ -119,7 +119,7 @@ def test_a_shared_bundle_cannot_make_predict_load_another_file(tmp_path, tiny_ru
     assert result.exit_code == 2 and "refusing 'checkpoint_path'" in result.output
 
 
-@pytest.mark.parametrize(("setting", "message"), [({"lr": float("inf")}, "'lr' parameter must be a finite"),
+@pytest.mark.parametrize(("setting", "message"), [({"lr": float("inf")}, "'lr' setting must be a finite"),
                                                   ({"weight_decay": -1.0}, "'weight_decay' setting must be at le"),
                                                   ({"warmup_epochs": -2}, "'warmup_epochs' setting must be at le"),
                                                   ({"model_kwargs": {"evil": 1}}, "refusing 'evil'")])
@@ -358,7 +358,7 @@ def test_a_damaged_or_mismatched_bundle_is_named_not_a_traceback(tmp_path, tiny_
     (["train", "{data}", "--accelerator", "gpu", *FAST], "PyTorch sees none"),
     (["evaluate", "{run}", "{data}/test", "--top-k", "0"], "--top-k"),
     (["predict", "{run}", "{data}/test", "--top-k", "0"], "--top-k"),
-    (["serve", "{run}", "--port", "99999"], "--port"),
+    (["serve", "{run}", "--port", "99999"], "'port' setting of serve must be at most 65535"),
 ])
 def test_bad_options_get_a_message_and_exit_2(tmp_path, tiny_run, args, message):
     import torch

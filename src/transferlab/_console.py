@@ -5,7 +5,20 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["progress_bar", "in_notebook", "EpochTable"]
+__all__ = ["progress_bar", "in_notebook", "EpochTable", "terminal_safe"]
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def terminal_safe(text: object) -> str:
+    """`text` with control characters written out (`\\x1b`), so that a file or class name holding escape codes
+    cannot move the cursor, recolour or retitle the user's terminal; newlines and tabs stay.
+
+    Example:
+        >>> terminal_safe("cat\\x1b[2Jdog")
+        'cat\\\\x1b[2Jdog'
+    """
+    return str(text).translate(_CONTROL)
 
 
 def progress_bar(quiet: bool) -> Progress:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 __all__ = ["TransferlabError", "SettingError", "DataError", "ArchiveError", "MissingFileError", "RunFolderError",
            "WeightsUnavailableError", "DownloadError", "ParityError", "TrainingDiverged", "check_choice",
-           "did_you_mean"]
+           "did_you_mean", "describe_os_error"]
 
 
 class TransferlabError(Exception):
@@ -65,6 +65,39 @@ class TrainingDiverged(TransferlabError, RuntimeError):
     run failed, although the settings were valid."""
 
     exit_code = 1
+
+
+def describe_os_error(error: OSError) -> str:
+    """What the machine refused, in words that say what to do: a full disk, a read-only file system, no permission,
+    a path too long; the file is named.
+
+    Example:
+        >>> import errno
+        >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "runs/cd/best.ckpt"))
+        "The disk is full: writing 'runs/cd/best.ckpt' failed. Free some space (or choose another --out on another \
+disk) and run the command again; a training run continues with --resume."
+    """
+    import errno
+
+    name = str(error.filename) if error.filename is not None else ""
+    shown = f"'{name[:100]}...'" if len(name) > 100 else f"'{name}'" if name else "a file"
+    code = error.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return (f"The disk is full: writing {shown} failed. Free some space (or choose another --out on another "
+                "disk) and run the command again; a training run continues with --resume.")
+    if code == errno.EROFS:
+        return f"{shown} is on a read-only file system. Choose a folder you can write to (e.g. --out ~/runs/mine)."
+    if code in (errno.EACCES, errno.EPERM):
+        return f"No permission to use {shown}. Choose a file or folder you own, or change its permissions."
+    if code == errno.ENAMETOOLONG:
+        return f"The path {shown} is longer than the file system allows. Use a shorter name."
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return f"{shown} does not exist (or a folder in its path is a file). Check the path."
+    if code == errno.EISDIR:
+        return f"{shown} is a folder where a file is expected."
+    if code in (errno.EMFILE, errno.ENFILE):
+        return "Too many files are open on this machine; close other programs or raise the limit (ulimit -n)."
+    return f"The machine refused to use {shown}: {error.strerror or error}."
 
 
 def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:

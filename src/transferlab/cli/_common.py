@@ -14,8 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..errors import TransferlabError
+from .._console import terminal_safe
+from ..errors import TransferlabError, describe_os_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,13 +36,17 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TransferlabError as e:
-            err_console.print(f"[bold red]Error:[/] {e}", markup=True, highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(terminal_safe(e))}", markup=True, highlight=False)
             raise typer.Exit(code=getattr(e, "exit_code", 2)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
             err_console.print("Interrupted.", highlight=False)
             raise typer.Exit(code=130) from None
+        except OSError as e:  # the machine's state (full disk, read-only, permissions, a path too long): no bug
+            err_console.print(f"[bold red]Error:[/] {escape(terminal_safe(describe_os_error(e)))}", markup=True,
+                              highlight=False)
+            raise typer.Exit(code=2) from None
         except Exception:  # noqa: BLE001 - a bug: show it whole, ask for a report
             traceback.print_exc()
             err_console.print(f"[bold red]Internal error[/] in `transferlab {func.__name__}`: this is a bug in "
@@ -86,10 +92,11 @@ def print_predictions(results: list[dict[str, Any]], title: str, wnid: bool = Fa
     base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files]) if len(files) > 1 else None
 
     def name(path: str) -> str:
-        return os.path.relpath(os.path.abspath(path), base) if base and "://" not in path else path
+        return terminal_safe(os.path.relpath(os.path.abspath(path), base) if base and "://" not in path else path)
 
     def label(t: dict[str, Any]) -> str:
-        return (f"{t['wnid']} " if wnid and t.get("wnid") else "") + f"{t['label']} ({t['probability']:.3f})"
+        return terminal_safe((f"{t['wnid']} " if wnid and t.get("wnid") else "")
+                             + f"{t['label']} ({t['probability']:.3f})")
 
     if base:
         console.print(f"{title} - images in {base}", highlight=False, markup=False)
@@ -100,14 +107,14 @@ def print_predictions(results: list[dict[str, Any]], title: str, wnid: bool = Fa
         table.add_column("image", overflow="fold")
         table.add_column("top labels (probability)")
         for r in results:
-            table.add_row(escape(name(r["path"])), f"[red]{escape(r['error'])}" if "error" in r
+            table.add_row(escape(name(r["path"])), f"[red]{escape(terminal_safe(r['error']))}" if "error" in r
                           else escape(", ".join(label(t) for t in r["top"])))
         console.print(table)
         return
     for r in results:
         console.print(name(r["path"]), style="bold", highlight=False, markup=False, soft_wrap=True)
         if "error" in r:
-            console.print(f"  {r['error']}", style="red", highlight=False, markup=False)
+            console.print(f"  {terminal_safe(r['error'])}", style="red", highlight=False, markup=False)
         for i, t in enumerate(r.get("top", []), start=1):  # rich wraps these between words
             console.print(f"  {i}. {label(t)}", highlight=False, markup=False)
 

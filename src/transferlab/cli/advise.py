@@ -16,7 +16,8 @@ def advise(
     data: Annotated[str, typer.Argument(help="Data folder (as for `train`).")],
     model: Annotated[str, typer.Option(help="Model to advise for.")] = "efficientnet_lite0",
     weights: Annotated[str | None, typer.Option(help="imagenet (default), none, or a weights file.")] = None,
-    max_images: Annotated[int, typer.Option(help="Most training images measured.")] = 2000,
+    max_images: Annotated[int, typer.Option(help="Most training images measured.", min=10,
+                                              max=1_000_000)] = 2000,
     no_lr_test: Annotated[bool, typer.Option("--no-lr-test", help="Skip the learning-rate range test.")] = False,
     budget: Annotated[str | None, typer.Option(help="Training time you have, e.g. 90s, 10m, 1h (the training "
                                                     "loops, as train --max-minutes): every strategy is probed on a "

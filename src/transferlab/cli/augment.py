@@ -21,9 +21,10 @@ def _augment(
     samples: Annotated[bool, typer.Option("--samples", help="A grid of training images with their labels "
                                                             "(the course's training-data preview).")] = False,
     model: Annotated[str, typer.Option(help="Model whose preprocessing to use.")] = "efficientnet_lite0",
-    image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].")] = None,
-    count: Annotated[int, typer.Option(help="Images in the grid.")] = 9,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].", min=8,
+                                                  max=4096)] = None,
+    count: Annotated[int, typer.Option(help="Images in the grid.", min=1, max=100)] = 9,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=2**32 - 1)] = 0,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("augment.png"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Write the picture, print nothing.")] = False,
     **keras: Any,

@@ -20,9 +20,10 @@ def benchmark(
     models: Annotated[str, typer.Option(help="Comma-separated catalog names, Keras spellings or timm names.")] =
     DEFAULT_MODELS,
     device: Annotated[str, typer.Option(help="'cpu', 'cuda' or 'auto' (the GPU when there is one).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Batch for the throughput column.")] = 32,
-    repeats: Annotated[int, typer.Option(help="Timed batch-1 runs per model (after warm-up).")] = 20,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (default: PyTorch's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch for the throughput column.", min=1, max=1024)] = 32,
+    repeats: Annotated[int, typer.Option(help="Timed batch-1 runs per model (after warm-up).", min=1,
+                                           max=10_000)] = 20,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: PyTorch's).", min=1, max=1024)] = None,
     engine: Annotated[str, typer.Option(help="'fp32' (eager float32) or 'auto' (fastest correct path).")] = "fp32",
     out: Annotated[Path, typer.Option(help="Folder for benchmark.csv/.md/.json/.png.")] = Path("benchmark"),
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

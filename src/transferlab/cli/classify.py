@@ -16,8 +16,10 @@ from ._common import err_console, print_json, print_predictions, user_errors
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     model: Annotated[str, typer.Option(help="Catalog name, Keras spelling or timm name.")] = "efficientnet_lite0",
-    top_k: Annotated[int, typer.Option(help="Labels per image (Keras' decode_predictions top).", min=1)] = 3,
-    top: Annotated[int | None, typer.Option("--top", hidden=True, help="Old spelling of --top-k.")] = None,
+    top_k: Annotated[int, typer.Option(help="Labels per image (Keras' decode_predictions top).", min=1,
+                                         max=1000)] = 3,
+    top: Annotated[int | None, typer.Option("--top", hidden=True, help="Old spelling of --top-k.", min=1,
+                                             max=1000)] = None,
     weights: Annotated[str | None, typer.Option(help="'imagenet' (default) or a weights file.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,
     engine: Annotated[str, typer.Option(help="'auto' (fastest correct path) or 'fp32' (eager float32).")] = "auto",

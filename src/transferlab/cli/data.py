@@ -79,7 +79,7 @@ def info(
 def shard(
     data: Annotated[str, typer.Argument(help="Data folder (or CSV index) to pack.")],
     out: Annotated[Path, typer.Option(help="Folder for the tar shards and classes.json.")] = Path("shards"),
-    shard_size: Annotated[int, typer.Option(help="Images per shard.")] = 1000,
+    shard_size: Annotated[int, typer.Option(help="Images per shard.", min=1, max=10_000_000)] = 1000,
     split: Annotated[str, typer.Option(help="'train' or 'validation'.")] = "train",
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:

@@ -28,8 +28,9 @@ def default_data_home() -> Path:
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder (a free name is picked if it exists).")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 4,
-    image_size: Annotated[int, typer.Option(help="Input size (the digits are 8x8 pixels).")] = 64,
+    epochs: Annotated[int, typer.Option(help="Epochs.", min=1, max=1000)] = 4,
+    image_size: Annotated[int, typer.Option(help="Input size (the digits are 8x8 pixels).", min=8,
+                                              max=1024)] = 64,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the result line.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the final metrics as JSON.")] = False,
 ) -> None:

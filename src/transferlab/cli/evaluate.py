@@ -21,11 +21,11 @@ def evaluate(
     tta: Annotated[str, typer.Option(help="Test-time augmentation, reported separately: 'none', 'flip' (the "
                                           "mirror image too) or 'ten-crop' (centre and corner crops, each "
                                           "mirrored: 10 passes).")] = "none",
-    top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.", min=1)] = 5,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    top_k: Annotated[int, typer.Option(help="k of the top-k accuracy.", min=1, max=1000)] = 5,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.", min=1, max=4096)] = 64,
     num_workers: Annotated[int | None, typer.Option(
         help="Loading processes (default: from the CPU count; 0: none). On a CPU they run the model too.",
-        min=0)] = None,
+        min=0, max=256)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:

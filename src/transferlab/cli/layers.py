@@ -18,8 +18,8 @@ def layers(
                                                       "unfreeze-from=keras:143 (Keras' layer index) or "
                                                       "unfreeze-from=127.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input size for the output shapes [default: the "
-                                                        "model's own].")] = None,
-    num_classes: Annotated[int, typer.Option(help="Classes of the new head.")] = 2,
+                                                        "model's own].", min=8, max=4096)] = None,
+    num_classes: Annotated[int, typer.Option(help="Classes of the new head.", min=1, max=100_000)] = 2,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the layers of MODEL's base: index, name, type, output shape, parameters, trainable.

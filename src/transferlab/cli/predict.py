@@ -18,7 +18,7 @@ from ._common import err_console, print_json, print_predictions, user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="Run folder (or bundle folder / model.safetensors).")],
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
-    top_k: Annotated[int, typer.Option(help="Labels per image.", min=1)] = 3,
+    top_k: Annotated[int, typer.Option(help="Labels per image.", min=1, max=1000)] = 3,
     out: Annotated[Path | None, typer.Option(help="Also write the predictions to this CSV file.")] = None,
     output: Annotated[Path | None, typer.Option("--output", hidden=True, help="Old spelling of --out.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Draw the images with their top-1 label into this PNG.")] = None,

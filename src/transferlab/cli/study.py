@@ -22,13 +22,15 @@ def regularization(
     data: Annotated[str, typer.Argument(help="Data folder (class folders, or train/ + validation/).")],
     out: Annotated[Path, typer.Option(help="Study folder: one run per variant, study.md, compare.png.")] =
     Path("study"),
-    epochs: Annotated[int, typer.Option(help="Epochs per variant (the same budget for all).")] = 10,
-    subset: Annotated[int | None, typer.Option(help="At most this many training images per class.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input size (course: 150).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Epochs per variant (the same budget for all).", min=1,
+                                          max=10_000)] = 10,
+    subset: Annotated[int | None, typer.Option(help="At most this many training images per class.", min=1)
+                      ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size (course: 150).", min=8, max=4096)] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1, max=4096)] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate (course: 1e-4).")] = 1e-4,
     variants: Annotated[str | None, typer.Option(help="Comma-separated subset of the variants.")] = None,
-    num_workers: Annotated[int | None, typer.Option(help="DataLoader workers.")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="DataLoader workers.", min=0, max=256)] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Train the course CNN as baseline, with dropout 20/30/50%, L2 weights, augmentation, dropout +

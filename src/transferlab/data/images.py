@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 try:  # inside the package
     from ..errors import DataError
@@ -54,6 +54,10 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         arr = (arr - lo) / (hi - lo or 1.0) * 255.0
     return Image.fromarray(arr.round().astype(np.uint8), mode="L")
 
+
+# PNG text chunks (tEXt/zTXt/iTXt) are never used here, but Pillow decompresses and keeps them: bound what one image
+# may carry (Pillow's own limit is 64 MB), so that a tiny file cannot make a decode hold tens of megabytes
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 2**20
 
 try:  # libjpeg-turbo without Pillow's overhead: ~30% faster JPEG decoding at reduced scale (docs/benchmarks.md)
     import simplejpeg
@@ -148,6 +152,11 @@ def pillow_rgb(data: bytes, background: tuple[int, int, int] = (255, 255, 255),
         raise UnidentifiedImageError("not an image Pillow can identify (an unknown format, or a damaged or "
                                      f"truncated file of {len(data):,} bytes)") from None
     with opened as img:
+        width, height = img.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and width * height > limit:  # the same rule as the data scan (`check_image`), for every command
+            raise Image.DecompressionBombError(f"too large to decode safely: {width}x{height} = {width * height:,} "
+                                               f"pixels, over the limit of {limit:,}")
         if min_size and img.format == "JPEG":
             img.draft("RGB", (min_size, min_size))
         if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright

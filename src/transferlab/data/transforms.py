@@ -13,7 +13,8 @@ from timm.data import resolve_data_config
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
-from .augment import AugmentConfig, BatchAugment, pil_transforms, resolve_augment
+from .augment import AugmentConfig, resolve_augment
+from .augment_ops import BatchAugment, pil_transforms
 from .geometry import CROP_MODES, INTERPOLATIONS, Preprocessing
 from .images import decode_plain_jpeg, is_virtual, load_rgb, pillow_rgb, read_bytes
 

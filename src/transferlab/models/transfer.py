@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._settings import check_settings
 from ..errors import SettingError
 from ._registry import create_model
 
@@ -39,15 +40,12 @@ class HeadConfig:
         Sequential(...)  # doctest: +SKIP
     """
 
-    hidden: tuple[int, ...] = ()
-    dropout: float = 0.0
+    hidden: tuple[int, ...] = field(default=(), metadata={"ge": 1, "le": 65536, "example": "[256]"})
+    dropout: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": "0.5"})
     batch_norm: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.dropout < 1.0:
-            raise SettingError(f"The head dropout rate must be in [0, 1), e.g. 0.5; got {self.dropout}.")
-        if any(int(h) < 1 for h in self.hidden):
-            raise SettingError(f"Hidden layer sizes must be positive integers; got {list(self.hidden)}.")
+        check_settings(self, "the head")
 
     def build(self, in_features: int, outputs: int) -> nn.Sequential:
         layers: list[nn.Module] = []

@@ -36,7 +36,7 @@ from ..inference.portable import top_k as top_labels
 from ..runs.folder import RunFolder
 from .batcher import MicroBatcher
 from .config import API_KEY_ENV, ServeConfig
-from .limits import BodyLimit, body_limit_bytes
+from .limits import BodyLimit, RequestCap, UploadBudget, body_limit_bytes
 from .page import PAGE
 from .uploads import decode_upload
 
@@ -107,9 +107,12 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
         await batcher.stop()
 
     app = FastAPI(title="transferlab", version=info["transferlab_version"], lifespan=lifespan,
-                  description=f"Image classifier: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}")
+                  description=f"Image classifier: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}",
+                  docs_url=None, redoc_url=None)  # FastAPI's pages load Swagger UI from a CDN: ours loads nothing
     app.state.batcher = batcher
-    app.add_middleware(BodyLimit, limit=body_limit_bytes(config.max_upload_mb, config.max_files))
+    app.add_middleware(BodyLimit, limit=body_limit_bytes(config.max_upload_mb, config.max_files),
+                       budget=UploadBudget(int(config.max_total_upload_mb * 2**20)))
+    app.add_middleware(RequestCap, limit=config.max_connections)  # outermost: a refused request reads nothing
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable) -> Any:
@@ -166,6 +169,10 @@ def create_app(source: str | os.PathLike[str], config: ServeConfig = ServeConfig
         rows = iter(probs)
         return [a if "error" in a else {**a, "top": top_labels(next(rows), labels, k)} for a in answers]
 
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> str:
+        return api_page(app.openapi())
+
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
         return PAGE.replace("__TITLE__", html.escape(f"transferlab — {info['source']}")).replace(
@@ -208,3 +215,85 @@ def app_from_env() -> Any:
 
     return create_app(os.environ["TRANSFERLAB_SERVE_MODEL"],
                       ServeConfig(**json.loads(os.environ.get("TRANSFERLAB_SERVE_CONFIG", "{}"))))
+
+
+def api_page(schema: dict[str, Any]) -> str:
+    """/docs: the API's endpoints from its OpenAPI schema, as one self-contained page (nothing loads from elsewhere;
+    /openapi.json has the whole schema)."""
+    rows = []
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            text = operation.get("description") or operation.get("summary") or ""
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(text)}</td></tr>")
+    info = schema.get("info", {})
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+            "content='width=device-width,initial-scale=1'><title>transferlab API</title><link rel='icon' "
+            "href='data:,'><style>body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 "
+            "1em}td{vertical-align:top;padding:.3em .6em;border-bottom:1px solid #ddd}</style></head><body>"
+            f"<h1>{html.escape(str(info.get('title', 'API')))} {html.escape(str(info.get('version', '')))}</h1>"
+            f"<p>{html.escape(str(info.get('description', '')))}</p><table>{''.join(rows)}</table>"
+            "<p>The whole schema: <a href='openapi.json'>openapi.json</a>. Example: <code>curl -F file=@cat.jpg "
+            "http://HOST/predict</code></p></body></html>")
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuses, before anything is loaded, a port another program listens on (uvicorn would log a traceback and
+    exit 3)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise SettingError(f"Cannot serve on {host}:{port}: {e.strerror or e}. Another program (or another "
+                               f"`transferlab serve`) uses it: stop it, or pass another --port, e.g. --port "
+                               f"{port + 1 if port < 65535 else 8000}.") from None
+
+
+def run_server(source: str | os.PathLike[str], config: ServeConfig, quiet: bool = False) -> None:
+    """`transferlab serve`: checks the address (an API key off loopback, a free port), then runs uvicorn with the
+    connection limits (`serve.connections`) and an access log that never shows query strings."""
+    import json
+
+    import uvicorn
+
+    from .connections import uvicorn_limits
+
+    check_bind(config.host, config.api_key)
+    check_port(config.host, config.port)
+    limits = uvicorn_limits(client_timeout=config.client_timeout, max_connections=config.max_connections)
+    level = "warning" if quiet else "info"
+    common = dict(host=config.host, port=config.port, log_level=level, access_log=not quiet,
+                  log_config=_log_config(), **limits)
+    if config.workers > 1:  # uvicorn's worker processes import the app by factory
+        os.environ["TRANSFERLAB_SERVE_MODEL"] = str(source)
+        os.environ["TRANSFERLAB_SERVE_CONFIG"] = json.dumps(config.__dict__)
+        uvicorn.run("transferlab.serve.app:app_from_env", factory=True, workers=config.workers, **common)
+    else:
+        uvicorn.run(create_app(source, config), **common)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the access log's request line cut at the query string (`?api_key=...` and other
+    secrets sent in a URL stay out of the log)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"no_query": {"()": "transferlab.serve.app.NoQueryString"}}
+    config["handlers"]["access"]["filters"] = ["no_query"]
+    return config
+
+
+class NoQueryString:
+    """A logging filter for uvicorn's access log: the path without its query string."""
+
+    def filter(self, record: Any) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True

@@ -1,8 +1,10 @@
 """Connection limits for `transferlab serve`: a client that does not finish sending its request (headers and
 body) within `client_timeout` seconds is disconnected, so half-sent headers, stalled bodies and idle sockets cannot
-pile up; idle keep-alive connections close after `keep_alive` seconds; more than `max_connections` open at once are
-answered 503 (uvicorn's `limit_concurrency`). Requests whose upload is complete are never cut by this: a slow
-model answers 504 after `--timeout-s`.
+pile up; idle keep-alive connections close after `keep_alive` seconds. The requests in progress are capped by the
+app (`serve.limits.RequestCap`, `--max-connections`): connections that have sent nothing do not count, so they can
+never crowd real requests out; uvicorn's own connection cap stays far above it, as a backstop for the process's
+file descriptors. Requests whose upload is complete are never cut by this: a slow model answers 504 after
+`--timeout-s`.
 
 Example:
     >>> uvicorn.run(app, **uvicorn_limits(client_timeout=20))  # doctest: +SKIP
@@ -59,4 +61,4 @@ def uvicorn_limits(client_timeout: float = 20.0, keep_alive: float = 5.0,
     through the environment, so `--workers` processes get it too)."""
     os.environ[CLIENT_TIMEOUT_ENV] = str(float(client_timeout))
     return {"http": "transferlab.serve.connections:GuardedH11Protocol", "timeout_keep_alive": keep_alive,
-            "limit_concurrency": max_connections}
+            "limit_concurrency": 8 * max_connections}

@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import Logger
 
 from ..errors import SettingError
 from ..runs.folder import RunFolder
-from .config import TrainConfig, read_run_config
+from .config import KERAS_NAMES, TrainConfig, read_run_config
 from .fit import fit
 from .result import TrainResult
 
@@ -62,7 +62,10 @@ def train(data: str | os.PathLike[str], model: str | None = None, strategy: str 
         given_here["out"] = str(out)
     if names:
         given_here["logger"] = names
-    settings = {**base, **given_here, **settings, "data": str(data)}
+    keyword = {KERAS_NAMES.get(k, k): v for k, v in settings.items()}  # Keras' learning_rate= is lr=
+    if len(keyword) < len(settings):
+        raise SettingError(f"A setting is given twice, under its name and its Keras name: {sorted(settings)}.")
+    settings = {**base, **given_here, **keyword, "data": str(data)}
     return fit(TrainConfig.from_dict(settings), overwrite=overwrite, quiet=quiet, callbacks=callbacks,
                logger=objects or None)
 

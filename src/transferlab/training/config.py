@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import MissingFileError, SettingError, check_choice, did_you_mean
+from .._settings import check_settings, settings_from
+from ..errors import MissingFileError, SettingError
 from ..runs.history import MONITORS
 
 __all__ = ["TrainConfig", "MONITORS", "OPTIMIZERS", "PRECISIONS", "read_run_config"]
@@ -23,94 +21,21 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
 CLASS_WEIGHTS = ("none", "balanced")
 MIX_ON = ("images", "cached")
+LOGGERS = ("csv", "tensorboard", "mlflow")  # the experiment trackers `training.loggers` makes
+# Keras' (and the course's) spellings of settings that transferlab names otherwise, accepted as the same setting
+# in the API, YAML and on the command line (`--learning-rate`): `Adam(learning_rate=1e-4)`,
+# `ReduceLROnPlateau(factor=0.2)`, `validation_split=0.2`
+KERAS_NAMES = {"learning_rate": "lr", "validation_split": "val_split", "factor": "plateau_factor"}
+
+
+def max_workers() -> int:
+    """The most data-loading processes allowed: 4 per CPU (more only fill the memory: each is a copy of the
+    process)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
-
-
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list",
-               dict: "a mapping"}
-
-
-def _options(hint: Any) -> list[Any]:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return list(typing.get_args(hint))
-    return [hint]
-
-
-def _convert(value: Any, kind: Any) -> Any:
-    """`value` as `kind`, where unambiguous ('8' -> 8, '1e-4' -> 1e-4, 2.0 -> 2, 'yes' -> True, 256 -> [256]);
-    raises ValueError otherwise (1.7 is no whole number, True is no number)."""
-    origin = typing.get_origin(kind) or kind
-    if origin is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValueError
-    if isinstance(value, bool):
-        raise ValueError  # true/false is neither a number nor a name
-    if origin is int:
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
-        raise ValueError
-    if origin is float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            return float(value.strip())  # ValueError for words
-        raise ValueError
-    if origin is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)):
-            return str(value)  # unfreeze_from: 143
-        raise ValueError
-    if origin is list:
-        (item,) = typing.get_args(kind) or (Any,)
-        items = value if isinstance(value, (list, tuple)) else (
-            [v for v in value.split(",") if v.strip()] if isinstance(value, str) else [value])
-        return items if item is Any else [_convert(v, item) for v in items]
-    if origin is dict:
-        if isinstance(value, dict):
-            return value
-        raise ValueError
-    return value
-
-
-def _check_field(name: str, value: Any, hint: Any, meta: Any) -> Any:
-    """One setting checked against its type hint and its field's metadata (ge, gt, le, lt, example); numeric
-    strings are converted where unambiguous. The error names the setting and shows a right value."""
-    example = meta.get("example") or ("10" if name == "epochs" else "...")
-    options = _options(hint)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise SettingError(f"The {name!r} setting cannot be empty (null); give a value, e.g. `{name}: {example}`.")
-    kinds = [o for o in options if o is not type(None)]
-    numeric = [k for k in kinds if k in (int, float)]
-    if isinstance(value, str) and numeric:  # '1e-4' is a number to the user, not a word
-        kinds = numeric + [k for k in kinds if k not in numeric]
-    for kind in kinds:
-        try:
-            value = _convert(value, kind)
-            break
-        except (ValueError, TypeError):
-            continue
-    else:
-        words = " or ".join(_KIND_WORDS.get(typing.get_origin(k) or k, str(k)) for k in kinds)
-        raise SettingError(f"The {name!r} setting must be {words}, e.g. `{name}: {example}`; got {value!r}.")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        for key, test, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "more than"),
-                                 ("le", lambda v, b: v <= b, "at most"), ("lt", lambda v, b: v < b, "less than")):
-            if key in meta and not test(value, meta[key]):
-                raise SettingError(f"The {name!r} setting must be {words} {meta[key]}, e.g. `{name}: {example}`; "
-                                   f"got {value}.")
-    return value
 
 
 @dataclass
@@ -136,7 +61,15 @@ class TrainConfig:
             `transferlab advise` (a learning-rate range test) and uses its rate.
         optimizer: 'adam', 'adamw', 'sgd' (momentum 0.9) or 'rmsprop'.
         weight_decay: Weight decay (L2) of the optimizer.
-        lr_schedule: Learning-rate decay: 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'plateau'.
+        lr_schedule: Learning-rate decay (the course's "learning decay"): 'constant', 'step' (times decay_rate every
+            decay_steps epochs), 'exponential' (times decay_rate every decay_steps epochs, smoothly: Keras'
+            ExponentialDecay), 'cosine', 'onecycle' or 'plateau' (times plateau_factor after plateau_patience
+            epochs without improvement: Keras' ReduceLROnPlateau).
+        decay_rate: The factor of 'step' and 'exponential'; default 0.1 for step, 0.9 for exponential.
+        decay_steps: Epochs between decays of 'step' and 'exponential'; default a third of the epochs for step, 1
+            for exponential (Keras counts optimizer steps; transferlab counts epochs).
+        plateau_factor: 'plateau': the rate is multiplied by this (Keras' `factor`).
+        plateau_patience: 'plateau': epochs without improvement of `monitor` before the rate drops.
         warmup_epochs: Epochs of linear learning-rate warmup.
         head_hidden: Hidden Dense(relu) layers of the new head, e.g. [256].
         head_dropout: Dropout rate in the head.
@@ -204,10 +137,14 @@ class TrainConfig:
     layer_decay: float | None = field(default=None, metadata={"gt": 0, "le": 1, "example": '0.75'})
     epochs: int = field(default=10, metadata={"ge": 1, "example": '10'})
     batch_size: int = field(default=32, metadata={"ge": 1, "example": '32'})
-    lr: float | str | None = None
-    optimizer: str = "adam"
+    lr: float | str | None = field(default=None, metadata={"gt": 0, "example": "1e-3"})
+    optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})
     weight_decay: float = field(default=0.0, metadata={"ge": 0, "example": '1e-4'})
-    lr_schedule: str = "constant"
+    lr_schedule: str = field(default="constant", metadata={"choices": LR_SCHEDULES})
+    decay_rate: float | None = field(default=None, metadata={"gt": 0, "lt": 1, "example": "0.9"})
+    decay_steps: int | None = field(default=None, metadata={"ge": 1, "example": "3"})
+    plateau_factor: float = field(default=0.2, metadata={"gt": 0, "lt": 1, "example": "0.2"})
+    plateau_patience: int = field(default=2, metadata={"ge": 0, "example": "2"})
     warmup_epochs: int = field(default=0, metadata={"ge": 0, "example": '2'})
     head_hidden: list[int] = field(default_factory=list)
     head_dropout: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": '0.5'})
@@ -215,21 +152,21 @@ class TrainConfig:
     label_smoothing: float = field(default=0.0, metadata={"ge": 0, "lt": 1, "example": '0.1'})
     mixup: float = field(default=0.0, metadata={"ge": 0, "example": '0.2'})
     cutmix: float = field(default=0.0, metadata={"ge": 0, "example": '1.0'})
-    mix_on: str = "images"
-    class_weight: str = "none"
+    mix_on: str = field(default="images", metadata={"choices": MIX_ON})
+    class_weight: str = field(default="none", metadata={"choices": CLASS_WEIGHTS})
     image_size: int | None = field(default=None, metadata={"ge": 8, "example": '224'})
     augment: str | dict[str, Any] = "none"
     val_split: float = field(default=0.2, metadata={"gt": 0, "lt": 1, "example": '0.2'})
-    seed: int = field(default=42, metadata={"example": '42'})
-    monitor: str = "val_accuracy"
+    seed: int = field(default=42, metadata={"ge": 0, "lt": 2**32, "example": '42'})
+    monitor: str = field(default="val_accuracy", metadata={"choices": tuple(MONITORS)})
     patience: int = field(default=5, metadata={"ge": 0, "example": '5'})
-    num_workers: int | None = field(default=None, metadata={"ge": 0, "example": '2'})
+    num_workers: int | None = field(default=None, metadata={"ge": 0, "le": max_workers, "example": '2'})
     feature_cache: bool = True
     feature_cache_copies: int = field(default=0, metadata={"ge": 0, "example": '3'})
     decoded_cache: bool = True
     cache_limit_gb: float = field(default=8.0, metadata={"gt": 0, "example": "8"})
     channels_last: bool = True
-    precision: str = "auto"
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
     compile: bool = False
     stream: bool = False
     accelerator: str = "auto"
@@ -239,7 +176,7 @@ class TrainConfig:
     subset: int | None = field(default=None, metadata={"ge": 1, "example": '1000'})
     advice: dict[str, Any] | None = None
     max_minutes: float | None = field(default=None, metadata={"gt": 0, "example": '30'})
-    logger: list[str] = field(default_factory=list)
+    logger: list[str] = field(default_factory=list, metadata={"choices": LOGGERS})
 
     def validate(self) -> TrainConfig:
         """Checks every setting against its type and its field's range (converting numeric strings where
@@ -248,33 +185,16 @@ class TrainConfig:
         from ..data.augment import resolve_augment
         from .strategies import parse_strategy
 
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            setattr(self, f.name, _check_field(f.name, getattr(self, f.name), hints[f.name], f.metadata))
-
-        check_choice("monitor", self.monitor, MONITORS, where="train")
-        check_choice("optimizer", self.optimizer, OPTIMIZERS, where="train")
-        check_choice("precision", self.precision, PRECISIONS, where="train")
+        check_settings(self, "")  # every field: its type and its metadata (ranges, choices, finite numbers)
         resolve_augment(self.augment)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES, where="train")
-        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS, where="train")
-        check_choice("mix_on", self.mix_on, MIX_ON, where="train")
-        from .loggers import LOGGERS
-
-        for name in self.logger:  # a single name was made a list by the field check
-            check_choice("logger", name, LOGGERS, where="train")
         if self.strategy is not None and self.strategy != "auto":
             parse_strategy(self.strategy)
         if self.lr_schedule == "plateau" and self.warmup_epochs:
             raise SettingError("warmup_epochs cannot be combined with lr_schedule='plateau'; use 'cosine' or 'step'.")
-        from ..models._registry import check_model_kwargs
+        if self.model_kwargs:  # (the check needs the model registry, which loads torch)
+            from ..models._registry import check_model_kwargs
 
-        self.model_kwargs = check_model_kwargs(self.model_kwargs or {}, "the training settings")
-        for name in ("lr", "weight_decay", "label_smoothing", "mixup", "cutmix", "finetune_lr_factor",
-                     "backbone_lr_mult", "layer_decay", "max_minutes", "head_dropout", "val_split"):
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SettingError(f"The {name!r} parameter must be a finite number; got {value}.")
+            self.model_kwargs = check_model_kwargs(self.model_kwargs, "the training settings")
         if self.lr == "auto":
             pass
         elif isinstance(self.lr, str):
@@ -290,13 +210,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Builds a config from a mapping; unknown keys are an error that suggests the right name."""
-        names = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in names:
-                raise SettingError(f"Unknown training setting {key!r}." + did_you_mean(key, names)
-                                 + f" Known settings: {', '.join(names)}.")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Builds a config from a mapping; unknown keys are an error that suggests the right name (and translates
+        Keras' spellings: `KERAS_NAMES`)."""
+        return settings_from(cls, dict(data), "training", KERAS_NAMES)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:

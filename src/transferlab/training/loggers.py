@@ -20,10 +20,10 @@ from lightning.pytorch.loggers import Logger
 
 from ..errors import SettingError, check_choice
 from .callbacks.history import HistoryCallback
+from .config import LOGGERS
 
 __all__ = ["LOGGERS", "make_loggers", "EpochLogger"]
 
-LOGGERS = ("csv", "tensorboard", "mlflow")
 _EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("sqlalchemy", "mlflow-skinny sqlalchemy alembic")}
 
 

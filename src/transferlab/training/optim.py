@@ -43,13 +43,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: 
                                      pct_start=(warmup / epochs) if warmup else 0.3)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
     if cfg.lr_schedule == "plateau":
-        scheduler = sched.ReduceLROnPlateau(optimizer, mode=MONITORS[cfg.monitor], factor=0.2, patience=2)
+        scheduler = sched.ReduceLROnPlateau(optimizer, mode=MONITORS[cfg.monitor], factor=cfg.plateau_factor,
+                                            patience=cfg.plateau_patience)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": cfg.monitor}}
     main_epochs = max(1, epochs - warmup)
     if cfg.lr_schedule == "step":
-        main = sched.StepLR(optimizer, step_size=max(1, main_epochs // 3), gamma=0.1)
-    elif cfg.lr_schedule == "exponential":
-        main = sched.ExponentialLR(optimizer, gamma=0.9)
+        main = sched.StepLR(optimizer, step_size=cfg.decay_steps or max(1, main_epochs // 3),
+                            gamma=0.1 if cfg.decay_rate is None else cfg.decay_rate)
+    elif cfg.lr_schedule == "exponential":  # Keras' ExponentialDecay, per epoch: rate ** (1 / decay_steps) each
+        rate = 0.9 if cfg.decay_rate is None else cfg.decay_rate
+        main = sched.ExponentialLR(optimizer, gamma=rate ** (1 / (cfg.decay_steps or 1)))
     elif cfg.lr_schedule == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=main_epochs, eta_min=0.0)
     else:
