@@ -214,3 +214,30 @@ def test_advise_within_a_budget_probes_every_strategy_and_leaves_no_trace(tmp_pa
     assert text.exit_code == 0 and "Predicted within 10 minutes" in text.output
     bad = runner.invoke(app, ["advise", str(data), "--budget", "soon"])
     assert bad.exit_code == 2 and "--budget" in bad.output
+
+
+def test_a_whole_model_strategy_too_slow_for_the_budget_is_skipped_and_none_fitting_is_said(monkeypatch):
+    """The budget's two refusals, worked out by hand: 0.5 s per image x 1,000 images is a 500 s epoch; with 20 s
+    (two-phase: 10 s per phase) that is over ten times the time it has, so it is not probed; and when nothing fits,
+    the advice says so instead of advising something."""
+    from transferlab.errors import SettingError
+    from transferlab.workflows import budget
+
+    facts = {"strategies": ["full", "two-phase"], "probes": {}, "step_seconds": 0.5, "train": 1000,
+             "validation": 100, "probe_train": 100, "probe_validation": 50, "error_ratio": 1.0}
+    assert budget._skip("full", facts, 20) == ("one epoch of the whole model would take about 500 s (its training "
+                                               "steps alone), over 10x the 20 s it would have")
+    assert "over 10x the 10 s" in budget._skip("two-phase", facts, 20)
+    assert budget._skip("full", facts, 60 * 60) == ""  # 500 s against an hour: worth a probe
+    rows = budget.plan(facts, 20)
+    assert [(r.strategy, r.fits) for r in rows] == [("full", False), ("two-phase", False)]
+    assert budget.choose(rows) is None
+
+    class Measured:
+        features = labels = None
+        model, seconds, reasons, measurements = "efficientnet_lite0", 1.0, [], {}
+
+    monkeypatch.setattr("transferlab.training.advise.advise", lambda *a, **k: Measured())
+    monkeypatch.setattr(budget, "forecast", lambda *a, **k: (rows, facts))
+    with pytest.raises(SettingError, match="No strategy fits one epoch into a budget of 20s: full: one epoch"):
+        budget.advise_within("data", "20s")

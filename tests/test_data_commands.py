@@ -103,7 +103,8 @@ def test_data_get_downloads_verifies_and_extracts(server, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     folder = Path(result.output.strip().splitlines()[-1].split("tiny: ")[1])
     assert (folder / "train" / "cats").is_dir()
-    assert (out / "tiny_set.zip.sha256").is_file()
+    recorded = (out / "tiny_set.zip.sha256").read_text().split()[0]  # the checksum of the verified archive
+    assert recorded == hashlib.sha256(archive.read_bytes()).hexdigest()
     # a second call finds the verified file and makes no request
     assert runner.invoke(app, ["data", "get", "tiny", "--dir", str(out), "--quiet"]).exit_code == 0
     assert len(_RangeHandler.requests) == 1

@@ -693,3 +693,23 @@ def test_serve_refuses_a_busy_port_with_the_fix(run):
         listener.close()
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"Cannot serve on 127.0.0.1:{port}" in result.output and f"--port {port + 1}" in result.output
+
+
+@pytest.mark.parametrize("fmt", __import__("transferlab.deploy.export", fromlist=["FORMATS"]).FORMATS)
+def test_every_format_exports_a_checked_folder_and_refuses_to_mix(run, tmp_path, fmt):
+    """Each format of the registry (deploy.export.FORMATS) writes its folder with a passed parity report and the
+    marker of what it wrote; exporting again replaces only that; a folder of other files is refused."""
+    target = tmp_path / fmt
+    result = runner.invoke(app, ["export", str(run[0]), "--format", fmt, "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((target / "export_report.json").read_text())
+    assert report["parity"]["max_abs_logit_diff"] <= report["parity"]["tolerance"]["max_abs_logit_diff"]
+    written = set(json.loads((target / ".transferlab-export").read_text())["files"])
+    assert written == {p.name for p in target.iterdir()} - {".transferlab-export", ".transferlab-lock"}
+    assert runner.invoke(app, ["export", str(run[0]), "--format", fmt, "--out", str(target)]).exit_code == 0
+    mine = tmp_path / f"mine-{fmt}"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    refused = runner.invoke(app, ["export", str(run[0]), "--format", fmt, "--out", str(mine)])
+    assert refused.exit_code == 2 and "'README.md'" in refused.output
+    assert (mine / "README.md").read_text() == "my notes" and len(list(mine.iterdir())) == 1

@@ -67,20 +67,23 @@ def test_hf_model_trains_with_every_strategy_and_predicts(hf_models, tmp_path, s
     result = runner.invoke(app, ["predict", str(out), str(data / "validation"), "--json"])
     assert result.exit_code == 0, result.output
     preds = json.loads(result.stdout)
-    # the same labels as the bundle's network run directly on the preprocessed images
+    # the same labels as transformers' own classifier (the run exported with --format hf, loaded by transformers
+    # alone) on the same input pixels: an independent forward pass and label table
     import torch
+    from transformers import AutoModelForImageClassification
 
+    from transferlab.data.images import load_rgb
     from transferlab.inference.portable import preprocess
     from transferlab.runs.bundle import load_bundle
 
-    bundle = load_bundle(out)
-    pre = bundle.preprocessing
-    from transferlab.data.images import load_rgb
-
+    exported = runner.invoke(app, ["export", str(out), "--format", "hf", "--out", str(tmp_path / "hf")])
+    assert exported.exit_code == 0, exported.output
+    hf = AutoModelForImageClassification.from_pretrained(tmp_path / "hf").eval()
+    pre = load_bundle(out).preprocessing
     x = torch.stack([torch.from_numpy(preprocess(load_rgb(p["path"], min_size=pre.image_size), pre))
                      for p in preds])
     with torch.no_grad():
-        expected = [bundle.labels[i] for i in bundle.model(x).argmax(-1).tolist()]
+        expected = [hf.config.id2label[i] for i in hf(pixel_values=x).logits.argmax(-1).tolist()]
     assert len(preds) == 4 and [p["top"][0]["label"] for p in preds] == expected
 
 

@@ -51,6 +51,32 @@ def _history(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _assert_bundle_answers(run: Path, images: list[Path], expected_head: dict | None = None) -> None:
+    """The reloaded predictor's probabilities equal the bundle's weights run directly (a classifier built here, the
+    safetensors file loaded by hand, eager float32), and (with `expected_head`) its head is that checkpoint's."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from transferlab.data.images import load_rgb
+    from transferlab.inference.portable import preprocess
+    from transferlab.models import HeadConfig, build_classifier
+    from transferlab.runs.bundle import load_bundle
+
+    bundle = load_bundle(run)
+    weights = load_file(run / "model.safetensors")
+    head = HeadConfig.from_dict(json.loads(bundle.metadata["head"]))
+    model = build_classifier(TINY_MODEL, len(bundle.labels), weights="none", image_size=32, head=head).eval()
+    model.load_state_dict(weights)
+    x = torch.from_numpy(np.stack([preprocess(load_rgb(p, min_size=bundle.preprocessing.resize_size),
+                                              bundle.preprocessing) for p in images]))
+    with torch.no_grad():
+        direct = torch.softmax(model(x), -1).numpy()
+    answered, _, failed = Predictor(run, engine="fp32").predict_proba(images)
+    assert not failed and np.abs(answered - direct).max() < 1e-5
+    for name, value in (expected_head or {}).items():
+        assert torch.equal(weights[f"head.{name}"], value), name
+
+
 def test_two_phase_runs_both_phases_into_one_history(dataset, tmp_path, tiny_weights):
     out = tmp_path / "run"
     result = fit(_config(dataset, out, tiny_weights, strategy="two-phase", epochs=2, finetune_epochs=2, lr=1e-2,
@@ -58,12 +84,19 @@ def test_two_phase_runs_both_phases_into_one_history(dataset, tmp_path, tiny_wei
     rows = _history(out)
     assert [(r["epoch"], r["phase"]) for r in rows] == [("1", "1"), ("2", "1"), ("3", "2"), ("4", "2")]
     assert float(rows[0]["lr"]) == pytest.approx(1e-2) and float(rows[2]["lr"]) == pytest.approx(1e-3)
-    for name in ("best-phase1.ckpt", "best-phase2.ckpt", "best.ckpt", "last.ckpt", "state.json"):
+    for name in ("best-phase1.ckpt", "best-phase2.ckpt", "best.ckpt", "last.ckpt"):
         assert (out / name).is_file(), name
+    assert json.loads((out / "state.json").read_text()) == {"completed": [1, 2]}
     assert result.metrics["epochs_run"] == 4
-    # the bundle holds the overall best weights and predicts
-    preds = Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"], top_k=2)
-    assert {t["label"] for t in preds[0]["top"]} == {"cats", "dogs"}
+    # the bundle, reloaded, answers as the model held in memory at the end of training did (its validation report)
+    import numpy as np
+
+    paths = [s.path for s in result.evaluation.samples]
+    reloaded, _, failed = Predictor(out).predict_proba(paths)
+    assert not failed
+    held = result.evaluation.probabilities.numpy()
+    assert np.abs(reloaded - held).max() < 2e-3  # the same model; bf16 engines on both sides
+    assert (reloaded.argmax(1) == held.argmax(1)).all()
 
 
 def test_two_phase_second_phase_changes_the_base(dataset, tmp_path, tiny_weights):
@@ -106,8 +139,11 @@ def test_cached_and_uncached_freeze_agree(dataset, tmp_path, tiny_weights):
     assert float(cached[0]["val_loss"]) != pytest.approx(float(cached[-1]["val_loss"]), abs=1e-3)  # it trained
     # checkpoints of a cached run hold the head only; the bundle holds the whole model
     assert all(k.startswith("model.0.") for k in torch.load(a.run_dir / "best.ckpt", weights_only=True)["state_dict"])
-    for run in (a, b):
-        assert Predictor(run.run_dir).predict([dataset / "validation" / "dogs" / "img_000.png"])[0]["top"]
+    head = {k.removeprefix("model."): v for k, v in
+            torch.load(a.run_dir / "best.ckpt", weights_only=True)["state_dict"].items()}
+    images = sorted((dataset / "validation").rglob("*.png"))
+    _assert_bundle_answers(a.run_dir, images, head)  # the cached run's bundle: its best head on the base
+    _assert_bundle_answers(b.run_dir, images)
 
 
 def test_engine_features_match_eager_fp32(dataset):
@@ -289,7 +325,7 @@ def test_head_options_are_trained_saved_and_reloaded(dataset, tmp_path, tiny_wei
     head = predictor.bundle.model.head
     assert [type(m).__name__ for m in head] == ["Dropout", "Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear"]
     assert head[1].out_features == 16
-    assert predictor.predict([dataset / "validation" / "cats" / "img_001.png"])[0]["top"]
+    _assert_bundle_answers(out, sorted((dataset / "validation").rglob("*.png")))
 
 
 def test_class_weights_balanced(tmp_path):
@@ -410,7 +446,7 @@ def test_partial_fine_tuning_trains_on_boundary_activations(dataset, tmp_path, t
     fast_rows, slow_rows = _history(out), _history(slow.run_dir)
     for key in ("loss", "val_loss"):
         assert [float(r[key]) for r in fast_rows] == pytest.approx([float(r[key]) for r in slow_rows], abs=5e-3), key
-    assert Predictor(out).predict([dataset / "validation" / "cats" / "img_000.png"])[0]["top"]
+    _assert_bundle_answers(out, sorted((dataset / "validation").rglob("*.png")))
 
 
 def test_augmented_boundary_copies_hold_each_image_or_its_mirror(dataset, tmp_path, tiny_weights):

@@ -11,7 +11,7 @@ Example:
     ... except SettingError as e:
     ...     print(e)
     The 'monitor' parameter of train must be one of 'val_accuracy', 'val_loss'. Got 'val_acc' instead. Did you \
-mean 'val_accuracy'?
+mean 'val_accuracy' or 'val_loss'?
 """
 
 from __future__ import annotations

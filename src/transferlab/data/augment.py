@@ -115,7 +115,7 @@ def resolve_augment(value: str | Mapping[str, Any] | AugmentConfig | None) -> Au
 
     Example:
         >>> resolve_augment({"preset": "course", "rotation_range": 20}).rotation_range
-        20
+        20.0
     """
     if value is None:
         return PRESETS["none"]

@@ -203,6 +203,7 @@ class BatchAugment:
     `train_transform` applies it to batches of one, so both paths share one implementation.
 
     Example:
+        >>> from transferlab.data.augment import PRESETS
         >>> aug = BatchAugment(PRESETS["course"], (0.5,) * 3, (0.5,) * 3)
         >>> aug(torch.zeros(4, 3, 32, 32, dtype=torch.uint8)).shape
         torch.Size([4, 3, 32, 32])

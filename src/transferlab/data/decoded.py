@@ -73,7 +73,7 @@ class DecodedCache:
 
     Example:
         >>> cache = DecodedCache(samples, pre)  # doctest: +SKIP
-        >>> cache.get(0).shape
+        >>> cache.get(0).shape  # doctest: +SKIP
         torch.Size([3, 256, 256])
     """
 

@@ -152,7 +152,7 @@ def load_image_folder(data: str | os.PathLike[str], val_split: float = 0.2, seed
 
     Example:
         >>> splits = load_image_folder("cats_and_dogs_filtered")  # doctest: +SKIP
-        >>> splits.classes
+        >>> splits.classes  # doctest: +SKIP
         ['cats', 'dogs']
     """
     return open_source(data, val_split=val_split, seed=seed, listed=True)  # type: ignore[return-value]

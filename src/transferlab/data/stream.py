@@ -484,7 +484,7 @@ def open_stream(data: str | os.PathLike[str], val_split: float = 0.2) -> StreamS
 
     Example:
         >>> source = open_stream("shards/")  # doctest: +SKIP
-        >>> source.size("train"), source.classes[:2]
+        >>> source.size("train"), source.classes[:2]  # doctest: +SKIP
         (50000, ['airplane', 'automobile'])
     """
     text = str(data)

@@ -10,7 +10,7 @@ onnxruntime, no torch).
 
 Example:
     >>> report = export_model("runs/cd", "onnx")  # doctest: +SKIP
-    >>> report["parity"]["top1_agreement"]
+    >>> report["parity"]["top1_agreement"]  # doctest: +SKIP
     1.0
 """
 
@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,6 @@ from ..runs.folder import RunFolder, export_folder, export_folder_name
 
 __all__ = ["FORMATS", "OPSET", "export_model", "export_hf", "ParityError"]
 
-FORMATS = ("onnx", "torchscript", "hf")
 OPSET = 18
 # fp32 exports must reproduce the logits; int8 must keep the predictions
 FP32_MAX_LOGIT_DIFF = 1e-3
@@ -88,12 +89,10 @@ def export_model(run: str | os.PathLike[str], fmt: str = "onnx", out: str | os.P
         ValueError: Bad format, or int8 for TorchScript.
     """
     check_choice("format", fmt, FORMATS, where="export")
+    if int8 and not (fmt in FILE_FORMATS and FILE_FORMATS[fmt].int8):
+        raise SettingError(f"--int8 is for ONNX exports (onnxruntime's dynamic quantisation); drop it for {fmt}.")
     if fmt == "hf":
-        if int8:
-            raise SettingError("--int8 is for ONNX exports; drop it for --format hf.")
         return export_hf(run, out)
-    if int8 and fmt != "onnx":
-        raise SettingError("--int8 is for ONNX exports (onnxruntime's dynamic quantisation); drop it for torchscript.")
     run = Path(run)
     bundle = load_bundle(run)
     model = bundle.model.eval().float()
@@ -114,10 +113,8 @@ def _export_file(run: Path, bundle: Any, model: torch.nn.Module, reference_predi
     with torch.inference_mode():
         reference = model(x).float()
     start = time.perf_counter()
-    if fmt == "onnx":
-        path, outputs, extra = _export_onnx(model, x, target, int8)
-    else:
-        path, outputs, extra = _export_torchscript(model, x, target)
+    kind = FILE_FORMATS[fmt]
+    path, outputs, extra = kind.write(model, x, target, int8)
     seconds = time.perf_counter() - start
     diff = float((outputs - reference).abs().max())
     agreement = float((outputs.argmax(-1) == reference.argmax(-1)).float().mean()) if reference.shape[-1] > 1 \
@@ -127,21 +124,12 @@ def _export_file(run: Path, bundle: Any, model: torch.nn.Module, reference_predi
                             else {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF, "min_top1_agreement": 1.0})}
     for name in ("labels.json", "preprocessing.json"):
         shutil.copyfile(bundle_file(run, name), target / name)
-    if fmt == "onnx":  # the folder runs anywhere: numpy + Pillow + onnxruntime, no torch, no transferlab
-        from ..data import geometry, images
-        from ..inference import onnx_reader, portable
-
-        for module, name in ((onnx_reader, "predict_onnx.py"), (portable, "tl_portable.py"), (images, "tl_images.py"),
-                             (geometry, "tl_geometry.py")):
-            shutil.copyfile(module.__file__, target / name)
     report = {"format": fmt, "int8": int8, "file": path.name, "size_mb": round(path.stat().st_size / 2**20, 2),
               "bundle_sha256": bundle_digest(find_bundle(run)),
               "export_seconds": round(seconds, 1), "parity": parity, "model": bundle.metadata.get("model"),
               "labels": len(bundle.labels), "dynamic_batch": True, **extra}
-    if fmt == "onnx" and files:  # the same files through predict RUN and predict EXPORT, end to end
-        from ..inference.onnx_reader import OnnxPredictor
-
-        report["file_parity"] = file_parity(reference_predictor, OnnxPredictor(target), files)
+    if kind.reader is not None:  # the folder's own reader, checked on the same files end to end
+        report.update(kind.reader(target, reference_predictor, files))
     ok = agreement >= INT8_MIN_TOP1_AGREEMENT if int8 else (diff <= FP32_MAX_LOGIT_DIFF and agreement == 1.0)
     report["parity"]["passed"] = ok  # `predict RUN` uses a current fp32 ONNX export only if this is true
     write_json(target / "export_report.json", report)
@@ -182,7 +170,20 @@ def _export_onnx(model: torch.nn.Module, x: torch.Tensor, target: Path, int8: bo
     return path, outputs, {"opset": OPSET, "input_name": session.get_inputs()[0].name}
 
 
-def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, target: Path) -> tuple[Path, torch.Tensor, dict]:
+def _onnx_reader(target: Path, reference: Predictor, files: list[str]) -> dict[str, Any]:
+    """The ONNX folder runs anywhere (numpy + Pillow + onnxruntime, no torch, no transferlab): the reader and the
+    decode + preprocess code beside it; then the same files through predict RUN and predict EXPORT."""
+    from ..data import geometry, images
+    from ..inference import onnx_reader, portable
+
+    for module, name in ((onnx_reader, "predict_onnx.py"), (portable, "tl_portable.py"), (images, "tl_images.py"),
+                         (geometry, "tl_geometry.py")):
+        shutil.copyfile(module.__file__, target / name)
+    return {"file_parity": file_parity(reference, onnx_reader.OnnxPredictor(target), files)} if files else {}
+
+
+def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, target: Path,
+                        int8: bool = False) -> tuple[Path, torch.Tensor, dict]:
     import warnings
 
     path = target / "model.torchscript.pt"
@@ -341,3 +342,26 @@ def _write_transformers(run: Path, bundle: Any, linear: Any, target: Path) -> di
     return _hf_report(target, {"format": "hf", "library": "transformers", "file": weights.name if weights else "",
                                "model": name, "labels": len(bundle.labels), "image_processor": processor},
                       "transformers", start, source, diff)
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A format that writes the model into one file, parity-checked on the run's validation images.
+
+    Attributes:
+        write: (model, inputs, folder, int8) -> (the file, its outputs on the inputs, report entries).
+        int8: Whether `--int8` applies.
+        reader: Run once the folder holds the file, labels.json and preprocessing.json: (folder, the PyTorch
+            predictor, the run's image files) -> more report entries (the folder's own reader, checked).
+    """
+
+    write: Callable[[torch.nn.Module, torch.Tensor, Path, bool], tuple[Path, torch.Tensor, dict]]
+    int8: bool = False
+    reader: Callable[[Path, Predictor, list[str]], dict[str, Any]] | None = None
+
+
+# Adding a format: one entry here (a file format) or a folder writer beside export_hf; tests/test_export_serve.py
+# exports every one of FORMATS
+FILE_FORMATS: dict[str, FileFormat] = {"onnx": FileFormat(_export_onnx, int8=True, reader=_onnx_reader),
+                                       "torchscript": FileFormat(_export_torchscript)}
+FORMATS = (*FILE_FORMATS, "hf")

@@ -7,7 +7,7 @@ again on the average of each image's and its mirror image's probabilities, and r
 
 Example:
     >>> result = evaluate("runs/cd", "cats_and_dogs_filtered/test")  # doctest: +SKIP
-    >>> result.metrics["accuracy"]
+    >>> result.metrics["accuracy"]  # doctest: +SKIP
     0.9312
 """
 

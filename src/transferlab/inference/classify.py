@@ -7,7 +7,7 @@ statistics).
 
 Example:
     >>> results = classify(["elephant.jpg"], top=3)  # doctest: +SKIP
-    >>> results[0]["top"][0]
+    >>> results[0]["top"][0]  # doctest: +SKIP
     {'wnid': 'n02504458', 'label': 'African elephant', 'probability': 0.91}
 """
 

@@ -46,7 +46,7 @@ class Predictor(BasePredictor):
 
     Example:
         >>> predictor = Predictor("runs/x")  # doctest: +SKIP
-        >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]
+        >>> predictor.predict(["cat.jpg"], top_k=1)[0]["top"][0]["label"]  # doctest: +SKIP
         'cats'
     """
 

@@ -7,7 +7,7 @@ work as with any timm model. Needs the optional extra `pip install transferlab[h
 
 Example:
     >>> model = hf_model("hf:/models/my-vit", pretrained=True)  # doctest: +SKIP
-    >>> model.pretrained_cfg["mean"]
+    >>> model.pretrained_cfg["mean"]  # doctest: +SKIP
     (0.5, 0.5, 0.5)
 """
 

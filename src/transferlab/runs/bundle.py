@@ -72,7 +72,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
 
     Example:
         >>> bundle = load_bundle("runs/x")  # doctest: +SKIP
-        >>> bundle.labels
+        >>> bundle.labels  # doctest: +SKIP
         ['cats', 'dogs']
     """
     from ..models.transfer import build_classifier

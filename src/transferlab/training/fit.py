@@ -106,7 +106,7 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
 
     Example:
         >>> result = fit(TrainConfig(data="cats_and_dogs_filtered", epochs=5, out="runs/cd"))  # doctest: +SKIP
-        >>> result.metrics["best_val_accuracy"]
+        >>> result.metrics["best_val_accuracy"]  # doctest: +SKIP
         0.97
     """
     with quiet_lightning(), _sigterm_as_interrupt():
