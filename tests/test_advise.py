@@ -90,8 +90,25 @@ def test_train_with_auto_strategy_and_lr_records_the_advice(tmp_path, tiny_weigh
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["advice"]["strategy"] == config["strategy"] and config["lr"] == config["advice"]["lr"]
     assert "linear_probe_accuracy" in config["advice"]["measurements"]
+    assert config["epochs"] == 1  # the user's --epochs wins over the advice's
     bad = runner.invoke(app, ["train", str(data), "--lr", "fast"])
     assert bad.exit_code == 2 and "'auto'" in bad.output
+
+
+def test_auto_strategy_trains_the_epochs_and_augmentation_the_advice_says(tmp_path, tiny_weights, monkeypatch):
+    """Without --epochs (or --augment), `--strategy auto` trains what the advice printed, not the defaults."""
+    from transferlab.training import fit as fit_module
+    from transferlab.training.advise import Advice
+    from transferlab.training.config import TrainConfig
+
+    advised = Advice("unfreeze-last=2", 3e-4, 3, "light", 32, TINY_MODEL)
+    monkeypatch.setattr("transferlab.training.advise.advise", lambda *a, **k: advised)
+    config = fit_module.resolve_config(TrainConfig(data=str(tmp_path), model=TINY_MODEL, weights=str(tiny_weights),
+                                                   strategy="auto", lr="auto"))
+    assert (config.strategy, config.lr, config.epochs, config.augment) == ("unfreeze-last=2", 3e-4, 3, "light")
+    own = fit_module.resolve_config(TrainConfig(data=str(tmp_path), model=TINY_MODEL, weights=str(tiny_weights),
+                                                strategy="auto", epochs=7, augment="flip"))
+    assert (own.epochs, own.augment) == (7, "flip")
 
 
 def test_learning_rate_pick_is_not_the_too_low_steepest_point():
@@ -211,7 +228,12 @@ def test_advise_within_a_budget_probes_every_strategy_and_leaves_no_trace(tmp_pa
     assert f"--strategy {advice['strategy']}" in advice["command"] and "--max-minutes 10" in advice["command"]
     text = runner.invoke(app, ["advise", str(data), "--model", TINY_MODEL, "--weights", str(tiny_weights),
                                "--budget", "10m"], env={"COLUMNS": "80"})
-    assert text.exit_code == 0 and "Predicted within 10 minutes" in text.output
+    assert text.exit_code == 0 and "what 10 minutes of training should give" in " ".join(text.output.split())
+    # each step is said as it happens, and the command, wrapped with \\ continuations, is the advice's own
+    assert "Probe 1/4: freeze" in text.output and "Advice ready in" in text.output
+    lines = text.output[text.output.index("Command:"):].splitlines()[1:]
+    assert all(len(line) <= 80 for line in lines)
+    assert " ".join(" ".join(line.rstrip("\\").split()) for line in lines) == advice["command"]
     bad = runner.invoke(app, ["advise", str(data), "--budget", "soon"])
     assert bad.exit_code == 2 and "--budget" in bad.output
 
@@ -241,3 +263,29 @@ def test_a_whole_model_strategy_too_slow_for_the_budget_is_skipped_and_none_fitt
     monkeypatch.setattr(budget, "forecast", lambda *a, **k: (rows, facts))
     with pytest.raises(SettingError, match="No strategy fits one epoch into a budget of 20s: full: one epoch"):
         budget.advise_within("data", "20s")
+
+
+def test_the_advice_keeps_within_its_budget_by_not_running_what_would_not_fit(tmp_path, tiny_weights, monkeypatch):
+    """Probes are estimated first; one whose estimate passes the time left is not run, and the table says why
+    (trial runs are replaced here by estimates that cannot fit: the rule, not the clock, is tested)."""
+    from transferlab.workflows import budget
+
+    data = make_dataset(tmp_path / "d", n_train=8, n_val=3)
+    ran, said = [], []
+    monkeypatch.setattr(budget, "_probe_costs",
+                        lambda index, model, weights, sizes, strategies, facts: {s: 10.0 if s == "freeze" else 1e6
+                                                                                 for s in strategies})
+    real = budget._run_probe
+
+    def run(*args, **kwargs):
+        ran.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(budget, "_run_probe", run)
+    advice = budget.advise_within(data, "2m", TINY_MODEL, str(tiny_weights), say=said.append)
+    assert ran == ["freeze"]
+    rows = {r["strategy"]: r for r in advice.forecasts}
+    assert rows["freeze"]["fits"] and not any(rows[s]["fits"] for s in rows if s != "freeze")
+    assert all("its trial would take about 1000000 s" in rows[s]["why"] for s in rows if s != "freeze")
+    assert said[0].startswith("Advising within 2 minutes") and said[-1].startswith("Advice ready in")
+    assert any(line.startswith("Probe 2/4: unfreeze-last=2: not probed") for line in said)

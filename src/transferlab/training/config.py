@@ -35,6 +35,7 @@ def max_workers() -> int:
 
 
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
+DEFAULT_EPOCHS = 10  # when neither the user nor the advice chose
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
 
 
@@ -55,7 +56,7 @@ class TrainConfig:
         finetune_epochs: For 'two-phase': maximum epochs of the second phase (default: `epochs`).
         backbone_lr_mult: The base trains at lr * this (discriminative learning rates), e.g. 0.1.
         layer_decay: Per-layer decay of the base's learning rate (timm's layer decay), e.g. 0.75.
-        epochs: Maximum number of epochs.
+        epochs: Maximum number of epochs; default 10 (with strategy 'auto', the epochs the advice plans).
         batch_size: Images per batch.
         lr: Learning rate; default the strategy's own (`StrategySpec.default_lr`, `lr_help()`); 'auto' runs
             `transferlab advise` (a learning-rate range test) and uses its rate.
@@ -135,7 +136,7 @@ class TrainConfig:
     finetune_epochs: int | None = field(default=None, metadata={"ge": 1, "example": '3'})
     backbone_lr_mult: float = field(default=1.0, metadata={"ge": 0, "example": '0.1'})
     layer_decay: float | None = field(default=None, metadata={"gt": 0, "le": 1, "example": '0.75'})
-    epochs: int = field(default=10, metadata={"ge": 1, "example": '10'})
+    epochs: int | None = field(default=None, metadata={"ge": 1, "example": '10'})
     batch_size: int = field(default=32, metadata={"ge": 1, "example": '32'})
     lr: float | str | None = field(default=None, metadata={"gt": 0, "example": "1e-3"})
     optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})

@@ -34,7 +34,7 @@ from ..models.transfer import HeadConfig, build_classifier
 from ..runs.folder import SKIPPED_LOG, RunFolder
 from ..runs.history import best_row, chance_accuracy, chance_warning, run_metrics
 from .callbacks.history import HistoryCallback
-from .config import TrainConfig, read_run_config
+from .config import DEFAULT_EPOCHS, TrainConfig, read_run_config
 from .loggers import EpochLogger, make_loggers
 from .outcome import keep_interrupted_run, load_module_weights, report_validation, save_best
 from .phases import PhaseRunner, TrainingInterrupted
@@ -59,8 +59,11 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
                              "streamed data. Run `transferlab advise` on a folder sample, then pass what it says.")
 
         advice = advise(config.data, config.model, config.weights, seed=config.seed)
-        config = replace(config, strategy=advice.strategy if config.strategy == "auto" else config.strategy,
-                         lr=advice.lr if config.lr == "auto" else config.lr, advice=advice.to_dict())
+        chosen = config.strategy == "auto"  # the advice's strategy comes with its epochs and augmentation
+        config = replace(config, strategy=advice.strategy if chosen else config.strategy,
+                         lr=advice.lr if config.lr == "auto" else config.lr, advice=advice.to_dict(),
+                         epochs=config.epochs or (advice.epochs if chosen else None),
+                         augment=advice.augment if chosen and config.augment == "none" else config.augment)
     accelerator = str(config.accelerator).lower()
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise SettingError(f"--accelerator {config.accelerator} asks for a GPU, but PyTorch sees none here (torch "
@@ -83,8 +86,9 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     lr = config.lr if config.lr is not None else strategy.spec.default_lr
     workers = default_workers() if config.num_workers is None else config.num_workers
     out = config.out or str(Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}")
+    epochs = config.epochs or DEFAULT_EPOCHS
     return replace(config, weights=str(weights), strategy=str(strategy), lr=float(lr), num_workers=int(workers),
-                   out=out, finetune_epochs=config.finetune_epochs or config.epochs)
+                   out=out, epochs=epochs, finetune_epochs=config.finetune_epochs or epochs)
 
 
 def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, quiet: bool = False,

@@ -66,15 +66,21 @@ class Phase:
     epochs: int
 
 
+def _epochs(config: Any) -> int:
+    from .config import DEFAULT_EPOCHS
+
+    return int(config.epochs or DEFAULT_EPOCHS)
+
+
 def _one_phase(strategy: Strategy, config: Any) -> list[Phase]:
-    return [Phase(1, strategy, float(config.lr), int(config.epochs))]
+    return [Phase(1, strategy, float(config.lr), _epochs(config))]
 
 
 def _two_phases(strategy: Strategy, config: Any) -> list[Phase]:
     second = Strategy("full") if config.unfreeze_from is None else Strategy("unfreeze-from", str(config.unfreeze_from))
-    return [Phase(1, Strategy("freeze"), float(config.lr), int(config.epochs)),
+    return [Phase(1, Strategy("freeze"), float(config.lr), _epochs(config)),
             Phase(2, second, float(config.lr) / float(config.finetune_lr_factor),
-                  int(config.finetune_epochs or config.epochs))]
+                  int(config.finetune_epochs or _epochs(config)))]
 
 
 def _train_head_only(model: nn.Module, base: nn.Module, arg: str | None) -> None:

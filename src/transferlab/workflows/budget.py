@@ -43,7 +43,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,12 +58,12 @@ __all__ = ["Forecast", "advise_within", "forecast", "probe", "plan", "choose", "
 
 STRATEGIES = advised_candidates()  # every strategy the advice may propose (`StrategySpec.advised_as`)
 PROBE_TRAIN, PROBE_VAL = 256, 256
-CAVEAT = ("validated on three small data sets (600-1,438 training images) at budgets of 1, 10 and 30 minutes: "
-          "the advice was within 1 point of the best strategy run each time (docs/results.md). Accuracies are read "
-          "from short probes and not extrapolated past their epochs, so full and unfreeze-last=2 can be "
-          "under-predicted when the budget allows many more epochs; run the two best-predicted strategies with the "
-          "same --max-minutes to compare when it matters")
+CAVEAT = ("checked on three small data sets (600-1,438 training images) with 1, 10 and 30 minutes: the advised "
+          "strategy was within 1 point of the best one each time (docs/results.md). The predictions come from "
+          "short trial runs, so strategies that need many epochs can be under-predicted; when it matters, train "
+          "the two best with the same --max-minutes and compare")
 SKIP_MARGIN = 10  # skipped unprobed: one epoch's training steps take 10x the time it has (it would see a tenth)
+PROBE_FIXED_SECONDS = 6.0  # a probe's cost besides its images: building the model, Lightning's set-up, the report
 
 
 def parse_budget(text: str | float) -> float:
@@ -170,7 +170,8 @@ def _probe_split(data: str | os.PathLike[str], folder: Path, seed: int) -> tuple
     return index, sizes
 
 
-def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str | None, seed: int) -> dict[str, Any]:
+def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str | None, seed: int,
+               max_minutes: float | None = None) -> dict[str, Any]:
     from ..training.config import TrainConfig
     from ..training.fit import fit
 
@@ -179,7 +180,7 @@ def _run_probe(index: Path, out: Path, strategy: str, model: str, weights: str |
     clock = _Clock()
     start = time.perf_counter()
     config = TrainConfig(data=str(index), out=str(out), model=model, weights=weights, strategy=strategy, patience=0,
-                         seed=seed, **settings)
+                         seed=seed, max_minutes=max_minutes, **settings)
     result = fit(config, overwrite=True, quiet=True, callbacks=[clock])
     wall = time.perf_counter() - start
     phases = []
@@ -220,9 +221,9 @@ def _cache_home(folder: Path) -> Iterator[None]:
             os.environ["TRANSFERLAB_HOME"] = before
 
 
-def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
-    """Seconds per image of a training step of the whole model on random images, at `train`'s default batch
-    size and memory format (fp32, Adam): what `full` costs per image before decoding and validation."""
+def _model_seconds(model: str, weights: str | None, classes: int) -> tuple[float, float]:
+    """(forward, training step) seconds per image of the whole model on random images, at `train`'s default batch
+    size and memory format (fp32, Adam): what extraction and `full` cost per image before decoding."""
     import torch
 
     from ..data.transforms import preprocessing_from_model
@@ -236,7 +237,7 @@ def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
     if defaults.channels_last:
         net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-5)
-    times = []
+    steps = []
     for _ in range(3):  # the first step warms up
         start = time.perf_counter()
         optimizer.zero_grad()
@@ -247,8 +248,13 @@ def _train_step_seconds(model: str, weights: str | None, classes: int) -> float:
             loss = torch.nn.functional.cross_entropy(out, y)
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-    return min(times[1:]) / batch
+        steps.append(time.perf_counter() - start)
+    net.eval()
+    with torch.inference_mode():
+        start = time.perf_counter()
+        net(x)
+        forward = time.perf_counter() - start
+    return forward / batch, min(steps[1:]) / batch
 
 
 def _learning_curve_error_ratio(features: Any, labels: Any, probe_n: int, full_n: int) -> tuple[float, list]:
@@ -279,7 +285,8 @@ def _learning_curve_error_ratio(features: Any, labels: Any, probe_n: int, full_n
 
 def forecast(data: str | os.PathLike[str], budget_seconds: float, model: str = "efficientnet_lite0",
              weights: str | None = None, features: Any = None, labels: Any = None, seed: int = 42,
-             strategies: tuple[str, ...] = STRATEGIES) -> tuple[list[Forecast], dict[str, Any]]:
+             strategies: tuple[str, ...] = STRATEGIES, deadline: float | None = None,
+             say: Callable[[str], None] | None = None) -> tuple[list[Forecast], dict[str, Any]]:
     """Probes each strategy on `data` and predicts its epochs, wall seconds and accuracy within the budget.
 
     Args:
@@ -291,37 +298,94 @@ def forecast(data: str | os.PathLike[str], budget_seconds: float, model: str = "
         labels: Their class indices.
         seed: Seed of the probe's draw and training.
         strategies: The candidates.
+        deadline: When the advice must be done (`time.perf_counter()`); probes that would not end by then are not
+            run.
+        say: Gets one line per step (what is measured, each probe and its result).
 
     Returns:
         The forecasts (one per strategy) and the probes' facts (sizes, error ratio, the learning curve, the raw
         probes), from which `plan(facts, other_budget)` gives the forecasts for any smaller budget.
     """
-    facts = probe(data, budget_seconds, model, weights, features, labels, seed, strategies)
+    facts = probe(data, budget_seconds, model, weights, features, labels, seed, strategies, deadline, say)
     return plan(facts, budget_seconds), facts
 
 
 def probe(data: str | os.PathLike[str], budget_seconds: float, model: str = "efficientnet_lite0",
           weights: str | None = None, features: Any = None, labels: Any = None, seed: int = 42,
-          strategies: tuple[str, ...] = STRATEGIES) -> dict[str, Any]:
+          strategies: tuple[str, ...] = STRATEGIES, deadline: float | None = None,
+          say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The measurements behind `forecast` (the arguments are the same); strategies clearly too slow for
-    `budget_seconds` are not probed."""
+    `budget_seconds` are not probed. With a `deadline` (a `time.perf_counter()` value), the probes are estimated
+    first, the estimate is said, and a probe that would not end by the deadline is not run (its training is also
+    stopped at the deadline); `say` gets one line per step."""
+    say = say or (lambda line: None)
     with tempfile.TemporaryDirectory(prefix="tl-probe-") as tmp:
         index, sizes = _probe_split(data, Path(tmp), seed)
         ratio, curve = (1.0, [])
         if features is not None and labels is not None:
             ratio, curve = _learning_curve_error_ratio(features, labels, sizes["probe_train"], sizes["train"])
         facts: dict[str, Any] = {**sizes, "error_ratio": round(ratio, 4), "strategies": list(strategies),
-                                 "learning_curve": [(round(n), round(a, 4)) for n, a in curve], "probes": {}}
-        for strategy in strategies:
-            if get_spec(strategy).whole_model:
-                facts["step_seconds"] = facts.get("step_seconds") or _train_step_seconds(model, weights,
-                                                                                         sizes["classes"])
-                if _skip(strategy, facts, budget_seconds):
-                    continue
+                                 "learning_curve": [(round(n), round(a, 4)) for n, a in curve], "probes": {},
+                                 "not_probed": {}}
+        costs = _probe_costs(index, model, weights, sizes, strategies, facts)
+        facts["probe_estimates"] = {k: round(v, 1) for k, v in costs.items()}
+        left = (deadline - time.perf_counter()) if deadline is not None else None
+        say("Probes: " + ", ".join(f"{s} about {costs[s]:.0f} s" for s in strategies if s in costs)
+            + (f" ({left:.0f} s of the advice's time left)" if left is not None else ""))
+        for number, strategy in enumerate(strategies, start=1):
+            why = _skip(strategy, facts, budget_seconds) if get_spec(strategy).whole_model else ""
+            left = (deadline - time.perf_counter()) if deadline is not None else None
+            if not why and left is not None and costs[strategy] > left:
+                why = (f"not probed: its trial would take about {costs[strategy]:.0f} s, and {max(0.0, left):.0f} s "
+                       "of the advice's budget were left")
+            if why:
+                facts["not_probed"][strategy] = why
+                say(f"Probe {number}/{len(strategies)}: {strategy}: {why}")
+                continue
+            say(f"Probe {number}/{len(strategies)}: {strategy} on {sizes['probe_train']} + {sizes['probe_validation']} "
+                f"images (about {costs[strategy]:.0f} s)...")
             with _cache_home(Path(tmp) / "home"):
-                facts["probes"][strategy] = _run_probe(index, Path(tmp) / strategy.replace("=", ""), strategy, model,
-                                                       weights, seed)
+                result = _run_probe(index, Path(tmp) / strategy.replace("=", ""), strategy, model, weights, seed,
+                                    max_minutes=max(left, 1.0) / 60 if left is not None else None)
+            facts["probes"][strategy] = result
+            accuracies = [a for p in result["phases"] for a in p["val_accuracy"] if a is not None]
+            say(f"  {strategy}: {result['wall']:.0f} s, best validation accuracy "
+                + (f"{max(accuracies):.3f}" if accuracies else "none (no epoch ended)"))
     return facts
+
+
+def _probe_costs(index: Path, model: str, weights: str | None, sizes: dict[str, int], strategies: tuple[str, ...],
+                 facts: dict[str, Any]) -> dict[str, float]:
+    """Seconds each probe should take, from two quick measurements: a forward pass and a training step of the whole
+    model per image (random inputs) and the decoding of a few of the images. A phase on cached features costs one
+    pass over the probe's images; a phase from a stage boundary, that pass and its epochs of half the model; a
+    whole-model phase, its epochs of training and validation."""
+    import csv
+
+    from ..data.images import load_rgb
+
+    with open(index, newline="", encoding="utf-8") as f:
+        paths = [row["path"] for row in csv.DictReader(f)][:8]
+    start = time.perf_counter()
+    for path in paths:
+        load_rgb(path, min_size=256)
+    decode = (time.perf_counter() - start) / max(1, len(paths))
+    forward, step = _model_seconds(model, weights, sizes["classes"])
+    facts["step_seconds"] = step
+    n_t, n_v, per_image = sizes["probe_train"], sizes["probe_validation"], forward + decode
+    costs = {}
+    for strategy in strategies:
+        total = PROBE_FIXED_SECONDS
+        for phase in _phases_of(strategy):
+            epochs = get_spec(strategy).probe_epochs
+            if phase.strategy.spec.cache == "features":
+                total += (n_t + n_v) * per_image
+            elif phase.strategy.spec.cache == "boundary":
+                total += (n_t + n_v) * per_image + epochs * n_t * step / 2
+            else:
+                total += epochs * (n_t * (step + decode) + n_v * per_image)
+        costs[strategy] = total
+    return costs
 
 
 def _skip(strategy: str, facts: dict[str, Any], budget: float) -> str:
@@ -355,7 +419,7 @@ def plan(facts: dict[str, Any], budget_seconds: float) -> list[Forecast]:
     for strategy in facts["strategies"]:
         why = _skip(strategy, facts, budget_seconds)
         if why or strategy not in probes:
-            rows.append(Forecast(strategy, False, why=why or "not probed"))
+            rows.append(Forecast(strategy, False, why=why or facts.get("not_probed", {}).get(strategy, "not probed")))
             continue
         rows.append(_predict(strategy, probes[strategy], budget_seconds, facts["error_ratio"], fixed,
                              facts["probe_train"], facts["probe_validation"], facts["train"], facts["validation"]))
@@ -415,10 +479,14 @@ def _predict(strategy: str, probe: dict[str, Any], budget: float, ratio: float, 
 
 
 def advise_within(data: str | os.PathLike[str], budget: str | float, model: str = "efficientnet_lite0",
-                  weights: str | None = None, max_images: int = 2000, quiet: bool = True, seed: int = 42) -> Any:
+                  weights: str | None = None, max_images: int = 2000, quiet: bool = True, seed: int = 42,
+                  say: Callable[[str], None] | None = None) -> Any:
     """`advise` under a time budget: the measurements of `training.advise.advise`, then every strategy probed
     and the one with the best predicted accuracy within `budget` advised (the table in `advice.forecasts`,
     the probes in `advice.measurements['probe']`, from which `plan` replans for a smaller budget).
+
+    The advice itself takes no longer than the budget it advises on: the measurement uses at most 4 images per
+    second of budget, and a probe that would not end within the budget is not run (the table says so).
 
     Args:
         data: The data folder (as for `train`).
@@ -428,45 +496,55 @@ def advise_within(data: str | os.PathLike[str], budget: str | float, model: str 
         max_images: At most this many training images are measured for the learning curve.
         quiet: No progress bars.
         seed: Seed of the samples and the probes.
+        say: Gets one line per step, as it happens (the CLI prints them, to a pipe too).
 
     Raises:
         SettingError: A malformed budget, or no strategy fits one epoch into it.
     """
-    from ..training.advise import advise
+    from ..training.advise import advise, similarity_words, train_command
 
+    say = say or (lambda line: None)
     seconds = parse_budget(budget)
     start = time.perf_counter()
-    advice = advise(data, model, weights, max_images=max_images, quiet=quiet, lr_test=False, seed=seed)
+    deadline = start + seconds
+    measured = min(max_images, max(100, int(seconds * 4)))
+    say(f"Advising within {budget_words(seconds)}: measuring up to {measured} images, then probing each strategy "
+        "on a few hundred of them...")
+    advice = advise(data, model, weights, max_images=measured, quiet=quiet, lr_test=False, seed=seed)
+    say(f"Measured {advice.measurements.get('measured_images', 0)} images in {time.perf_counter() - start:.0f} s.")
     pretrained = advice.features is not None
     candidates = advised_candidates(pretrained)  # without pretrained weights: only what trains from scratch
-    rows, facts = forecast(data, seconds, advice.model, weights, advice.features, advice.labels, seed, candidates)
+    rows, facts = forecast(data, seconds, advice.model, weights, advice.features, advice.labels, seed, candidates,
+                           deadline, say)
     best = choose(rows)
     if best is None:
         raise SettingError(f"No strategy fits one epoch into a budget of {budget}: "
                            + "; ".join(f"{r.strategy}: {r.why}" for r in rows)
                            + ". Give a larger --budget or use fewer images.")
     minutes = seconds / 60
-    reasons = [f"each strategy trained on a probe of {facts['probe_train']} training and {facts['probe_validation']} "
-               f"validation images; scaled to the {facts['train']} + {facts['validation']} images, {best.strategy} "
-               f"has the best predicted validation accuracy within {budget_words(seconds)} "
+    reasons = [f"each strategy trained on {facts['probe_train']} training and {facts['probe_validation']} "
+               f"validation images for a few epochs; scaled to all {facts['train']} + {facts['validation']} "
+               f"images, {best.strategy} should reach the best validation accuracy within {budget_words(seconds)} "
                f"of training ({best.accuracy:.1%}; about {best.epochs} epochs fit)"]
-    reasons += [r for r in advice.reasons if r.startswith("the ImageNet head")]
+    if "imagenet_confidence" in advice.measurements:
+        reasons.append(similarity_words(advice.measurements))
     if facts["error_ratio"] < 1:
-        reasons.append(f"the full training set cuts the probe's error to about {facts['error_ratio']:.0%} of it (a "
-                       f"linear probe's learning curve on frozen features: {facts['learning_curve']})")
+        reasons.append(f"with all {facts['train']} training images instead of the probe's {facts['probe_train']}, "
+                       f"the mistakes should fall to about {facts['error_ratio']:.0%} of the probe's (how a simple "
+                       "classifier on the frozen features improved with more images)")
     reasons += [f"{r.strategy} does not fit: {r.why}" for r in rows if not r.fits]
     reasons.append(CAVEAT)
     # the most epochs the forecast allowed, stopped by --max-minutes as its simulation was (a run capped at the
     # predicted epochs would stop early on a machine a little faster than the probes said)
     spec = get_spec(best.strategy)
     cap = spec.budget_epochs
-    extra = "".join(f" --{name.replace('_', '-')} {cap}" for name in spec.epoch_settings[1:]) + \
-        (f" --weights {weights}" if weights else "")
+    extra = "".join(f" --{name.replace('_', '-')} {cap}" for name in spec.epoch_settings[1:])
     advice.strategy, advice.epochs, advice.augment = best.strategy, cap, "none"
     advice.lr = spec.default_lr  # the probes trained with the strategy's default rate, as `train` resolves it
     advice.reasons, advice.forecasts, advice.budget_seconds = reasons, [r.to_dict() for r in rows], seconds
     advice.measurements["probe"] = facts
-    advice.command = (f"transferlab train {data} --model {advice.model} --strategy {best.strategy} "
-                      f"--epochs {cap}{extra} --max-minutes {minutes:g}")
+    advice.command = train_command(data, advice.model, best.strategy, advice.lr, cap, "none", weights,
+                                   f"{extra} --max-minutes {minutes:g}")
     advice.seconds = round(advice.seconds + time.perf_counter() - start, 1)
+    say(f"Advice ready in {time.perf_counter() - start:.0f} s (budget {budget_words(seconds)}).")
     return advice
