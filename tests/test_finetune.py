@@ -10,10 +10,10 @@ from transferlab.models import HeadConfig, build_classifier
 from transferlab.models.transfer import base_layers
 from transferlab.training.config import TrainConfig
 from transferlab.training.module import TransferModule
+from transferlab.training.optim import parameter_groups
 from transferlab.training.strategies import (
     apply_strategy,
     count_parameters,
-    parameter_groups,
     parse_strategy,
     resolve_layer_index,
 )

@@ -230,8 +230,8 @@ def test_keras_families_count_like_keras_3():
     the architectures are the same, and differing only by what the docs name where they are not."""
     import torch
 
+    from transferlab.applications import application
     from transferlab.models.catalog import CATALOG
-    from transferlab.models.keras import application
 
     exact = {"VGG16", "VGG19", "Xception", "DenseNet121", "DenseNet169", "DenseNet201", "MobileNet", "MobileNetV2",
              "MobileNetV3Large", "MobileNetV3Small", "ConvNeXtTiny"}
@@ -376,7 +376,7 @@ def test_train_help_is_readable_at_80_columns(monkeypatch):
     text = result.output
     assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
     flat = " ".join(text.split())
-    assert "Maximum number of epochs. [default: 10]" in flat and "[default: 32]" in flat  # defaults shown
+    assert "Maximum number of epochs; default 10" in flat and "[default: 32]" in flat  # defaults shown
     for panel in ("Data", "Model and strategy", "Optimisation", "Speed", "Augmentation (Keras names)", "Run folder"):
         assert f"─ {panel} ─" in text
     assert "--no-feature-cache" in text and "--horizontal-flip" in text  # the flag that changes the default
@@ -419,3 +419,63 @@ def test_two_phase_says_what_phase_2_does_and_advise_is_quiet(tmp_path, tiny_wei
     noise = advice.stdout + advice.stderr
     for raw in ("Warning", "warnings.warn", "Failed to compute suggestion", "GPU available", "LOCAL_RANK"):
         assert raw not in noise, raw
+
+
+def test_the_courses_keras_calls_work_on_the_facade():
+    """The course's first cells, as a student types them: Keras' constructors with the top return a model with
+    Keras' layers (177 for ResNet50, index 143 = conv5_block1_1_conv, the top `avg_pool` + `predictions`), summary
+    with Keras' names and output shapes, get_layer, trainable, count_params, predict and decode_predictions, and
+    each family's own preprocess_input."""
+    import numpy as np
+    from timm.data import resolve_data_config
+
+    from transferlab.applications import EfficientNetLite0, ResNet50
+    from transferlab.applications.efficientnet_lite import preprocess_input as lite_preprocess
+    from transferlab.applications.resnet50 import decode_predictions, preprocess_input
+    from transferlab.errors import SettingError
+    from transferlab.models import create_model
+
+    model = ResNet50(include_top=True, weights=None)
+    assert len(model.layers) == 177 and model.layers[143].name == "conv5_block1_1_conv"
+    assert [la.name for la in model.layers[-2:]] == ["avg_pool", "predictions"]
+    assert model.get_layer("predictions").counterpart.module is model.model.fc
+    assert model.get_layer(index=143) is model.layers[143]
+    with pytest.raises(SettingError, match="Did you mean 'predictions'"):
+        model.get_layer("prediction")
+    printed = []
+    text = model.summary(print_fn=printed.append)
+    assert printed == [text]
+    # PyTorch's ResNet (v1.5) strides at the block's 3x3 convolution, Keras' at its first 1x1: this 1x1 still sees
+    # 14x14 here (7x7 in Keras); the output of the stage is 7x7 in both
+    assert any(line.startswith("conv5_block1_1_conv (Conv2D)") and "(None, 14, 14, 512)" in line
+               for line in text.splitlines())
+    assert any(line.startswith("conv5_block3_out (Activation)") or line.startswith("conv5_block3_3_bn")
+               and "(None, 7, 7, 2048)" in line for line in text.splitlines())
+    assert any(line.startswith("predictions (Dense)") and "(None, 1000)" in line and "2,049,000" in line
+               for line in text.splitlines())
+    # Keras' own count of ResNet50 with its top: 25,636,712 (its convolutions have biases: 26,560 more weights)
+    assert model.count_params() == 25_636_712 - 26_560
+    model.trainable = False
+    for layer in model.layers[143:]:
+        layer.trainable = True
+    frozen = sum(p.numel() for p in model.model.layer3.parameters() if p.requires_grad)
+    assert frozen == 0 and all(p.requires_grad for p in model.model.fc.parameters())
+    images = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3)).astype(np.float32)
+    x = preprocess_input(images)
+    cfg = resolve_data_config({}, model=create_model("resnet50", weights="none"))
+    assert np.allclose(x.numpy(), ((images / 255 - cfg["mean"]) / cfg["std"]).transpose(0, 3, 1, 2), atol=1e-5)
+    assert not np.allclose(lite_preprocess(images).numpy(), x.numpy())  # the family's own statistics
+    preds = model.predict(x)
+    assert preds.shape == (2, 1000) and np.allclose(preds.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(model.predict(images), preds, atol=1e-5)  # raw 0..255 pixels are normalised the same way
+    decoded = decode_predictions(preds, top=3)
+    assert [len(row) for row in decoded] == [3, 3] and all(p1 >= p2 for (_, _, p1), (_, _, p2) in
+                                                           zip(decoded[0], decoded[0][1:]))
+    with pytest.raises(SettingError, match="ResNet50.preprocess_input"):
+        __import__("transferlab.applications", fromlist=["preprocess_input"]).preprocess_input(images)
+    # the bundled ImageNet weights: a photo of a cat is called a cat, as `transferlab classify` calls it
+    lite = EfficientNetLite0(weights="imagenet")
+    photo = Path(__file__).resolve().parents[1] / "src" / "transferlab" / "data" / "samples" / "chelsea.jpg"
+    top = decode_predictions(lite.predict([str(photo)]), top=1)[0][0]
+    classified = json.loads(runner.invoke(app, ["classify", str(photo), "--top-k", "1", "--json"]).stdout)
+    assert top[0] == classified[0]["top"][0]["wnid"] and "cat" in top[1]

@@ -196,19 +196,17 @@ assert any(cup in " ".join(t["label"] for t in predictions[1]["top"]) for cup in
 """),
     code("""
 import numpy as np
-import torch
 from PIL import Image
 
-from transferlab.applications import EfficientNetLite0, preprocess_input
-from transferlab.inference.classify import decode_predictions
+from transferlab.applications import EfficientNetLite0
+from transferlab.applications.efficientnet_lite import decode_predictions, preprocess_input
 
-model = EfficientNetLite0(weights="imagenet").eval()
+model = EfficientNetLite0(weights="imagenet")
 img = Image.open(photos[0]).convert("RGB").resize((224, 224))
 x = preprocess_input(np.array(img)[None])         # [1, 224, 224, 3] in 0..255, as Keras takes it
-with torch.no_grad():
-    preds = model(x).softmax(-1)
+preds = model.predict(x)
 print("Predicted:", decode_predictions(preds, top=3)[0])
-assert decode_predictions(preds, top=1)[0][0][1] == top3[0]   # the same answer as classify()
+assert decode_predictions(preds, top=1)[0][0][1].replace("_", " ") == top3[0]   # the same answer as classify()
 """),
     md("""
 ## 모델 비교: 크기, 정확도, 속도 / The model zoo: size, accuracy, speed

@@ -35,7 +35,6 @@ def max_workers() -> int:
 
 
 # Keys a run's config.yaml records beside the settings; ignored when the file is read back as a config.
-DEFAULT_EPOCHS = 10  # when neither the user nor the advice chose
 RUN_RECORD_KEYS = frozenset({"classes", "preprocessing", "parameters", "environment"})
 
 

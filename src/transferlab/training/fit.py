@@ -34,13 +34,13 @@ from ..models.transfer import HeadConfig, build_classifier
 from ..runs.folder import SKIPPED_LOG, RunFolder
 from ..runs.history import best_row, chance_accuracy, chance_warning, run_metrics
 from .callbacks.history import HistoryCallback
-from .config import DEFAULT_EPOCHS, TrainConfig, read_run_config
+from .config import TrainConfig, read_run_config
 from .loggers import EpochLogger, make_loggers
 from .outcome import keep_interrupted_run, load_module_weights, report_validation, save_best
 from .phases import PhaseRunner, TrainingInterrupted
 from .quiet import quiet_lightning
 from .result import TrainResult
-from .strategies import Phase, apply_strategy, count_parameters, parse_strategy, plan_phases
+from .strategies import DEFAULT_EPOCHS, Phase, apply_strategy, count_parameters, parse_strategy, plan_phases
 from .summary import environment, print_data_summary
 
 __all__ = ["TrainResult", "fit", "resume", "resolve_config"]

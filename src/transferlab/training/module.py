@@ -15,11 +15,8 @@ from ..data.folder import DataSplits
 from ..data.transforms import BatchTransform
 from ..models.transfer import TransferNet
 from .config import TrainConfig
-from .optim import build_optimizer, build_scheduler
-from .strategies import (
-    keep_frozen_batchnorm_in_eval,
-    parameter_groups,
-)
+from .optim import build_optimizer, build_scheduler, parameter_groups
+from .strategies import keep_frozen_batchnorm_in_eval
 
 __all__ = ["TransferModule", "class_weights"]
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import SettingError
 from ..runs.history import MONITORS
 from .config import TrainConfig
+from .strategies import base_and_head
 
-__all__ = ["build_optimizer", "build_scheduler"]
+__all__ = ["build_optimizer", "build_scheduler", "parameter_groups"]
 
 
 
@@ -61,3 +63,31 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: 
         ramp = sched.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup)
         main = sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": main, "interval": "epoch"}}
+
+
+def parameter_groups(model: nn.Module, lr: float, weight_decay: float = 0.0, backbone_lr_mult: float = 1.0,
+                     layer_decay: float | None = None) -> list[dict]:
+    """Optimizer parameter groups: the head at `lr`, the base at `lr * backbone_lr_mult`, and with
+    `layer_decay` each earlier base layer at a further factor (timm's `param_groups_layer_decay`).
+
+    Only trainable parameters are included; every group carries its own `lr`.
+    """
+    base, head = base_and_head(model)
+    groups: list[dict] = []
+    head_params = [p for p in head.parameters() if p.requires_grad]
+    if head_params:
+        groups.append({"params": head_params, "lr": lr, "weight_decay": weight_decay, "name": "head"})
+    base_lr = lr * backbone_lr_mult
+    if layer_decay is not None and any(p.requires_grad for p in base.parameters()):
+        from timm.optim import param_groups_layer_decay
+
+        for i, group in enumerate(param_groups_layer_decay(base, weight_decay=weight_decay, layer_decay=layer_decay)):
+            params = [p for p in group["params"] if p.requires_grad]
+            if params:
+                groups.append({"params": params, "lr": base_lr * group.get("lr_scale", 1.0),
+                               "weight_decay": group.get("weight_decay", weight_decay), "name": f"base-{i}"})
+    else:
+        base_params = [p for p in base.parameters() if p.requires_grad]
+        if base_params:
+            groups.append({"params": base_params, "lr": base_lr, "weight_decay": weight_decay, "name": "base"})
+    return groups

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions that need it
 
 __all__ = ["Strategy", "StrategySpec", "STRATEGIES", "STRATEGY_NAMES", "Phase", "parse_strategy", "get_spec",
            "plan_phases", "strategy_help", "lr_help", "advised_candidates", "apply_strategy",
-           "keep_frozen_batchnorm_in_eval", "count_parameters", "resolve_layer_index", "parameter_groups"]
+           "keep_frozen_batchnorm_in_eval", "count_parameters", "resolve_layer_index", "base_and_head"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,10 @@ class Phase:
     epochs: int
 
 
-def _epochs(config: Any) -> int:
-    from .config import DEFAULT_EPOCHS
+DEFAULT_EPOCHS = 10  # a phase's most epochs when neither the user nor the advice chose
 
+
+def _epochs(config: Any) -> int:
     return int(config.epochs or DEFAULT_EPOCHS)
 
 
@@ -283,7 +284,7 @@ def plan_phases(config: Any) -> list[Phase]:
     return strategy.spec.phases(strategy, config)
 
 
-def _base_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+def base_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     if hasattr(model, "features") and hasattr(model, "head"):
         return model.features, model.head
     return model, model.get_classifier()
@@ -297,7 +298,7 @@ def resolve_layer_index(model: nn.Module, ref: str | int) -> int:
     """
     from ..models.transfer import base_layers
 
-    base, _ = _base_and_head(model)
+    base, _ = base_and_head(model)
     layers = base_layers(base)
     text = str(ref)
     if text.startswith("keras:"):  # Keras' own layer index, as in the course's base_model.layers[143:]
@@ -341,7 +342,7 @@ def apply_strategy(model: nn.Module, strategy: str | Strategy) -> nn.Module:
         2562
     """
     strategy = parse_strategy(strategy)
-    base, head = _base_and_head(model)
+    base, head = base_and_head(model)
     strategy.spec.trains(model, base, strategy.arg)
     head.requires_grad_(True)
     keep_frozen_batchnorm_in_eval(model)
@@ -372,31 +373,3 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
-
-
-def parameter_groups(model: nn.Module, lr: float, weight_decay: float = 0.0, backbone_lr_mult: float = 1.0,
-                     layer_decay: float | None = None) -> list[dict]:
-    """Optimizer parameter groups: the head at `lr`, the base at `lr * backbone_lr_mult`, and with
-    `layer_decay` each earlier base layer at a further factor (timm's `param_groups_layer_decay`).
-
-    Only trainable parameters are included; every group carries its own `lr`.
-    """
-    base, head = _base_and_head(model)
-    groups: list[dict] = []
-    head_params = [p for p in head.parameters() if p.requires_grad]
-    if head_params:
-        groups.append({"params": head_params, "lr": lr, "weight_decay": weight_decay, "name": "head"})
-    base_lr = lr * backbone_lr_mult
-    if layer_decay is not None and any(p.requires_grad for p in base.parameters()):
-        from timm.optim import param_groups_layer_decay
-
-        for i, group in enumerate(param_groups_layer_decay(base, weight_decay=weight_decay, layer_decay=layer_decay)):
-            params = [p for p in group["params"] if p.requires_grad]
-            if params:
-                groups.append({"params": params, "lr": base_lr * group.get("lr_scale", 1.0),
-                               "weight_decay": group.get("weight_decay", weight_decay), "name": f"base-{i}"})
-    else:
-        base_params = [p for p in base.parameters() if p.requires_grad]
-        if base_params:
-            groups.append({"params": base_params, "lr": base_lr, "weight_decay": weight_decay, "name": "base"})
-    return groups
