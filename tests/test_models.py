@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timm
 import torch
@@ -144,3 +146,41 @@ def test_bundled_lite0_classifies_real_photos():
     cat, coffee = (info.index_to_description(i) for i in top)
     assert "cat" in cat, cat
     assert coffee in ("espresso", "cup", "coffee mug"), coffee
+
+
+@pytest.mark.parametrize(("strategy", "scratch"), [("unfreeze-from=2", False), ("full", True)])
+def test_offline_weights_error_offers_only_what_works_for_the_command(tmp_path, monkeypatch, strategy, scratch):
+    """Offline, the message names the bundled models, the file to fetch for --weights (the hub repository of the
+    model's weights), and --weights none only as a way to train from scratch where the strategy allows it."""
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    from .conftest import make_dataset
+
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise OSError("We couldn't connect to the hub")
+        return real(*args, **kwargs)
+
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    result = CliRunner().invoke(app, ["train", str(data), "--model", "resnet18", "--strategy", strategy, "--out",
+                                      str(tmp_path / "run")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--model efficientnet_lite0" in text
+    assert "https://huggingface.co/timm/resnet18" in text and "--weights FILE" in text
+    assert ("Or train from scratch: --weights none" in text) is scratch
+    assert not (tmp_path / "run").exists()
+
+
+def test_classify_refuses_a_network_without_weights():
+    """Random weights would print three random ImageNet labels at 0.001 and exit 0: refused, with what works."""
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    photo = Path(__file__).resolve().parents[1] / "src" / "transferlab" / "data" / "samples" / "chelsea.jpg"
+    result = CliRunner().invoke(app, ["classify", str(photo), "--model", "resnet50", "--weights", "none"])
+    assert result.exit_code == 2 and "random weights" in result.output and "efficientnet_lite0" in result.output

