@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite2")
     parser.add_argument("--weights", default="imagenet", help="'none' for random weights (speed only).")
     parser.add_argument("--model-kwargs", type=json.loads, default={"drop_path_rate": 0.2, "drop_rate": 0.3},
-                        help="JSON passed to the architecture; default examples/cifar10.yaml's.")
+                        help="JSON passed to the architecture; default the cifar10 recipe's.")
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--unfreeze-last", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)

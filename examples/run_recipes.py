@@ -24,6 +24,7 @@ import yaml
 from transferlab.data.folder import link_class_folders
 
 HERE = Path(__file__).resolve().parent
+RECIPES = HERE.parent / "src" / "transferlab" / "recipes"  # shipped with the package: --config NAME
 RESULTS = HERE / "results" / "recipes.json"
 DOC = HERE.parent / "docs" / "results.md"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -43,9 +44,9 @@ def save(results: dict) -> None:
 def train_step(name: str, recipe: str, data: Path, work: Path, overrides: dict, note: str) -> dict:
     from transferlab import TrainConfig, fit
 
-    settings = yaml.safe_load((HERE / recipe).read_text())
+    settings = yaml.safe_load((RECIPES / recipe).read_text())
     settings.update(overrides)
-    command = (f"transferlab train {data.name} --config examples/{recipe} "
+    command = (f"transferlab train {data.name} --config {Path(recipe).stem} "
                + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()))
     start = time.perf_counter()
     result = fit(TrainConfig(data=str(data), out=str(work / name), **settings), overwrite=True, quiet=True)

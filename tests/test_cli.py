@@ -317,7 +317,8 @@ def test_epoch_lines_reach_a_pipe_while_training_runs(tmp_path, tiny_weights):
         proc.wait()
 
 
-@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")),
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "src" / "transferlab" / "recipes"
+                                           ).glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_recipe_is_a_valid_config_whose_layers_exist(recipe):
     """The examples' YAML recipes load as `train --config` loads them, and their strategy selects layers of their
@@ -337,7 +338,7 @@ def test_ex3c_unfreezes_what_unfreeze_last_2_unfreezes_on_lite0():
     docs/benchmarks.md: the same parameters train, counted on the named modules, not through the strategy code."""
     from transferlab.training.strategies import apply_strategy
 
-    config = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "examples" / "ex3c_cifar_unfreeze.yaml")
+    config = TrainConfig.from_yaml("ex3c_cifar_unfreeze")  # a recipe, by name
     names = []
     for strategy in (config.strategy, "unfreeze-last=2"):
         model = apply_strategy(build_classifier("efficientnet_lite0", num_classes=10, weights="none"), strategy)
@@ -347,3 +348,15 @@ def test_ex3c_unfreezes_what_unfreeze_last_2_unfreezes_on_lite0():
                 if n.startswith(("features.blocks.5.", "features.blocks.6.", "features.conv_head.", "features.bn2.",
                                  "head."))}
     assert names[0] == expected
+
+
+def test_a_recipe_is_used_by_name_from_any_folder(tmp_path, monkeypatch):
+    """`--config ex1_course_cnn` from a folder with no examples/ (a pip or Colab student): the shipped recipe; an
+    unknown name lists the recipes."""
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig.from_yaml("ex1_course_cnn")
+    assert (config.model, config.image_size, config.augment, config.lr) == ("course_cnn", 150, "course", 1e-4)
+    assert TrainConfig.from_yaml("ex1_course_cnn.yaml") == config
+    bad = runner.invoke(app, ["train", str(tmp_path), "--config", "ex1_course_cn"])
+    text = " ".join(bad.output.split())
+    assert bad.exit_code == 2 and "no recipe has that name" in text and "ex1_course_cnn" in text

@@ -123,7 +123,7 @@ def test_plot_history_draws_into_the_given_axes(tiny_run):
     _, run = tiny_run
     result = transferlab.load_run(run)
     fig, axes = plt.subplots(1, 2)
-    assert result.plot_history(ax=axes) is fig
+    assert result.plot_history(ax=axes) is axes  # the caller's axes: their figure, shown once
     epochs = len(result.history)
     loss_lines = [line for line in axes[0].get_lines() if len(line.get_xdata()) == epochs]
     assert len(loss_lines) == 2  # train and validation loss, one point per epoch
@@ -131,6 +131,33 @@ def test_plot_history_draws_into_the_given_axes(tiny_run):
     with pytest.raises(transferlab.TransferlabError, match="two Axes"):
         result.plot_history(ax=axes[0])
     plt.close(fig)
+
+
+def test_a_notebook_shows_each_history_plot_once_and_its_log_lines_whole(tiny_run, tmp_path):
+    """Executed and rendered to HTML as a student sees it: plot_history into the student's axes, and alone, each
+    show one picture; training's log lines are plain text, underscores and long lines whole (rich's HTML put them in
+    a scrolling <pre> that cut long lines and hid underscores)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    exporter = pytest.importorskip("nbconvert").HTMLExporter
+    root, run = tiny_run
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nimport transferlab\n"
+        f"result = transferlab.load_run({str(run)!r})\nfig, axes = plt.subplots(1, 2)\nresult.plot_history(ax=axes)",
+        "result.plot_history()",
+        f"r = transferlab.train({str(root)!r}, model={TINY_MODEL!r}, weights='none', strategy='full', epochs=1, "
+        f"image_size=32, num_workers=0, out={str(tmp_path / 'nb_run')!r})")]
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    for cell in notebook.cells[:2]:
+        assert sum("image/png" in o.get("data", {}) for o in cell.outputs) == 1, cell.outputs
+    html, _ = exporter().from_notebook_node(notebook)
+    line = f"Model {TINY_MODEL} ("
+    assert line in html  # the underscore kept, in a plain output stream
+    streams = [o for o in notebook.cells[2].outputs if o.get("output_type") == "stream"]
+    assert any(line in o["text"] for o in streams) and "\x1b[" not in "".join(o["text"] for o in streams)
+    assert "overflow-x:auto" not in "".join(str(o.get("data", {}).get("text/html", ""))
+                                           for o in notebook.cells[2].outputs)
 
 
 def test_augment_preview_returns_the_same_figure_for_the_same_seed(tmp_path):

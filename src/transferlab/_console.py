@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["progress_bar", "in_notebook", "EpochTable", "terminal_safe"]
+__all__ = ["progress_bar", "in_notebook", "EpochTable", "terminal_safe", "log_console"]
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)]}
 
@@ -27,6 +27,18 @@ def progress_bar(quiet: bool) -> Progress:
     console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, disable=quiet or not console.is_terminal or console.is_jupyter, transient=True)
+
+
+def log_console(quiet: bool = False) -> Console:
+    """The console a long job writes its lines to (stderr): in a terminal it wraps between words; in a pipe or a
+    log file each message stays one line; in a notebook it writes plain text to stdout (a stream the page wraps,
+    not rich's HTML, whose scrolling `<pre>` cuts long lines and hides underscores such as efficientnet_lite0's in
+    rendered pages; and not stderr, which notebooks colour as an error)."""
+    import sys
+
+    notebook = in_notebook()
+    return Console(quiet=quiet, stderr=not notebook, soft_wrap=notebook or not sys.stderr.isatty(),
+                   force_jupyter=False, force_terminal=False if notebook else None)
 
 
 def in_notebook() -> bool:

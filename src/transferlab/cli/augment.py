@@ -21,7 +21,7 @@ def _augment(
     samples: Annotated[bool, typer.Option("--samples", help="A grid of training images with their labels "
                                                             "(the course's training-data preview).")] = False,
     model: Annotated[str, typer.Option(help="Model whose preprocessing to use.")] = "efficientnet_lite0",
-    image_size: Annotated[int | None, typer.Option(help="Input size [default: the model's own].", min=8,
+    image_size: Annotated[int | None, typer.Option(help="Input size (default: the model's own).", min=8,
                                                   max=4096)] = None,
     count: Annotated[int, typer.Option(help="Images in the grid.", min=1, max=100)] = 9,
     seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=2**32 - 1)] = 0,
@@ -56,7 +56,8 @@ def _augment(
     Console(quiet=quiet).print(f"Wrote {out} ({describe_augment(settings)})", highlight=False)
 
 
-_parameters = [p for p in inspect.signature(_augment).parameters.values() if p.kind is not p.VAR_KEYWORD]
+_parameters = [p for p in inspect.signature(_augment, eval_str=True).parameters.values()  # the help texts kept
+               if p.kind is not p.VAR_KEYWORD]
 _parameters += keras_flag_parameters()
 _augment.__signature__ = inspect.Signature(_parameters)  # type: ignore[attr-defined]
 _augment.__annotations__ = {p.name: p.annotation for p in _parameters}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,8 +18,8 @@ def layers(
     strategy: Annotated[str | None, typer.Option(help="Show the trainable column under this strategy, e.g. "
                                                       "unfreeze-from=keras:143 (Keras' layer index) or "
                                                       "unfreeze-from=127.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input size for the output shapes [default: the "
-                                                        "model's own].", min=8, max=4096)] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size for the output shapes (default: the "
+                                                        "model's own).", min=8, max=4096)] = None,
     num_classes: Annotated[int, typer.Option(help="Classes of the new head.", min=1, max=100_000)] = 2,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -39,10 +40,15 @@ def layers(
     if json_output:
         print_json({"model": model, "image_size": size, "layers": rows, "head_parameters": head, **totals})
         return
-    table = Table(title=f"{model} base at {size}x{size} (strategy: {strategy or 'full'})")
-    for col, justify in (("#", "right"), ("layer", "left"), ("type", "left"), ("output shape", "left"),
-                         ("params", "right"), ("trainable", "center")):
-        table.add_column(col, justify=justify)
+    table = Table(title=f"{model} base at {size}x{size} (strategy: {strategy or 'full'})", box=box.SIMPLE_HEAD)
+    longest = max((len(r["name"]) for r in rows), default=5)
+    # the layer's name is what unfreeze-from=NAME needs: never cut; the other columns fold to make room
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("layer", no_wrap=True, min_width=longest)
+    table.add_column("type", overflow="fold")
+    table.add_column("output shape", overflow="fold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("trainable", justify="center", no_wrap=True)
     for r in rows:
         mark = "-" if r["trainable"] is None else ("yes" if r["trainable"] else "[dim]no")
         shape = "x".join(map(str, r["output_shape"])) if r["output_shape"] else ""

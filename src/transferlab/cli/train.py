@@ -11,7 +11,7 @@ import typer
 
 from .._settings import field_help
 from ..errors import SettingError
-from ..training.config import KERAS_NAMES, TrainConfig
+from ..training.config import KERAS_NAMES, TrainConfig, recipe_names
 from ..training.strategies import lr_help, strategy_help
 from ._augment_flags import keras_flag_parameters, keras_overrides
 from ._common import print_json, user_errors
@@ -51,7 +51,9 @@ def _train_parameters() -> list[inspect.Parameter]:
     run = "Run folder"
     params += [
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            Path | None, typer.Option(help="YAML file of settings; flags override it.", rich_help_panel=run)]),
+            Path | None, typer.Option(help="YAML file of settings, or the name of a recipe shipped with transferlab "
+                                           "(" + ", ".join(recipe_names()) + "); flags override it.",
+                                      rich_help_panel=run)]),
         inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
             bool, typer.Option(help="Replace an existing run folder.", rich_help_panel=run)]),
         inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[

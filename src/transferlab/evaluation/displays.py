@@ -289,9 +289,12 @@ def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str] | 
 
 
 def _finish(fig: plt.Figure, path: str | os.PathLike[str] | None, title: str | None) -> plt.Figure:
-    """Titles and lays out the figure; writes it to `path` (atomically) and closes it when a path is given."""
+    """Titles and lays out the figure; writes it to `path` (atomically) and closes it when a path is given. A long
+    title is wrapped to the figure's width (about 9 characters per inch at the title's size): never clipped."""
     if title:
-        fig.suptitle(title)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, width=max(20, int(fig.get_figwidth() * 9))))
     fig.tight_layout()
     if path is not None:
         with atomic_path(path) as tmp:

@@ -108,7 +108,7 @@ def _eval_section(folder: Path, prefix: str, title: str) -> str:
     source = html.escape(str(metrics.get("source")))
     parts = [f"<h2>{html.escape(title)}</h2>",
              f'<p class="muted">Evaluated on {source} — {metrics.get("images")} images in '
-             f'{metrics.get("seconds")} s.</p>',
+             f'{_duration(float(metrics.get("seconds") or 0))}.</p>',
              _metric_cards(metrics, [("accuracy", "accuracy"), *([(k, k.replace("_", " "))] if k else []),
                                      ("loss", "loss"), ("roc_auc", "ROC AUC"),
                                      ("expected_calibration_error", "calibration error (ECE)")])]
@@ -178,8 +178,8 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     if rows:
         seconds = [float(r["seconds"]) for r in rows if r.get("seconds") is not None]
         parts.append("<h2>Timings</h2>" + _table(
-            [["epochs", len(rows)], ["seconds per epoch (median)", sorted(seconds)[len(seconds) // 2]
-                                     if seconds else ""], ["total training (s)", round(sum(seconds), 1)]]))
+            [["epochs", len(rows)], ["time per epoch (median)", _duration(sorted(seconds)[len(seconds) // 2])
+                                     if seconds else ""], ["training in all", _duration(sum(seconds))]]))
     if config:
         parts.append("<h2>Settings</h2><details open><summary>config.yaml</summary><pre>"
                      + html.escape(yaml.safe_dump(config, sort_keys=False, allow_unicode=True)) + "</pre></details>")

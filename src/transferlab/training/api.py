@@ -37,7 +37,8 @@ def train(data: str | os.PathLike[str], model: str | None = None, strategy: str 
         strategy: 'freeze', 'two-phase', 'unfreeze-from=keras:143', 'unfreeze-last=2', 'full' or 'auto'; default
             'freeze' with pretrained weights, else 'full'.
         epochs: Maximum number of epochs (of each phase, for 'two-phase'); default 10.
-        config: A YAML file of settings (e.g. examples/ex1_lite0_freeze.yaml); the keywords given override it.
+        config: A YAML file of settings, or a recipe shipped with transferlab by name (e.g. "ex1_lite0_freeze"); the
+            keywords given override it.
         out: Run folder; default runs/<model>-<date>-<time>.
         overwrite: Replace an existing run folder of that name.
         quiet: No output while training.

@@ -218,9 +218,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
         """Loads and checks a YAML config file (the `config.yaml` of a run works too); an error names the file,
         the line and the key, and shows a right value."""
-        path = Path(path)
-        if not path.is_file():
-            raise MissingFileError(f"Config file '{path}' does not exist.")
+        path = find_config(path)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -256,6 +254,36 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # the course's exercises, shipped with the package
+
+
+def recipe_names() -> list[str]:
+    """The recipes shipped with transferlab (`--config NAME` from any folder).
+
+    Example:
+        >>> "ex1_course_cnn" in recipe_names()
+        True
+    """
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def find_config(path: str | os.PathLike[str]) -> Path:
+    """A config file: the path given, or else the recipe of that name shipped with the package (`ex1_course_cnn`,
+    with or without `.yaml`).
+
+    Raises:
+        MissingFileError: Neither exists; the message lists the recipes.
+    """
+    given = Path(path)
+    if given.is_file():
+        return given
+    recipe = RECIPES / (given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml")
+    if recipe.is_file() and given.parent in (Path("."), Path("examples")):
+        return recipe
+    raise MissingFileError(f"Config file '{path}' does not exist, and no recipe has that name. Recipes (usable by "
+                           f"name from any folder, e.g. --config ex1_course_cnn): {', '.join(recipe_names())}.")
 
 
 def read_run_config(run_dir: str | os.PathLike[str], action: str = "open") -> TrainConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from lightning.pytorch.loggers import Logger
 from rich.console import Console
 from torch import nn
 
+from .._console import log_console
 from .._io import is_rank_zero
 from .._runtime import default_workers, tune_malloc
 from ..data.folder import DataSplits
@@ -122,7 +122,7 @@ def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callba
          loggers: list[Logger]) -> TrainResult:
     tune_malloc()
     # a terminal wraps messages between words; a pipe or log file keeps each message on one line
-    console = Console(quiet=quiet, stderr=True, soft_wrap=not sys.stderr.isatty())
+    console = log_console(quiet)
     started = time.perf_counter()
     if resume and not config.out:
         raise SettingError("Resuming needs the run folder: pass --resume RUN (the folder of the run to continue).")
@@ -334,7 +334,7 @@ def resume(run_dir: str | os.PathLike[str], epochs: int | None = None, quiet: bo
                            f"Pass a larger maximum, e.g. --epochs {done + 5}.")
     if epochs is None and folder.is_finished():
         metrics = folder.metrics()
-        Console(quiet=quiet, stderr=True, soft_wrap=not sys.stderr.isatty()).print(
+        log_console(quiet).print(
             f"The run in {run_dir} has already finished ({done} epochs" + (f" in phase {phase.index}" if several
                                                                            else "")
             + "): there is nothing to resume, and nothing was changed. To train it longer, give a new maximum: "

@@ -48,7 +48,9 @@ class TrainResult:
         return RunFolder(self.run_dir).history()
 
     def plot_history(self, ax: Any = None) -> Any:
-        """Loss and accuracy per epoch, train vs validation, the best epoch marked (a matplotlib Figure).
+        """Loss and accuracy per epoch, train vs validation, the best epoch marked: a new matplotlib Figure, or,
+        drawn into the Axes `ax`, those Axes (as pandas and seaborn return them: the figure is the caller's, and a
+        notebook shows it once).
 
         Args:
             ax: Two Axes (three to see the learning rate) to draw into; default a new figure.
@@ -61,7 +63,8 @@ class TrainResult:
                            title=f"{self.config.model} ({self.config.strategy})" if ax is None else None)
         if ax is None:
             plt.close(fig)  # a new figure is returned, not left open: a notebook shows it once
-        return fig
+            return fig
+        return ax
 
     def evaluate(self, data: str | os.PathLike[str] | None = None, tta: str = "none") -> Any:
         """Evaluates the run's model (an `EvalResult`, which shows its confusion matrix and mistakes in a notebook).

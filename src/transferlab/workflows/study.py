@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from .._console import log_console
 from .._io import write_json, write_text
 from ..errors import SettingError
 from ..evaluation.compare import compare_runs, markdown_table
@@ -65,7 +63,7 @@ def regularization_study(data: str | os.PathLike[str], out: str | os.PathLike[st
     base = TrainConfig(data=str(data), model="course_cnn", weights="none", strategy="full", epochs=epochs,
                        batch_size=batch_size, lr=lr, seed=seed, subset=subset, image_size=image_size,
                        patience=0, num_workers=num_workers)
-    console = Console(stderr=True, quiet=quiet, soft_wrap=not sys.stderr.isatty())
+    console = log_console(quiet)
     runs = []
     for i, name in enumerate(names, start=1):
         overrides, description = VARIANTS[name]
