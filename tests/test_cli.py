@@ -56,6 +56,11 @@ def test_train_writes_a_complete_run_folder(dataset, tmp_path, tiny_weights):
     ckpt = torch.load(out / "best.ckpt", map_location="cpu", weights_only=True)
     assert any(k.startswith("model.") for k in ckpt["state_dict"])
     assert json.loads((out / "labels.json").read_text()) == ["cats", "dogs"]
+    import re
+
+    page = (out / "report.html").read_text()
+    assert re.search(r"time per epoch \(median\)</td><td>\d+\.\d s<", page), "durations as a person reads them"
+    assert not re.search(r"\d\.\d{4} s", page)
 
 
 def test_json_output_is_one_document(dataset, tmp_path):

@@ -85,16 +85,28 @@ def test_every_strategy_trains_resumes_and_keeps_its_best_epoch(spec: StrategySp
 
 
 @pytest.mark.parametrize("monitor", ["val_accuracy", "val_loss"])
-def test_a_two_phase_bundle_is_the_better_phases_best_checkpoint(monitor, tmp_path, tiny_weights):
+def test_a_two_phase_bundle_is_the_better_phases_best_checkpoint(monitor, tmp_path, tiny_weights, capsys):
     data = make_dataset(tmp_path / "data", classes=("cats", "dogs", "birds"), n_train=8, n_val=4)
     out = tmp_path / "run"
     fit(TrainConfig(data=str(data), out=str(out), model=TINY_MODEL, weights=str(tiny_weights), strategy="two-phase",
                     epochs=3, finetune_epochs=3, image_size=32, num_workers=0, patience=0, monitor=monitor, lr=0.05,
-                    seed=1), quiet=True)
+                    seed=1))
     rows = _history(out)
     kept = _kept(rows, monitor)
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["best_epoch"], metrics["best_phase"]) == (kept["epoch"], kept["phase"])
+    # the last line says which phase and epoch were kept; "(best)" marks the run's best so far, across phases
+    printed = capsys.readouterr().err
+    assert f"Kept the model of phase {kept['phase']}, epoch {kept['epoch']}:" in printed
+    marked = [int(line.split("epoch ")[1].split("/")[0]) + (3 if line.startswith("Phase 2") else 0)
+              for line in printed.splitlines() if line.startswith("Phase ") and line.endswith("(best)")]
+    assert marked[-1] == kept["epoch"]
+    # config.yaml counts what each phase trained: the fine-tuning phase trains the whole model
+    import yaml
+
+    parameters = yaml.safe_load((out / "config.yaml").read_text())["parameters"]
+    assert [p["strategy"] for p in parameters["phases"]] == ["freeze", "full"]
+    assert parameters["phases"][1]["trainable"] == parameters["total"] == parameters["trainable"]
     phase_best = _bundle_view(out / f"best-phase{kept['phase']}.ckpt")
     assert {k: torch.equal(v, _bundle_view(out / "best.ckpt")[k]) for k, v in phase_best.items()} == \
         dict.fromkeys(phase_best, True)

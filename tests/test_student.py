@@ -479,3 +479,23 @@ def test_the_courses_keras_calls_work_on_the_facade():
     top = decode_predictions(lite.predict([str(photo)]), top=1)[0][0]
     classified = json.loads(runner.invoke(app, ["classify", str(photo), "--top-k", "1", "--json"]).stdout)
     assert top[0] == classified[0]["top"][0]["wnid"] and "cat" in top[1]
+
+
+def test_layers_keeps_every_name_whole_at_80_columns():
+    """The names `unfreeze-from=NAME` needs are never cut (the other columns fold instead)."""
+    from transferlab.models import build_classifier
+    from transferlab.models.transfer import base_layers
+
+    result = runner.invoke(app, ["layers", "efficientnet_lite0"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and "…" not in result.output
+    words = set(result.output.split())
+    names = [layer.name for layer in base_layers(build_classifier("efficientnet_lite0", 2, weights="none").features)]
+    assert all(name in words for name in names), [n for n in names if n not in words][:5]
+
+
+def test_augment_help_describes_every_option():
+    result = runner.invoke(app, ["augment", "--help"], env={"COLUMNS": "100"})
+    text = " ".join(result.output.split())
+    for words in ("none, course, flip, light or strong", "YAML with an 'augment' block", "Images in the grid",
+                  "Random seed", "PNG file to write", "Model whose preprocessing to use"):
+        assert words in text, words
