@@ -317,3 +317,25 @@ def test_link_class_folders_makes_a_training_tree_without_copies(tmp_path):
         "cat", "dog", "ship"]
     with pytest.raises(ValueError, match="does not exist"):
         link_class_folders(source, tmp_path / "bad", ["cow"])
+
+
+def test_class_folders_named_alike_in_nfd_and_nfc_are_one_class(tmp_path):
+    """macOS writes 'café' decomposed (NFD), other systems composed (NFC): copied together they are one class,
+    and labels are NFC whatever the source (folder or index file)."""
+    import unicodedata
+
+    from transferlab.data.folder import load_csv, load_folders
+
+    nfd, nfc = unicodedata.normalize("NFD", "café"), "café"
+    assert nfd != nfc
+    make_images(tmp_path / "flat" / nfd, (200, 30, 30), 3, seed=1)
+    make_images(tmp_path / "flat" / nfc, (200, 30, 30), 3, seed=2)
+    make_images(tmp_path / "flat" / "tea", (30, 30, 200), 6, seed=3)
+    splits = load_folders(tmp_path / "flat", val_split=0.34)
+    assert splits.classes == [nfc, "tea"]
+    assert sum(1 for s in splits.train + splits.validation if s.label == 0) == 6
+    index = tmp_path / "index.csv"
+    paths = sorted((tmp_path / "flat").rglob("*.png"))
+    rows = [f"{p},{'tea' if p.parent.name == 'tea' else nfd if i % 2 else nfc}" for i, p in enumerate(paths)]
+    index.write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert load_csv(index, val_split=0.34).classes == [nfc, "tea"]

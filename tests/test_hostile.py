@@ -416,3 +416,177 @@ def test_evaluating_one_class_reports_no_roc_auc(tmp_path, tiny_run):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
     assert "roc_auc" not in metrics and "ROC AUC" not in result.output
+
+
+def test_weights_that_are_not_safetensors_are_named(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    fake = tmp_path / "weights.safetensors"
+    fake.write_bytes(b"\x80\x04PICKLE" * 10)  # a renamed pickle, not safetensors
+    args = [a for a in FAST if a not in ("--weights", "none")]
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *args, "--weights", str(fake)])
+    assert result.exit_code == 2 and "not a readable .safetensors file" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10", 600), ("1.5h", 5400), ("168h", 604800),
+                                               ("169h", None), ("0s", None), ("9" * 400, None), ("1e9", None)])
+def test_a_budget_is_a_time_from_seconds_to_a_week(text, seconds):
+    from transferlab.errors import SettingError
+    from transferlab.workflows.budget import parse_budget
+
+    if seconds is None:
+        with pytest.raises(SettingError, match="from a few seconds to a week") as caught:
+            parse_budget(text)
+        assert len(str(caught.value)) < 300  # a 400-digit value is not repeated whole
+    else:
+        assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize(("argument", "given"), [("callbacks", ["early_stopping"]), ("callbacks", object()),
+                                                 ("logger", 3)])
+def test_callbacks_and_loggers_that_are_not_lightning_objects_are_refused_first(tmp_path, argument, given):
+    from transferlab import TrainConfig, fit
+    from transferlab.errors import SettingError
+
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    with pytest.raises(SettingError, match=f"'{argument}' argument of fit takes lightning"):
+        fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), model=TINY_MODEL, weights="none"),
+            quiet=True, **{argument: given})
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_image_size_beyond_4096_is_refused(tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    args = [a for a in FAST if a not in ("--image-size", "32")]
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *args, "--image-size", "100000"])
+    assert result.exit_code == 2 and "image_size" in result.output and "4096" in result.output, result.output
+
+
+def test_a_bundle_with_non_finite_weights_is_refused(tmp_path, tiny_run):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    _, run = tiny_run
+    copy = _copy_run(run, tmp_path / "run")
+    with safe_open(str(copy / "model.safetensors"), framework="pt") as f:
+        metadata, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, str(copy / "model.safetensors"), metadata=metadata)
+    image = next((run.parent / "data" / "validation" / "cats").glob("*.png"))
+    result = runner.invoke(app, ["predict", str(copy), str(image), "--engine", "pytorch"])
+    assert result.exit_code == 2 and "not numbers" in result.output and "diverged" in result.output, result.output
+
+
+def test_resume_after_config_yaml_was_edited_to_another_model_is_named(tmp_path, tiny_run):
+    import yaml
+
+    _, run = tiny_run
+    copy = _copy_run(run, tmp_path / "run")
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["head_hidden"] = [7]  # the checkpoint's head has no hidden layer
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["train", "--resume", str(copy), "--epochs", "5", "-q"])
+    assert result.exit_code == 2 and "config.yaml" in result.output and "edited" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_internal_error_names_the_command_typed_and_no_invented_address(tmp_path, monkeypatch):
+    import transferlab.data.info
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(transferlab.data.info, "data_info", broken)
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    result = runner.invoke(app, ["data", "info", str(data)])
+    assert result.exit_code == 1 and "Internal error in `transferlab data info`" in result.output, result.output
+    assert "http" not in result.output.split("Internal error")[1]
+
+
+def test_a_huge_value_in_an_error_is_cut_not_printed_whole(capsys):
+    import typer
+
+    from transferlab.cli._common import user_errors
+    from transferlab.errors import SettingError
+
+    @user_errors
+    def command():
+        raise SettingError("Unknown value '" + "x" * 20_000 + "'. Pass a short one.")
+
+    with pytest.raises(typer.Exit):
+        command()
+    err = capsys.readouterr().err
+    assert 1000 < len(err) < 2200 and "[...]" in err and "Pass a short one." in err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: &x [1, 2]\nb: [*x, *x, *x]\n", "line 1: anchors and aliases"),
+    ("train:\n", "'train:' must hold a mapping"),
+    ("train: [1, 2]\n", "'train:' must hold a mapping"),
+    ("epochs: 1\n" + "#" * 1_100_000 + "\n", "characters; a settings file has at most"),
+])
+def test_config_files_with_aliases_huge_or_without_settings_are_named(tmp_path, text, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = runner.invoke(app, ["train", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_augment_refuses_a_config_that_is_not_yaml_settings(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    for text in ("[1, 2]\n", "a: &x 1\nb: *x\n", "{unclosed"):
+        config = tmp_path / "c.yaml"
+        config.write_text(text)
+        result = runner.invoke(app, ["augment", str(tmp_path / "a.png"), "--config", str(config), "--out",
+                                     str(tmp_path / "g.png")])
+        assert result.exit_code in (0, 2) and "Traceback" not in result.output and "Internal" not in result.output, \
+            result.output
+
+
+def test_a_full_disk_mid_run_is_named_and_the_run_can_be_resumed(tmp_path, monkeypatch):
+    import errno
+
+    from transferlab.runs.folder import RunFolder
+
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    out = tmp_path / "run"
+    real = RunFolder.write_history
+
+    def full(self, rows):
+        if len(rows) >= 2:  # the disk fills up at the second epoch
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.file("history.csv")))
+        return real(self, rows)
+
+    monkeypatch.setattr(RunFolder, "write_history", full)
+    args = [a if a != "1" else "3" for a in FAST]  # three epochs
+    result = runner.invoke(app, ["train", str(data), "--out", str(out), *args])
+    assert result.exit_code == 2 and "The disk is full" in result.output and "--resume" in result.output, \
+        result.output
+    assert "Traceback" not in result.output
+    monkeypatch.setattr(RunFolder, "write_history", real)  # space freed: the lock was released, resume goes on
+    result = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 3
+
+
+def test_a_read_only_output_folder_is_named_and_nothing_is_left(tmp_path, monkeypatch):
+    import errno
+
+    import transferlab.runs.folder as folder
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    real = folder.write_json
+    monkeypatch.setattr(folder, "write_json", read_only)
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *FAST])
+    assert result.exit_code == 2 and "read-only file system" in result.output and "Traceback" not in result.output, \
+        result.output
+    monkeypatch.setattr(folder, "write_json", real)  # writable again: the same command runs, no --overwrite needed
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "run"), *FAST])
+    assert result.exit_code == 0, result.output

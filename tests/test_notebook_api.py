@@ -234,19 +234,43 @@ def test_tensorboard_and_csv_trackers_get_each_epoch_and_the_lr(tmp_path, tiny_w
 def test_mlflow_tracker_records_the_run(tmp_path, tiny_weights, monkeypatch):
     pytest.importorskip("mlflow")
     pytest.importorskip("sqlalchemy")
+    from urllib.parse import quote
+
     from mlflow.tracking import MlflowClient
 
     import transferlab
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     data = make_dataset(tmp_path / "data", n_train=8, n_val=4)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    out = tmp_path / "run 1?#%41"  # characters a URI would read as a query, a fragment and an escape
     result = transferlab.train(data, model=TINY_MODEL, weights=str(tiny_weights), epochs=2, image_size=32,
-                               num_workers=0, patience=0, logger="mlflow", out=tmp_path / "run", quiet=True)
-    client = MlflowClient(f"sqlite:///{result.run_dir / 'mlflow.db'}")
+                               num_workers=0, patience=0, logger="mlflow", out=out, quiet=True)
+    assert (out / "mlflow.db").is_file() and not list((tmp_path / "cwd").iterdir())  # nothing beside the run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "data", out.name]
+    client = MlflowClient("sqlite:///" + quote(str(result.run_dir / "mlflow.db")))
     run = client.search_runs([client.get_experiment_by_name("transferlab").experiment_id])[0]
     values = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)]
     assert values == pytest.approx([float(r["val_loss"]) for r in _history(result.run_dir)])
     assert run.data.params["model"] == TINY_MODEL and run.info.status == "FINISHED"
+
+
+def test_an_mlflow_store_that_cannot_be_opened_is_named_before_training(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere/x")
+    data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
+    result = CliRunner().invoke(app, ["train", str(data), "--model", TINY_MODEL, "--weights", "none", "--epochs", "1",
+                                      "--image-size", "32", "--num-workers", "0", "--logger", "mlflow", "--out",
+                                      str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "cannot open the tracking store" in result.output and "MLFLOW_TRACKING_URI" in result.output
+    assert "Epoch" not in result.output and "Traceback" not in result.output
 
 
 def test_cli_logger_option_reaches_the_tracker(tmp_path, tiny_weights):

@@ -134,3 +134,34 @@ def _finite(value: Any) -> Any:
 def write_yaml(path: str | os.PathLike[str], data: Any) -> Path:
     """Writes `data` as YAML (keys in insertion order), atomically."""
     return write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+MAX_YAML_CHARS = 1_000_000  # a settings file is a few hundred lines; more is a mistake or an attack
+
+
+class RefusedYAML(yaml.MarkedYAMLError):
+    """YAML that parses, but that settings files have no need of: too long, or with anchors and aliases (a few
+    lines of `&a [*a, *a, ...]` expand into billions of values: the "billion laughs")."""
+
+
+def safe_yaml(text: str) -> Any:
+    """`yaml.safe_load` for settings files written by people: at most `MAX_YAML_CHARS` characters and no anchors or
+    aliases (refused with a `yaml.MarkedYAMLError` that names the line, like any other YAML mistake).
+
+    Example:
+        >>> safe_yaml("epochs: 10")
+        {'epochs': 10}
+        >>> try:
+        ...     safe_yaml("a: &x [1]\\nb: *x")
+        ... except RefusedYAML as e:
+        ...     print(e.problem_mark.line + 1, e.problem)
+        1 anchors and aliases (&name, *name) are not allowed in a settings file
+    """
+    if len(text) > MAX_YAML_CHARS:
+        raise RefusedYAML(problem=f"the file has {len(text):,} characters; a settings file has at most "
+                                  f"{MAX_YAML_CHARS:,}")
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise RefusedYAML(problem="anchors and aliases (&name, *name) are not allowed in a settings file",
+                              problem_mark=event.start_mark)
+    return yaml.safe_load(text)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from .._io import safe_yaml
 from ..errors import SettingError
 
 __all__ = ["KERAS_FLAGS", "keras_flag_parameters", "keras_overrides", "bool_flag_parameters",
@@ -85,5 +86,9 @@ def _number_or_pair(value: object) -> object:
             return float(num) / float(den)
         except (ValueError, ZeroDivisionError):
             raise SettingError(f"{text!r} is not a number or a fraction such as 1/255.") from None
-    parsed = yaml.safe_load(text)
+    try:
+        parsed = safe_yaml(text)
+    except yaml.YAMLError:
+        raise SettingError(f"{text[:40]!r} is not a value: write a number, a word, or a list such as "
+                           "0.8,1.2.") from None
     return parsed

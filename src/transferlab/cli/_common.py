@@ -23,7 +23,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # errors wrap between words in a terminal and stay on one line in a pipe or log file
 err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
-ISSUES_URL = "https://github.com/transferlab/transferlab/issues"
+MAX_MESSAGE = 2000  # an error quoting a huge value stays readable: its start and its end are kept
+
+
+def _bounded(text: str) -> str:
+    """A message of at most ~MAX_MESSAGE characters (its start, then its end: the advice is last)."""
+    return text if len(text) <= MAX_MESSAGE else f"{text[:MAX_MESSAGE - 600]} [...] {text[-500:]}"
+
+
+def _command_typed() -> str:
+    """The command as the user typed it, up to its first option: 'transferlab data info' (not the function name)."""
+    try:
+        from typer._click.globals import get_current_context  # typer 0.2x carries its own click
+    except ImportError:  # older typer runs on click itself
+        from click import get_current_context
+
+    context = get_current_context(silent=True)
+    if context is None:
+        return "transferlab"
+    return " ".join(["transferlab", *context.command_path.split()[1:]])
 
 
 def user_errors(func: F) -> F:
@@ -36,7 +54,8 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TransferlabError as e:
-            err_console.print(f"[bold red]Error:[/] {escape(terminal_safe(e))}", markup=True, highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(_bounded(terminal_safe(e)))}", markup=True,
+                              highlight=False)
             raise typer.Exit(code=getattr(e, "exit_code", 2)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
@@ -44,14 +63,15 @@ def user_errors(func: F) -> F:
             err_console.print("Interrupted.", highlight=False)
             raise typer.Exit(code=130) from None
         except OSError as e:  # the machine's state (full disk, read-only, permissions, a path too long): no bug
-            err_console.print(f"[bold red]Error:[/] {escape(terminal_safe(describe_os_error(e)))}", markup=True,
-                              highlight=False)
+            err_console.print(f"[bold red]Error:[/] {escape(_bounded(terminal_safe(describe_os_error(e))))}",
+                              markup=True, highlight=False)
             raise typer.Exit(code=2) from None
         except Exception:  # noqa: BLE001 - a bug: show it whole, ask for a report
             traceback.print_exc()
-            err_console.print(f"[bold red]Internal error[/] in `transferlab {func.__name__}`: this is a bug in "
-                              f"transferlab, not in your input. Please report it with the traceback above at "
-                              f"{ISSUES_URL}", markup=True, highlight=False)
+            err_console.print(f"[bold red]Internal error[/] in `{escape(_command_typed())}`: this is a bug in "
+                              "transferlab, not in your input. Please report it to the people who gave you "
+                              "transferlab, with the command you ran, the traceback above and the output of "
+                              "`transferlab --version`.", markup=True, highlight=False)
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]

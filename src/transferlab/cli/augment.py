@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..errors import MissingFileError
+from ..errors import MissingFileError, SettingError
 from ._augment_flags import keras_flag_parameters, keras_overrides
 from ._common import user_errors
 
@@ -38,12 +38,21 @@ def _augment(
     """
     import yaml
 
+    from .._io import safe_yaml
     from ..data.augment import describe_augment
     from ..evaluation.grids import augment_preview
 
     settings: object = preset
     if config:
-        block = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("augment", {})
+        try:
+            data = safe_yaml(config.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark else ""
+            raise SettingError(f"Config file '{config}'{where} is not a YAML settings file "
+                               f"({str(getattr(e, 'problem', None) or e)[:120]}). Write `augment: course` or a "
+                               "mapping of Keras arguments, e.g. `augment: {rotation_range: 40}`.") from None
+        block = data.get("augment", {}) if isinstance(data, dict) else {}
         settings = block if isinstance(block, (str, dict)) else preset
     flags = keras_overrides(keras)
     if flags:

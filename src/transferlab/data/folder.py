@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -154,12 +155,25 @@ def _files(folder: Path) -> list[Path]:
     return out
 
 
+def class_label(name: str) -> str:
+    """A class name in Unicode NFC: folder names made on macOS (decomposed, NFD) and elsewhere (composed) that
+    read the same are one class, and labels.json holds the form every other program writes.
+
+    Example:
+        >>> class_label("cafe\u0301") == "caf\u00e9"
+        True
+    """
+    return unicodedata.normalize("NFC", name)
+
+
 def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
     """Returns ({class name: readable image paths}, skipped files) for `folder/<class>/**`.
 
     Every file is decoded once (at reduced scale), so unreadable files are found before training.
     """
-    per_class: dict[str, list[Path]] = {d.name: _files(d) for d in _class_dirs(folder)}
+    per_class: dict[str, list[Path]] = {}
+    for d in _class_dirs(folder):  # one class per name as people read it: 'café' typed on a Mac (NFD) is 'café'
+        per_class.setdefault(class_label(d.name), []).extend(_files(d))
     candidates = [p for paths in per_class.values() for p in paths if is_image_file(p)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = dict(zip(candidates, (err for err, _ in pool.map(check_image, candidates))))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -26,6 +27,11 @@ __all__ = ["IndexRow", "PATH_COLUMNS", "LABEL_COLUMNS", "read_index_rows", "open
 
 PATH_COLUMNS = ("path", "file", "filename", "image")
 LABEL_COLUMNS = ("label", "class", "category")
+
+
+def _nfc(label: str) -> str:
+    """Labels in Unicode NFC, as class folder names are read (`data.folder.class_label`)."""
+    return unicodedata.normalize("NFC", label)
 
 
 class IndexRow(NamedTuple):
@@ -100,7 +106,7 @@ def _csv_rows(index: str, reader: Any, delimiter: str) -> Iterator[IndexRow]:
             raise DataError(f"Index '{index}' line {reader.line_num}: expected path{sep}label, got {row}. Each "
                             f"row names an image and its class, e.g. 'cats/1.jpg{delimiter}cat'.")
         split = row[cols[2]].strip() if cols[2] is not None and len(row) > cols[2] else None
-        yield IndexRow(reader.line_num, row[cols[0]].strip(), row[cols[1]].strip(), split or None)
+        yield IndexRow(reader.line_num, row[cols[0]].strip(), _nfc(row[cols[1]].strip()), split or None)
 
 
 def _parquet_rows(index: str) -> Iterator[IndexRow]:
@@ -123,7 +129,7 @@ def _parquet_rows(index: str) -> Iterator[IndexRow]:
             splits = columns[2] if len(columns) > 2 else [None] * batch.num_rows
             for path, label, split in zip(columns[0], columns[1], splits):
                 line += 1
-                yield IndexRow(line, str(path), str(label), str(split) if split else None)
+                yield IndexRow(line, str(path), _nfc(str(label)), str(split) if split else None)
 
 
 def resolve_row_path(index: str, path: str) -> str:

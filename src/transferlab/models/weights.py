@@ -46,7 +46,12 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own types for headers it cannot read
+            raise SettingError(f"Weights file '{path}' is not a readable .safetensors file ({str(e)[:120]}): it may "
+                               "be damaged, or another format renamed (a pickle .pth is not safetensors). Pass the "
+                               "original file; nothing is unpickled.") from None
     if suffix in {".pth", ".pt", ".bin", ".ckpt"}:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)

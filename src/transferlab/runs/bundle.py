@@ -100,6 +100,10 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         raise DataError(f"'{weights}' has damaged metadata ({e}); re-export or re-train.") from None
     if "model" not in metadata:
         raise DataError(f"'{weights}' does not say which model it holds (no 'model' in its metadata); re-export.")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise DataError(f"'{weights}' holds weights that are not numbers ({broken[0]}: NaN or infinite): the run that "
+                        "wrote it diverged. Its answers would be meaningless; train it again with a lower --lr.")
     model = build_classifier(metadata["model"], num_classes=len(labels), weights="none", image_size=pre.image_size,
                              head=head, **kwargs)
     try:

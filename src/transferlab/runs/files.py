@@ -54,7 +54,7 @@ RUN_FILES = {
     ".transferlab-lock": "held while a command writes the folder: a second one is refused, not mixed in",
 }
 RUN_DIRS = {"logs": "Lightning's CSV logs", "lightning_logs": "Lightning's default logs", "csv": "--logger csv",
-            "tensorboard": "--logger tensorboard"}
+            "tensorboard": "--logger tensorboard", "mlartifacts": "--logger mlflow: artifacts, when any are logged"}
 EXPORT_MARKER = ".transferlab-export"  # in an export folder: the files the export wrote (JSON {"files": [...]})
 SKIPPED_LOG = "skipped.jsonl"
 LOCK_FILE = ".transferlab-lock"  # held while a command writes the folder (training, export, evaluation)

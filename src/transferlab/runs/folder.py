@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .._io import RUN_MARKER, write_json, write_text, write_yaml
+from .._io import RUN_MARKER, safe_yaml, write_json, write_text, write_yaml
 from .._version import __version__
 from ..errors import DataError, MissingFileError, RunFolderError
 from .files import (
@@ -84,7 +84,7 @@ class RunFolder:
         """config.yaml as a dict ({} when missing or empty)."""
         if not self.file("config.yaml").is_file():
             return {}
-        data = self._read("config.yaml", yaml.safe_load, "the run's settings") or {}
+        data = self._read("config.yaml", safe_yaml, "the run's settings") or {}
         return data if isinstance(data, dict) else {}
 
     def history(self) -> list[dict[str, Any]]:
@@ -261,6 +261,9 @@ class RunFolder:
             MissingFileError: `resume` of a folder that does not exist or is empty.
         """
         run_dir = self.path
+        if run_dir.is_symlink() and not run_dir.exists():
+            raise RunFolderError(f"--out '{run_dir}' is a link to '{os.readlink(run_dir)}', which does not exist. "
+                                 "Create that folder first, or choose another --out, e.g. runs/mine.")
         if run_dir.exists() and not run_dir.is_dir():
             raise RunFolderError(f"--out '{run_dir}' is a file, not a folder. Choose a folder for the run, e.g. "
                                  "runs/mine.")

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .._io import RefusedYAML, safe_yaml
 from .._settings import check_settings, settings_from
 from ..errors import MissingFileError, SettingError
 from ..runs.history import MONITORS
@@ -154,7 +155,7 @@ class TrainConfig:
     cutmix: float = field(default=0.0, metadata={"ge": 0, "example": '1.0'})
     mix_on: str = field(default="images", metadata={"choices": MIX_ON})
     class_weight: str = field(default="none", metadata={"choices": CLASS_WEIGHTS})
-    image_size: int | None = field(default=None, metadata={"ge": 8, "example": '224'})
+    image_size: int | None = field(default=None, metadata={"ge": 8, "le": 4096, "example": '224'})
     augment: str | dict[str, Any] = "none"
     val_split: float = field(default=0.2, metadata={"gt": 0, "lt": 1, "example": '0.2'})
     seed: int = field(default=42, metadata={"ge": 0, "lt": 2**32, "example": '42'})
@@ -225,8 +226,12 @@ class TrainConfig:
             raise SettingError(f"Config file '{path}' is not UTF-8 text; save it as UTF-8 (a YAML mapping such as "
                                "`epochs: 10`).") from None
         try:
-            data = yaml.safe_load(text) or {}
+            data = safe_yaml(text) or {}
             root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except RefusedYAML as e:
+            where = f", line {e.problem_mark.line + 1}" if e.problem_mark else ""
+            raise SettingError(f"Config file '{path}'{where}: {e.problem}. Write each value out, e.g. "
+                               "`epochs: 10`.") from None
         except yaml.constructor.ConstructorError as e:
             line = e.problem_mark.line + 1 if e.problem_mark else "?"
             raise SettingError(f"Config file '{path}', line {line}: {e.problem}. Only plain values are allowed "
@@ -244,6 +249,9 @@ class TrainConfig:
             train = next((v for k, v in nodes if k.value == "train" and isinstance(v, yaml.MappingNode)), None)
             lines = {k.value: k.start_mark.line + 1 for k, _ in (train.value if train is not None else nodes)}
         data = data.get("train", data)
+        if not isinstance(data, dict):
+            raise SettingError(f"Config file '{path}': 'train:' must hold a mapping of settings (indented lines such "
+                               f"as `  epochs: 10`); it holds {type(data).__name__} {str(data)[:40]!r}.")
         try:
             return cls.from_dict({k: v for k, v in data.items() if k not in RUN_RECORD_KEYS}).validate()
         except SettingError as e:

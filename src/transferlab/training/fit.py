@@ -113,9 +113,20 @@ def fit(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, q
         >>> result.metrics["best_val_accuracy"]  # doctest: +SKIP
         0.97
     """
+    callbacks = _checked_objects("callbacks", callbacks, Callback, "lightning.pytorch.callbacks.Callback")
+    loggers = _checked_objects("logger", logger, Logger, "lightning.pytorch.loggers.Logger")
     with quiet_lightning(), _sigterm_as_interrupt():
-        return _fit(config, overwrite, resume, quiet, list(callbacks or []),
-                    list(logger if isinstance(logger, Sequence) else [logger] if logger is not None else []))
+        return _fit(config, overwrite, resume, quiet, callbacks, loggers)
+
+
+def _checked_objects(name: str, given: Any, kind: type, spelled: str) -> list[Any]:
+    """One object or a list of them, each an instance of `kind` (a string, a class or anything else is refused)."""
+    items = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
+    wrong = [item for item in items if not isinstance(item, kind)]
+    if wrong:
+        raise SettingError(f"The {name!r} argument of fit takes {spelled} objects (one or a list); got "
+                           f"{type(wrong[0]).__name__} {str(wrong[0])[:40]!r}. Example: {name}=[MyCallback()].")
+    return items
 
 
 def _fit(config: TrainConfig, overwrite: bool, resume: bool, quiet: bool, callbacks: list[Callback],

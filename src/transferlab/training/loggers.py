@@ -54,12 +54,33 @@ def make_loggers(names: Sequence[str], run_dir: str | os.PathLike[str]) -> list[
         else:
             from lightning.pytorch.loggers import MLFlowLogger
 
-            run_dir.mkdir(parents=True, exist_ok=True)
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
-            for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up lines on every new database
-                logging.getLogger(noisy).setLevel(logging.WARNING)
-            loggers.append(MLFlowLogger(experiment_name="transferlab", run_name=run_dir.name, tracking_uri=uri))
+            loggers.append(_mlflow_logger(MLFlowLogger, run_dir))
     return loggers
+
+
+def _mlflow_logger(MLFlowLogger: type, run_dir: Path) -> Logger:  # noqa: N803 - the class, imported late
+    """MLflow's store `RUN/mlflow.db` (its path quoted in the URI: a folder named with '?', '#' or '%' stays that
+    folder) and artifacts in `RUN/mlartifacts`, or MLFLOW_TRACKING_URI's store; opened now, so that a store that
+    cannot be used is named before training starts instead of failing after the first epoch."""
+    from urllib.parse import quote
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = given or "sqlite:///" + quote(str((run_dir / "mlflow.db").resolve()))
+    for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up lines on every new database
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    artifacts = None if given else (run_dir / "mlartifacts").resolve().as_uri()
+    try:
+        logger = MLFlowLogger(experiment_name="transferlab", run_name=run_dir.name, tracking_uri=uri,
+                              artifact_location=artifacts)
+        _ = logger.experiment, logger.run_id
+    except Exception as e:  # noqa: BLE001 - MLflow and its database drivers raise many types for one problem
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        fix = ("Set MLFLOW_TRACKING_URI to a store MLflow can open (e.g. sqlite:///path/to/mlflow.db or "
+               "http://host:5000), or unset it to keep the run's own RUN/mlflow.db." if given else
+               "Check that the run folder is writable, or use --logger csv.")
+        raise SettingError(f"--logger mlflow cannot open the tracking store {uri[:200]!r}: {first}. {fix}") from None
+    return logger
 
 
 class EpochLogger(Callback):

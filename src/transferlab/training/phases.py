@@ -352,6 +352,10 @@ class PhaseRunner:
             trainer.fit(torch.compile(module) if cfg.compile else module, datamodule=data, ckpt_path=ckpt_path,
                         weights_only=True)
         except (RuntimeError, EOFError) as e:
+            if ckpt_path is not None and "state_dict" in str(e):
+                raise DataError(f"Cannot resume from '{ckpt_path}': its weights do not fit the model config.yaml now "
+                                f"describes ({str(e).splitlines()[0][:120]}). Was config.yaml edited? Restore it (the "
+                                "model, head and image size the run started with), or start a new run.") from None
             if ckpt_path is None or not (isinstance(e, EOFError) or "PytorchStreamReader" in str(e)):
                 raise
             raise DataError(f"Cannot resume from '{ckpt_path}': the file is damaged (truncated, or not a checkpoint). "

@@ -63,6 +63,7 @@ CAVEAT = ("checked on three small data sets (600-1,438 training images) with 1, 
           "short trial runs, so strategies that need many epochs can be under-predicted; when it matters, train "
           "the two best with the same --max-minutes and compare")
 SKIP_MARGIN = 10  # skipped unprobed: one epoch's training steps take 10x the time it has (it would see a tenth)
+MAX_BUDGET = 7 * 24 * 3600  # a week: more is a typo, and would overflow the time arithmetic
 PROBE_FIXED_SECONDS = 6.0  # a probe's cost besides its images: building the model, Lightning's set-up, the report
 
 
@@ -73,11 +74,13 @@ def parse_budget(text: str | float) -> float:
         >>> parse_budget("10m"), parse_budget("90s"), parse_budget(2)
         (600.0, 90.0, 120.0)
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
-    if not match or float(match.group(1)) <= 0:
-        raise SettingError(f"--budget must be a positive time such as 90s, 10m or 1.5h (minutes without a unit); "
-                           f"got {text!r}.")
-    return float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)]
+    match = re.fullmatch(r"\s*(\d{1,9}(?:\.\d{1,9})?)\s*([smh]?)\s*", str(text).lower())
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "": 60, "h": 3600}[match.group(2)] if match else 0.0
+    if not 0 < seconds <= MAX_BUDGET:
+        shown = str(text) if len(str(text)) <= 40 else str(text)[:37] + "..."
+        raise SettingError(f"--budget must be a time from a few seconds to a week, such as 90s, 10m or 1.5h (minutes "
+                           f"without a unit); got {shown!r}.")
+    return seconds
 
 
 def budget_words(seconds: float) -> str:
