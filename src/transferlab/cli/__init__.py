@@ -20,6 +20,7 @@ from .layers import layers
 from .models import models
 from .predict import predict
 from .serve import serve
+from .studio import studio
 from .study import app as study_app
 from .train import train
 
@@ -37,6 +38,7 @@ app.command()(evaluate)
 app.command()(quietable(compare))
 app.command()(quietable(export))
 app.command()(serve)
+app.command()(studio)
 app.command()(quietable(advise))
 app.command()(quietable(models))
 app.command()(quietable(layers))

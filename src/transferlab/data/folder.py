@@ -136,8 +136,12 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 
 def _is_run(folder: Path) -> bool:
-    """A transferlab run folder (its marker): pictures of a run are no class of the data."""
-    return (folder / RUN_MARKER).is_file()
+    """A transferlab run folder (its marker), or a folder of run folders (`runs/`, where `train` and the studio
+    put them) with no images of its own: pictures of a run are no class of the data."""
+    if (folder / RUN_MARKER).is_file():
+        return True
+    entries = list(folder.iterdir()) if os.access(folder, os.R_OK | os.X_OK) else []
+    return any((e / RUN_MARKER).is_file() for e in entries) and not any(is_image_file(e) for e in entries)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -178,7 +182,7 @@ def scan_class_folders(folder: Path, workers: int = 8) -> tuple[dict[str, list[s
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = dict(zip(candidates, (err for err, _ in pool.map(check_image, candidates))))
     images: dict[str, list[str]] = {}
-    skipped: list[dict[str, str]] = [{"path": str(d), "reason": "a transferlab run folder, not a class: left out"}
+    skipped: list[dict[str, str]] = [{"path": str(d), "reason": "transferlab run folder(s), not a class: left out"}
                                      for d in sorted(folder.iterdir()) if d.is_dir() and _is_run(d)]
     for name, paths in per_class.items():
         images[name] = []

@@ -1,0 +1,34 @@
+"""`transferlab studio [PROJECT]`: the local web app (add images, check, train, inspect, try) on one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import user_errors
+
+
+@user_errors
+def studio(
+    project: Annotated[Path, typer.Argument(help="Project folder: class folders of images (new or existing).")] =
+    Path("studio-project"),
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    token: Annotated[str | None, typer.Option(help="A secret every request must carry (printed in the address); "
+                                                   "required off loopback. 'new' makes one.")] = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the browser.")] = True,
+) -> None:
+    """Open a project in the studio: a page in your browser where you add images to classes, check them,
+    train (a first model in seconds, or the course's strategies), see the mistakes and try the model.
+
+    Everything stays on this computer; the project is a plain folder (`PROJECT/<class>/*.jpg`, runs in
+    `PROJECT/runs/`) that `transferlab train PROJECT` and notebooks read too.
+
+    Example: transferlab studio my-photos
+    """
+    from ..studio.server import run_studio
+
+    run_studio(project, host=host, port=port, token=token, open_browser=open_browser)

@@ -1,0 +1,333 @@
+"""The studio (`transferlab studio`): its project folder, its API, its jobs, and the whole flow in a real browser."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import threading
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .browser import browser_page, chromium_or_skip
+from .conftest import TINY_MODEL, make_images
+
+pytest.importorskip("fastapi")
+H = {"X-Studio": "1"}
+
+
+def _png(color: tuple[int, int, int], seed: int, size: int = 24) -> bytes:
+    rng = np.random.default_rng(seed)
+    array = np.clip(np.array(color) + rng.normal(0, 30, (size, size, 3)), 0, 255).astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _files(color: tuple[int, int, int], n: int, start: int = 0) -> list:
+    return [("files", (f"{i}.png", _png(color, i), "image/png")) for i in range(start, start + n)]
+
+
+@pytest.fixture
+def studio(tmp_path, tiny_weights):
+    from fastapi.testclient import TestClient
+
+    from transferlab.studio.app import create_app
+
+    root = tmp_path / "project"
+    app = create_app(root, defaults={"model": TINY_MODEL, "weights": str(tiny_weights), "image_size": 32,
+                                     "num_workers": 0})
+    with TestClient(app) as client:
+        yield client, root, app
+
+
+def test_classes_are_folders_with_checked_names(studio):
+    client, root, _ = studio
+    nfd = unicodedata.normalize("NFD", "고양이")
+    assert client.post("/api/classes", json={"name": f"  {nfd} "}, headers=H).json() == {"name": "고양이"}
+    assert (root / "고양이").is_dir() and not (root / nfd).exists()  # one spelling on disk: NFC
+    for name, message in [("고양이", "already exists"), ("a/b", "character a folder name cannot have"),
+                          ("runs", "reserves"), (".hidden", "reserves"), ("", "empty"), ("x" * 65, "limit is 64")]:
+        response = client.post("/api/classes", json={"name": name}, headers=H)
+        assert response.status_code == 400 and message in response.json()["detail"], (name, response.text)
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["고양이"]
+
+
+def test_uploads_are_checked_deduplicated_and_never_overwrite(studio):
+    client, root, _ = studio
+    client.post("/api/classes", json={"name": "cats"}, headers=H)
+    client.post("/api/classes", json={"name": "dogs"}, headers=H)
+    first = client.post("/api/classes/cats/images", files=_files((200, 60, 40), 3), headers=H).json()
+    assert first["added"] == ["cats/0.png", "cats/1.png", "cats/2.png"] and first["duplicates"] == []
+    again = _files((200, 60, 40), 1)  # the same bytes under another class: a duplicate, named with the original
+    again += [("files", ("0.png", _png((1, 2, 3), 99), "image/png")),  # a new image with a taken name
+              ("files", ("evil/../../x.png", _png((9, 9, 9), 98), "image/png")),  # a path as its name
+              ("files", ("notes.jpg", b"not an image", "image/jpeg")), ("files", ("empty.png", b"", "image/png"))]
+    second = client.post("/api/classes/dogs/images", files=again, headers=H).json()
+    assert second["duplicates"] == [{"name": "0.png", "of": "cats/0.png"}]
+    assert second["added"] == ["dogs/0.png", "dogs/x.png"]
+    assert [r["name"] for r in second["refused"]] == ["notes.jpg", "empty.png"]
+    assert "not an image" in second["refused"][0]["reason"] and "empty" in second["refused"][1]["reason"]
+    assert (root / "cats" / "0.png").read_bytes() == _png((200, 60, 40), 0)  # nothing replaced
+    assert not (root.parent / "x.png").exists()
+    missing = client.post("/api/classes/birds/images", files=_files((0, 0, 0), 1), headers=H)
+    assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
+    too_many = client.post("/api/classes/cats/images", files=_files((5, 5, 5), 101, start=500), headers=H)
+    assert too_many.status_code == 400 and len(list((root / "cats").iterdir())) == 3
+
+
+def test_requests_that_change_things_need_the_page_header_and_paths_stay_inside(studio, tmp_path):
+    client, root, _ = studio
+    assert client.post("/api/classes", json={"name": "cats"}).status_code == 403
+    assert not (root / "cats").exists()
+    (tmp_path / "secret.png").write_bytes(_png((1, 1, 1), 1))
+    for path in ("../secret.png", str(tmp_path / "secret.png"), "cats/../../secret.png"):
+        assert client.get("/api/image", params={"path": path}).status_code in (400, 404)
+    assert client.get("/assets/app.py").status_code == 404
+    page = client.get("/").text
+    assert "http://" not in page and "https://" not in page and "<script type=\"module\" src=\"assets/" in page
+    for asset in ("studio.js", "studio.css"):
+        text = client.get(f"/assets/{asset}").text
+        assert "http://" not in text and "https://" not in text and "@import" not in text
+
+
+def test_a_token_is_needed_everywhere_when_set(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from transferlab.studio.app import create_app
+
+    token = "s3cret-token-123"
+    with TestClient(create_app(tmp_path / "p", token=token)) as client:
+        assert client.get("/").status_code == 401 and client.get("/api/project").status_code == 401
+        assert client.get(f"/?token={token}").status_code == 200  # the printed address sets a cookie
+        assert client.get("/api/project").status_code == 200
+    with TestClient(create_app(tmp_path / "p", token=token)) as client:
+        assert client.get("/api/project", headers={"X-Studio-Token": token}).status_code == 200
+        assert client.get("/api/project", headers={"X-Studio-Token": "wrong"}).status_code == 401
+
+
+def test_checks_say_what_is_missing_and_find_copies_and_leaks(studio):
+    client, root, _ = studio
+    client.post("/api/classes", json={"name": "cats"}, headers=H)
+    client.post("/api/classes/cats/images", files=_files((200, 60, 40), 4), headers=H)
+    checks = client.get("/api/checks").json()
+    assert not checks["ready"] and "only one class" in checks["problem"]
+    client.post("/api/classes", json={"name": "dogs"}, headers=H)
+    client.post("/api/classes/dogs/images", files=_files((40, 60, 200), 4, start=50), headers=H)
+    (root / "dogs" / "copy.png").write_bytes((root / "cats" / "0.png").read_bytes())  # copied by hand
+    (root / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    checks = client.get("/api/checks").json()
+    assert checks["ready"] and checks["classes"] == ["cats", "dogs"]
+    assert sum(checks["counts"]["train"].values()) + sum(checks["counts"]["validation"].values()) == 9
+    assert [s["path"] for s in checks["skipped"]] == ["dogs/broken.jpg"]
+    assert sorted(d["path"] for d in checks["duplicates"][0]) == ["cats/0.png", "dogs/copy.png"]
+    assert any("Few images" in w for w in checks["warnings"])
+
+
+def test_a_job_trains_in_its_own_process_reports_each_epoch_and_the_cli_reads_the_same_folder(studio):
+    client, root, app = studio
+    for name, color, start in (("cats", (200, 60, 40), 0), ("dogs", (40, 60, 200), 100)):
+        client.post("/api/classes", json={"name": name}, headers=H)
+        client.post(f"/api/classes/{name}/images", files=_files(color, 10, start), headers=H)
+    bad = client.post("/api/train", json={"epochs": -1}, headers=H)
+    assert bad.status_code == 400 and "'epochs' setting must be at least 1" in bad.json()["detail"]
+    unknown = client.post("/api/train", json={"epoch": 3}, headers=H)
+    assert unknown.status_code == 400 and "Unknown setting(s) 'epoch'" in unknown.json()["detail"]
+    job = client.post("/api/train", json={"epochs": 3}, headers=H).json()
+    assert job["status"] == "running" and job["pid"] != os.getpid()
+    busy = client.post("/api/train", json={}, headers=H)
+    assert busy.status_code == 409 and "already running" in busy.json()["detail"]
+    state = app.state.jobs.wait(job["id"], timeout=300)
+    assert state["status"] == "done", (Path(job["run"]).parent.parent / ".studio").as_posix()
+    events = [json.loads(line) for line in (root / ".studio" / "jobs" / job["id"] / "events.jsonl").open()]
+    epochs = [e for e in events if e["type"] == "epoch"]
+    history = [line.split(",") for line in (Path(job["run"]) / "history.csv").read_text().splitlines()]
+    header = history[0]
+    assert [e["epoch"] for e in epochs] == [int(r[header.index("epoch")]) for r in history[1:]]
+    assert [e["val_loss"] for e in epochs] == pytest.approx([float(r[header.index("val_loss")]) for r in history[1:]])
+    result = client.get(f"/api/runs/{Path(job['run']).name}").json()
+    labels = json.loads((Path(job["run"]) / "labels.json").read_text())
+    assert result["labels"] == labels and sum(map(sum, result["matrix"])) == len(result["images"]) == 4
+    from transferlab.inference.loading import load_predictor
+
+    predictor = load_predictor(job["run"], engine="pytorch")  # the answers are the run's own predictor's
+    for item in result["images"]:
+        top = predictor.predict([root / item["path"]], top_k=1)[0]["top"][0]
+        assert item["predicted"] == top["label"] and item["confidence"] == pytest.approx(top["probability"], abs=1e-3)
+    answer = client.post("/api/try", files=_files((200, 60, 40), 1, start=999), headers=H).json()
+    assert answer["run"] == Path(job["run"]).name and len(answer["results"][0]["top"]) == 2
+    from transferlab.data.info import data_info
+
+    report = data_info(root)  # `transferlab train PROJECT` sees the classes, not the runs
+    assert report["classes"] == ["cats", "dogs"] and report["num_train"] + report["num_validation"] == 20
+
+
+def test_stop_keeps_the_model_and_resume_continues_the_same_run(studio):
+    client, root, app = studio
+    for name, color, start in (("cats", (200, 60, 40), 0), ("dogs", (40, 60, 200), 100)):
+        client.post("/api/classes", json={"name": name}, headers=H)
+        client.post(f"/api/classes/{name}/images", files=_files(color, 10, start), headers=H)
+    job = client.post("/api/train", json={"strategy": "full", "epochs": 400, "patience": 0}, headers=H).json()
+    events = root / ".studio" / "jobs" / job["id"] / "events.jsonl"
+    _wait_for(lambda: events.exists() and events.read_text().count('"type": "epoch"') >= 3)
+    client.post(f"/api/jobs/{job['id']}/stop", headers=H)
+    stopped = app.state.jobs.wait(job["id"], timeout=120)
+    assert stopped["status"] == "stopped" and stopped["resumable"]
+    done_epochs = len((Path(job["run"]) / "history.csv").read_text().strip().splitlines()) - 1
+    assert 3 <= done_epochs < 400
+    again = client.post(f"/api/jobs/{job['id']}/resume", headers=H).json()
+    assert again["run"] == job["run"] and again["mode"] == "resume"
+    more = root / ".studio" / "jobs" / again["id"] / "events.jsonl"
+    _wait_for(lambda: more.exists() and any(e["type"] == "epoch" and not e.get("replayed") for e in
+                                            map(json.loads, more.read_text().splitlines())))
+    client.post(f"/api/jobs/{again['id']}/stop", headers=H)
+    assert app.state.jobs.wait(again["id"], timeout=120)["status"] == "stopped"
+    epochs = [json.loads(line) for line in more.open() if '"type": "epoch"' in line]
+    replayed = [e["epoch"] for e in epochs if e.get("replayed")]
+    assert replayed == list(range(1, done_epochs + 1))  # the chart of the resumed job shows the whole run
+    new = [e["epoch"] for e in epochs if not e.get("replayed")]
+    assert new[0] == done_epochs + 1  # continued after the saved epochs, not from 1
+
+
+def _wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the job did not get there in time")
+        time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serving(app):
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+DROP = """async ([label, files]) => {
+  const transfer = new DataTransfer();
+  for (const [name, b64] of files) {
+    const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+    transfer.items.add(new File([bytes], name, {type: "image/png"}));
+  }
+  const card = document.querySelector(`.class-card[data-class="${label}"]`);
+  card.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
+
+
+@pytest.mark.heavy
+def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
+    """Create classes, add images by drag-and-drop and by the file chooser, check, train and watch the chart,
+    reload mid-training and find the job again, stop and resume, open a confusion-matrix cell, try an image; no
+    request leaves the host, and the page fits a phone. Screenshots go to $STUDIO_SCREENSHOTS when set."""
+    import base64
+
+    from transferlab.studio.app import create_app
+
+    chromium = chromium_or_skip()
+    shots = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    photos = tmp_path / "photos"
+    make_images(photos / "dogs", (40, 60, 200), 12, seed=7)
+    root = tmp_path / "project"
+    app = create_app(root, defaults={"model": TINY_MODEL, "weights": str(tiny_weights), "image_size": 32,
+                                     "num_workers": 0})
+    with _serving(app) as url, browser_page(chromium) as (page, errors):
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(url)
+        page.wait_for_selector("#new-class")
+        for name in ("cats", "dogs"):
+            page.fill("#class-name", name)
+            page.click("#new-class button")
+            page.wait_for_selector(f'.class-card[data-class="{name}"]')
+        cats = [(f"cat{i}.png", base64.b64encode(_png((200, 60, 40), i)).decode()) for i in range(12)]
+        cats.append(("again.png", cats[0][1]))  # a duplicate in the same drop
+        page.evaluate(DROP, ["cats", cats])
+        page.wait_for_function("document.querySelector('.class-card[data-class=cats] .count').textContent"
+                               ".includes('12')")
+        assert "1" in page.inner_text("#upload-status") and "cats: 12" in page.inner_text("#upload-status")
+        page.set_input_files('.class-card[data-class="dogs"] input[type=file]',
+                             [str(p) for p in sorted((photos / "dogs").glob("*.png"))])
+        page.wait_for_function("document.querySelector('.class-card[data-class=dogs] .count').textContent"
+                               ".includes('12')")
+        assert len(page.query_selector_all('.class-card[data-class="cats"] .thumbs img')) == 8
+        page.click("#run-checks")
+        page.wait_for_selector("#checks .ok")
+        assert "cats" in page.inner_text("#checks table") and "dogs" in page.inner_text("#checks table")
+        page.screenshot(path=str(shots / "studio-classes.png"), full_page=True)
+
+        page.click("#train-quick")  # the beginner's button: a first model on cached features
+        page.wait_for_selector("#job-status[data-status=done]", timeout=180_000)
+        page.wait_for_selector("#results-section:not([hidden]) .matrix")
+        assert int(page.get_attribute("#chart-accuracy", "data-points")) >= 1
+        counts = page.eval_on_selector_all(".matrix button", "bs => bs.map(b => +b.textContent)")
+        assert sum(counts) == 4  # the validation images: round(12 x 0.2) = 2 per class
+        cell = page.query_selector(".matrix button:not([disabled])")
+        truth, guess, count = cell.get_attribute("data-truth"), cell.get_attribute("data-predicted"), int(
+            cell.inner_text())
+        cell.click()
+        assert page.inner_text("#cell-title") == f"true {truth} → predicted {guess}"  # the browser speaks English
+        assert len(page.query_selector_all("#gallery figure")) == count
+        page.screenshot(path=str(shots / "studio-results.png"), full_page=True)
+
+        page.click("#advanced summary")  # the course's words: strategy full, many epochs, then stop and resume
+        page.select_option("#opt-strategy", "full")
+        page.fill("#opt-epochs", "150")
+        page.click("#train-advanced")
+        page.wait_for_function("+document.querySelector('#chart-loss').dataset.points >= 2", timeout=120_000)
+        page.reload()  # the job goes on in its own process; the page finds it and replays its chart
+        page.wait_for_function("+document.querySelector('#chart-loss').dataset.points >= 3", timeout=60_000)
+        assert page.get_attribute("#job-status", "data-status") == "running"
+        page.screenshot(path=str(shots / "studio-training.png"), full_page=True)
+        page.click("#job-stop")
+        page.wait_for_selector("#job-status[data-status=stopped]", timeout=60_000)
+        page.wait_for_selector("#job-resume:not([hidden])")
+        page.click("#job-resume")
+        page.wait_for_selector("#job-status[data-status=done]", timeout=240_000)
+        runs = app.state.project.runs()
+        assert len(runs) == 2 and all(r["finished"] for r in runs)
+        page.wait_for_function(f"document.querySelector('#cards').textContent.includes('{runs[0]['name']}')")
+
+        page.set_input_files("#try-files", str(sorted((photos / "dogs").glob("*.png"))[0]))
+        page.wait_for_selector("#try-results .bar-row")
+        assert len(page.query_selector_all("#try-results .bar-row")) == 2
+
+        page.click("#lang")
+        assert page.inner_text("#train-quick") in ("Train a first model (fast)", "첫 모델 학습 (빠르게)")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.reload()
+        page.wait_for_selector("#results-section:not([hidden]) .matrix")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        page.screenshot(path=str(shots / "studio-phone.png"), full_page=True)
+    assert errors == []
+    host = url.rstrip("/")
+    assert requests and all(r.startswith(host) or r.startswith(("data:", "blob:")) for r in requests), \
+        [r for r in requests if not r.startswith(host)]
