@@ -257,7 +257,7 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
     make_images(photos / "dogs", (40, 60, 200), 12, seed=7)
     root = tmp_path / "project"
     app = create_app(root, defaults={"model": TINY_MODEL, "weights": str(tiny_weights), "image_size": 32,
-                                     "num_workers": 0})
+                                     "num_workers": 0}, allowed=[photos])
     with _serving(app) as url, browser_page(chromium) as (page, errors):
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
@@ -274,10 +274,15 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
         page.wait_for_function("document.querySelector('.class-card[data-class=cats] .count').textContent"
                                ".includes('12')")
         assert "1" in page.inner_text("#upload-status") and "cats: 12" in page.inner_text("#upload-status")
-        page.set_input_files('.class-card[data-class="dogs"] input[type=file]',
-                             [str(p) for p in sorted((photos / "dogs").glob("*.png"))])
+        page.fill("#import-folder", str(photos / "dogs"))  # a folder of this computer, read in place
+        page.select_option("#import-label", "dogs")
+        page.click("#import button")
         page.wait_for_function("document.querySelector('.class-card[data-class=dogs] .count').textContent"
                                ".includes('12')")
+        assert "dogs: 12" in page.inner_text("#upload-status")
+        page.set_input_files('.class-card[data-class="dogs"] input[type=file]',  # the same photos chosen again
+                             [str(p) for p in sorted((photos / "dogs").glob("*.png"))[:3]])
+        page.wait_for_function("document.querySelector('#upload-status').textContent.includes('3 duplicates')")
         assert len(page.query_selector_all('.class-card[data-class="cats"] .thumbs img')) == 8
         page.click("#run-checks")
         page.wait_for_selector("#checks .ok")
@@ -298,6 +303,20 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
         assert len(page.query_selector_all("#gallery figure")) == count
         page.screenshot(path=str(shots / "studio-results.png"), full_page=True)
 
+        page.evaluate("[...document.querySelectorAll('.matrix button')].find(b => +b.textContent > 0).click()")
+        shot = page.query_selector("#gallery figure")  # relabel an image of that cell, undo, then remove it
+        path, label = shot.get_attribute("data-path"), shot.get_attribute("data-path").split("/")[0]
+        other = "dogs" if label == "cats" else "cats"
+        shot.query_selector("select.move").select_option(other)
+        page.wait_for_selector("#edit-status:not([hidden])")
+        assert not (root / path).exists() and (root / other / Path(path).name).exists()
+        page.click("#undo")
+        page.wait_for_function("document.querySelector('#edit-text').textContent.includes('undone')")
+        assert (root / path).exists()
+        page.click(f'#gallery figure[data-path="{path}"] button.remove')  # back in its cell: now remove it
+        page.wait_for_function(f"!document.querySelector('#gallery figure[data-path=\"{path}\"]')")
+        assert not (root / path).exists() and list((root / ".studio" / "trash").rglob(Path(path).name))
+
         page.click("#advanced summary")  # the course's words: strategy full, many epochs, then stop and resume
         page.select_option("#opt-strategy", "full")
         page.fill("#opt-epochs", "150")
@@ -315,6 +334,18 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
         runs = app.state.project.runs()
         assert len(runs) == 2 and all(r["finished"] for r in runs)
         page.wait_for_function(f"document.querySelector('#cards').textContent.includes('{runs[0]['name']}')")
+        assert f"Compared with {runs[1]['name']}: fixed" in page.inner_text("#changes")
+
+        page.click("button.export[data-format=onnx]")
+        page.wait_for_selector("#export-link:not([hidden])", timeout=180_000)
+        assert "the same answers on" in page.inner_text("#export-status")
+        with page.expect_download() as download:
+            page.click("#export-link")
+        import zipfile
+
+        names = zipfile.ZipFile(download.value.path()).namelist()
+        assert f"{runs[0]['name']}-onnx/model.onnx" in names
+        page.screenshot(path=str(shots / "studio-export.png"), full_page=True)
 
         page.set_input_files("#try-files", str(sorted((photos / "dogs").glob("*.png"))[0]))
         page.wait_for_selector("#try-results .bar-row")
@@ -331,3 +362,106 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
     host = url.rstrip("/")
     assert requests and all(r.startswith(host) or r.startswith(("data:", "blob:")) for r in requests), \
         [r for r in requests if not r.startswith(host)]
+
+
+def _two_classes(client, n: int = 10) -> None:
+    for name, color, start in (("cats", (200, 60, 40), 0), ("dogs", (40, 60, 200), 100)):
+        client.post("/api/classes", json={"name": name}, headers=H)
+        client.post(f"/api/classes/{name}/images", files=_files(color, n, start), headers=H)
+
+
+def test_relabel_and_remove_are_moves_that_undo_newest_first_and_delete_nothing(studio):
+    client, root, _ = studio
+    _two_classes(client, 3)
+    before = {p.read_bytes() for p in root.rglob("*.png")}
+    moved = client.post("/api/images/move", json={"path": "cats/1.png", "label": "dogs"}, headers=H).json()
+    assert moved == {"from": "cats/1.png", "to": "dogs/1.png", "label": "dogs"}
+    assert not (root / "cats" / "1.png").exists() and (root / "dogs" / "1.png").read_bytes() == _png((200, 60, 40), 1)
+    removed = client.post("/api/images/remove", json={"path": "dogs/100.png"}, headers=H).json()
+    assert removed["to"].startswith(".studio/trash/") and (root / removed["to"]).is_file()
+    state = {c["name"]: c["count"] for c in client.get("/api/project").json()["classes"]}
+    assert state == {"cats": 2, "dogs": 3}  # the trash is hidden: no class, no data
+    for path, message in [("runs/x.png", "not an image of a class"), ("../x.png", "not inside the project"),
+                          (removed["to"], "not an image of a class")]:
+        response = client.post("/api/images/remove", json={"path": path}, headers=H)
+        assert response.status_code == 400 and message in response.json()["detail"], response.text
+    assert client.post("/api/undo", headers=H).json()["path"] == "dogs/100.png"  # the removal first
+    assert client.post("/api/undo", headers=H).json()["path"] == "cats/1.png"
+    nothing = client.post("/api/undo", headers=H)
+    assert nothing.status_code == 400 and "Nothing to undo" in nothing.json()["detail"]
+    assert {p.read_bytes() for p in root.rglob("*.png") if ".studio" not in p.parts} == before
+    actions = [json.loads(line)["action"] for line in (root / ".studio" / "journal.jsonl").open()]
+    assert actions[-4:] == ["move", "remove", "undo", "undo"]
+
+
+def test_import_reads_only_allowed_folders_and_changes_nothing_there(tmp_path, tiny_weights):
+    from fastapi.testclient import TestClient
+
+    from transferlab.studio.app import create_app
+
+    allowed, elsewhere = tmp_path / "pictures", tmp_path / "private"
+    make_images(allowed / "labelled" / "cats", (200, 60, 40), 5, seed=1)
+    make_images(allowed / "labelled" / "dogs", (40, 60, 200), 5, seed=2)
+    make_images(allowed / "loose", (90, 200, 90), 4, seed=3)
+    make_images(elsewhere / "x", (0, 0, 0), 2, seed=4)
+    (allowed / "labelled" / "cats" / "notes.txt").write_text("not an image")
+    before = {p: p.read_bytes() for p in allowed.rglob("*") if p.is_file()}
+    with TestClient(create_app(tmp_path / "project", allowed=[allowed])) as client:
+        by_folder = client.post("/api/import", json={"folder": str(allowed / "labelled")}, headers=H).json()
+        assert {k: v["added"] for k, v in by_folder.items()} == {"cats": 5, "dogs": 5}
+        again = client.post("/api/import", json={"folder": str(allowed / "labelled")}, headers=H).json()
+        assert {k: (v["added"], v["duplicates"]) for k, v in again.items()} == {"cats": (0, 5), "dogs": (0, 5)}
+        into = client.post("/api/import", json={"folder": str(allowed / "loose"), "label": "frogs"}, headers=H)
+        assert into.json() == {"frogs": {"added": 4, "duplicates": 0, "refused": []}}
+        for folder in (elsewhere, allowed / ".." / "private", "relative/path", tmp_path / "project"):
+            refused = client.post("/api/import", json={"folder": str(folder)}, headers=H)
+            assert refused.status_code == 403 and "allowed at start" in refused.json()["detail"], folder
+        flat = client.post("/api/import", json={"folder": str(allowed / "loose")}, headers=H)
+        assert flat.status_code == 400 and "no sub-folders" in flat.json()["detail"]
+        assert client.get("/api/project").json()["allowed"] == [str(allowed.resolve())]
+    assert {p: p.read_bytes() for p in allowed.rglob("*") if p.is_file()} == before  # read, never changed
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == [".studio", "cats", "dogs", "frogs"]
+
+
+def test_exports_are_one_checked_file_each_and_a_retrain_says_what_it_changed(studio):
+    import zipfile
+
+    client, root, app = studio
+    _two_classes(client)
+    first = client.post("/api/train", json={"epochs": 2}, headers=H).json()
+    assert app.state.jobs.wait(first["id"], timeout=300)["status"] == "done"
+    run = Path(first["run"]).name
+    for fmt, inside in (("bundle", ("model.safetensors", "labels.json", "preprocessing.json")),
+                        ("onnx", ("model.onnx", "labels.json", "export_report.json")),
+                        ("hf", ("model.safetensors", "config.json", "README.md"))):
+        job = client.post(f"/api/runs/{run}/export", json={"format": fmt}, headers=H).json()
+        state = app.state.jobs.wait(job["id"], timeout=300)
+        assert state["status"] == "done", (root / ".studio" / "jobs" / job["id"] / "log.txt").read_text()[-2000:]
+        export = state["result"]["export"]
+        if fmt != "hf":  # its own reader on the images the page showed: the same answers
+            assert export["check"]["images"] == 4 and export["check"]["same_answers"] == 4
+            assert export["check"]["max_probability_diff"] <= 1e-3
+        else:
+            assert export["check"]["library_parity"]["passed"]
+        response = client.get(f"/api/exports/{export['file']}")
+        assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+        names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+        assert {f"{run}-{fmt}/{name}" for name in inside} <= set(names), names
+    assert client.post(f"/api/runs/{run}/export", json={"format": "tflite"}, headers=H).status_code == 400
+    assert client.get("/api/exports/..%2Fjob.json").status_code == 404
+
+    shown = client.get(f"/api/runs/{run}").json()
+    wrong = [i for i in shown["images"] if i["label"] != i["predicted"]]
+    for image in wrong:  # the user agrees with the model: relabel, then retrain
+        client.post("/api/images/move", json={"path": image["path"], "label": image["predicted"]}, headers=H)
+    second = client.post("/api/train", json={"epochs": 2}, headers=H).json()
+    assert app.state.jobs.wait(second["id"], timeout=300)["status"] == "done"
+    result = client.get(f"/api/runs/{Path(second['run']).name}").json()
+    changes = result["changes"]
+    assert changes["previous"] == run and changes["common"] >= 1
+    from transferlab.studio.results import compare_runs, predictions_of
+
+    expected = compare_runs(predictions_of(app.state.project, run, app.state.jobs),
+                            predictions_of(app.state.project, Path(second["run"]).name, app.state.jobs))
+    assert changes["fixed"] == [i["path"] for i in expected["fixed"]]
+    assert changes["broke"] == [i["path"] for i in expected["broke"]]

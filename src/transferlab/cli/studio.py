@@ -19,16 +19,19 @@ def studio(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
     token: Annotated[str | None, typer.Option(help="A secret every request must carry (printed in the address); "
                                                    "required off loopback. 'new' makes one.")] = None,
+    allow: Annotated[list[Path] | None, typer.Option(help="A folder of this computer whose images the page may "
+                                                          "import without uploading (repeatable; read only).")]
+    = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the browser.")] = True,
 ) -> None:
-    """Open a project in the studio: a page in your browser where you add images to classes, check them,
-    train (a first model in seconds, or the course's strategies), see the mistakes and try the model.
+    """Open a project in your browser: add images to classes, check them, train, see the mistakes, try the model.
 
-    Everything stays on this computer; the project is a plain folder (`PROJECT/<class>/*.jpg`, runs in
-    `PROJECT/runs/`) that `transferlab train PROJECT` and notebooks read too.
+    Everything stays on this computer. PROJECT is a plain folder: PROJECT/<class>/*.jpg, runs in PROJECT/runs/.
 
-    Example: transferlab studio my-photos
+    `transferlab train PROJECT` and notebooks read the same folder.
+
+    Example: transferlab studio my-photos --allow ~/Pictures
     """
     from ..studio.server import run_studio
 
-    run_studio(project, host=host, port=port, token=token, open_browser=open_browser)
+    run_studio(project, host=host, port=port, token=token, allowed=allow or [], open_browser=open_browser)

@@ -274,7 +274,8 @@ def _hf_report(target: Path, fields: dict[str, Any], loader: str, start: float, 
     report = {**fields, "size_mb": round(sum(p.stat().st_size for p in target.glob("*.safetensors")) / 2**20, 2),
               "export_seconds": round(time.perf_counter() - start, 1),
               "parity": {"inputs": source, "max_abs_logit_diff": round(diff, 6),
-                         "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF}}}
+                         "tolerance": {"max_abs_logit_diff": FP32_MAX_LOGIT_DIFF},
+                         "passed": diff <= FP32_MAX_LOGIT_DIFF}}
     write_json(target / "export_report.json", report)
     if diff > FP32_MAX_LOGIT_DIFF:
         raise ParityError(f"{loader}'s load of the hf export differs from the run's model by {diff:.4g} (max "

@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TransferlabError
+from .edits import move_image, remove_image, undo
 from .jobs import TERMINAL, Jobs, read_events
 from .page import page_html
 from .project import Project
+from .results import run_result
+from .worker import EXPORTS
 
 try:  # the optional extra transferlab[serve]
     from fastapi import FastAPI, HTTPException, Request
@@ -79,13 +82,14 @@ def _check_settings(settings: dict[str, Any]) -> None:
 
 
 def create_app(project: str | Path | Project, token: str | None = None,
-               defaults: dict[str, Any] | None = None) -> Any:
+               defaults: dict[str, Any] | None = None, allowed: list[str | Path] | None = None) -> Any:
     """The studio app for one project folder (created when missing).
 
     Args:
         project: The project folder.
         token: A secret every request must carry (header X-Studio-Token, or the cookie the address sets).
         defaults: `train` settings under what the page sends (e.g. {"model": "efficientnet_lite1"}).
+        allowed: Folders of this computer whose images the page may import (read only), besides uploads.
     """
     if FastAPI is None:
         from ..errors import SettingError
@@ -94,6 +98,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
     project = project if isinstance(project, Project) else Project(project)
     project.root.mkdir(parents=True, exist_ok=True)
     jobs = Jobs(project)
+    roots = [Path(a).expanduser().resolve() for a in allowed or []]
     app = FastAPI(title="transferlab studio", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.project, app.state.jobs = project, jobs
     predictors: dict[str, Any] = {}
@@ -135,7 +140,52 @@ def create_app(project: str | Path | Project, token: str | None = None,
     def state() -> Any:
         return {"name": project.name, "root": str(project.root), "layout": project.layout,
                 "classes": project.classes(), "runs": project.runs(), "job": jobs.latest(),
-                "defaults": {**QUICK, "model": "efficientnet_lite0", **(defaults or {})}}
+                "defaults": {**QUICK, "model": "efficientnet_lite0", **(defaults or {})},
+                "export": jobs.latest(("export",)), "allowed": [str(r) for r in roots], "exports": EXPORTS}
+
+    @app.post("/api/import")
+    async def import_folder(request: Request) -> Any:
+        body = await _json(request)
+        folder = Path(str(body.get("folder") or "")).expanduser()
+        real = folder.resolve() if folder.is_absolute() else None
+        if real is None or not any(real == r or r in real.parents for r in roots):
+            where = ", ".join(map(str, roots)) or "none: start the studio with --allow FOLDER"
+            raise HTTPException(403, f"Import only from the folders allowed at start ({where}); got "
+                                     f"{str(folder)[:120]!r}.")
+        if not real.is_dir():
+            raise HTTPException(400, f"{str(folder)[:120]!r} is not a folder.")
+        if real == project.root or project.root in real.parents or real in project.root.parents:
+            raise HTTPException(400, "Choose a folder outside the project (and not one that holds it).")
+        label = body.get("label") or None
+        return await asyncio.to_thread(project.import_folder, real, label)
+
+    @app.post("/api/images/move")
+    async def move(request: Request) -> Any:
+        body = await _json(request)
+        return await asyncio.to_thread(move_image, project, str(body.get("path", "")), str(body.get("label", "")))
+
+    @app.post("/api/images/remove")
+    async def remove(request: Request) -> Any:
+        body = await _json(request)
+        return await asyncio.to_thread(remove_image, project, str(body.get("path", "")))
+
+    @app.post("/api/undo")
+    def undo_last() -> Any:
+        return undo(project)
+
+    @app.post("/api/runs/{name}/export")
+    async def export(name: str, request: Request) -> Any:
+        fmt = str((await _json(request)).get("format", ""))
+        if fmt not in EXPORTS:
+            raise HTTPException(400, f"Format must be one of {', '.join(EXPORTS)}; got {fmt[:20]!r}.")
+        return _started(lambda: jobs.start({"format": fmt}, mode="export", run=name))
+
+    @app.get("/api/exports/{name}")
+    def download(name: str) -> Any:
+        file = project.studio_dir / "exports" / name
+        if "/" in name or "\\" in name or not name.endswith(".zip") or not file.is_file():
+            raise HTTPException(404, "No such export.")
+        return FileResponse(file, filename=name, media_type="application/zip")
 
     @app.post("/api/classes")
     async def add_class(request: Request) -> Any:
@@ -207,7 +257,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
 
     @app.get("/api/runs/{name}")
     def run(name: str) -> Any:
-        return project.run_result(name, jobs)
+        return run_result(project, name, jobs)
 
     @app.post("/api/try")
     async def try_images(request: Request) -> Any:

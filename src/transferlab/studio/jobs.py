@@ -93,9 +93,9 @@ class Jobs:
         return sorted((self.state(p.name) for p in self.root.iterdir() if (p / "job.json").is_file()),
                       key=lambda j: j["id"], reverse=True)
 
-    def latest(self) -> dict[str, Any] | None:
-        jobs = self.all()
-        return jobs[0] if jobs else None
+    def latest(self, modes: tuple[str, ...] = ("train", "resume")) -> dict[str, Any] | None:
+        """The newest job of these modes (training by default; exports are followed apart)."""
+        return next((j for j in self.all() if j["mode"] in modes), None)
 
     def running(self) -> dict[str, Any] | None:
         return next((j for j in self.all() if j["status"] == "running"), None)
@@ -131,14 +131,18 @@ class Jobs:
                           "one job at a time keeps the computer responsive.")
         job_id = time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 1000) % 1000:03d}"
         folder = self.job_dir(job_id)
-        folder.mkdir(parents=True)
         if mode == "resume":
             if run is None or not (self.project.runs_dir / run / "last.ckpt").is_file():
                 raise SettingError(f"Run {str(run)[:60]!r} has no checkpoint to resume from.")
             run_dir = self.project.runs_dir / run
+        elif mode == "export":
+            if run is None or "/" in run or not (self.project.runs_dir / run / "model.safetensors").is_file():
+                raise SettingError(f"Run {str(run)[:60]!r} has no finished model to export.")
+            run_dir = self.project.runs_dir / run
         else:
             run_dir = self.project.new_run_dir(str(settings.get("model") or "efficientnet_lite0").replace(":", "_")
                                                .replace("/", "_"))
+        folder.mkdir(parents=True)
         job = {"id": job_id, "mode": mode, "settings": settings, "run": str(run_dir),
                "project": str(self.project.root), "created": time.time()}
         write_json(folder / "job.json", job)

@@ -17,7 +17,12 @@ PAGE = """<!DOCTYPE html>
 <p class="hint" data-t="classesHint">클래스마다 이미지를 끌어다 놓거나 선택하세요.</p>
 <form id="new-class"><input id="class-name" maxlength="64" autocomplete="off" data-tp="classPlaceholder"
  placeholder="새 클래스 이름 (예: cats)"><button type="submit" data-t="addClass">클래스 추가</button></form>
-<div id="classes"></div><p id="upload-status" class="status" role="status"></p></section>
+<div id="classes"></div><p id="upload-status" class="status" role="status"></p>
+<form id="import" hidden><h3 data-t="importTitle">이 컴퓨터의 폴더에서 가져오기</h3>
+<p class="hint"><span data-t="allowedHint">허용된 폴더</span>: <span id="allowed"></span></p>
+<input id="import-folder" data-tp="folderPlaceholder" placeholder="폴더 경로" autocomplete="off">
+<select id="import-label"><option value="" data-t="bySubfolder">하위 폴더 = 클래스</option></select>
+<button type="submit" data-t="import">가져오기</button></form></section>
 <section id="checks-section"><h2 data-t="checks">학습 전 점검</h2>
 <button id="run-checks" type="button" data-t="runChecks">점검하기</button><div id="checks"></div></section>
 <section id="train-section"><h2 data-t="train">학습</h2>
@@ -45,8 +50,17 @@ PAGE = """<!DOCTYPE html>
 <p id="job-message" class="status" role="status"></p></div></section>
 <section id="results-section" hidden><h2 data-t="results">결과</h2><div id="cards" class="cards"></div>
 <h3 data-t="matrix">혼동 행렬</h3><p class="hint" data-t="matrixHint">칸을 누르면 그 이미지들이 보입니다.</p>
-<div id="matrix"></div><h3 id="cell-title" data-t="wrongFirst">가장 확신하며 틀린 이미지부터</h3>
+<p id="changes" class="changes"></p><div id="matrix"></div>
+<h3 id="cell-title" data-t="wrongFirst">가장 확신하며 틀린 이미지부터</h3>
+<p id="edit-status" class="status" role="status" hidden><span id="edit-text"></span>
+<button id="undo" type="button" data-t="undo">되돌리기</button></p>
 <div id="gallery" class="gallery"></div></section>
+<section id="export-section" hidden><h2 data-t="export">내보내기</h2>
+<p class="hint" data-t="exportHint">파일 하나로 내려받습니다. 먼저 스튜디오의 답과 같은지 확인합니다.</p>
+<button type="button" class="export" data-format="bundle">bundle (.safetensors)</button>
+<button type="button" class="export" data-format="onnx">ONNX</button>
+<button type="button" class="export" data-format="hf">Hugging Face</button>
+<p id="export-status" class="status" role="status"></p><p><a id="export-link" hidden></a></p></section>
 <section id="try-section"><h2 data-t="try">써 보기</h2>
 <label class="button"><span data-t="tryChoose">이미지 선택</span><input id="try-files" type="file" accept="image/*"
  multiple hidden></label><div id="try-results"></div></section>

@@ -187,34 +187,6 @@ class Project:
                             if "run folder" not in s["reason"]],
                 "duplicates": [[{**d, "path": rel(d["path"])} for d in group] for group in report["duplicates"]]}
 
-    def run_result(self, name: str, jobs: Any) -> dict[str, Any]:
-        """A run as the page shows it: its metrics and the validation images with the run's answers (from the
-        job that trained it), and the confusion matrix counted from those answers."""
-        import json
-
-        run = self.runs_dir / str(name)
-        if "/" in str(name) or not _is_run(run):
-            raise SettingError(f"No run {str(name)[:60]!r} in this project.")
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8")) \
-            if (run / "metrics.json").is_file() else {}
-        predictions = None
-        for job in jobs.all():
-            path = jobs.job_dir(job["id"]) / "predictions.json"
-            if Path(job["run"]).name == run.name and path.is_file():
-                predictions = json.loads(path.read_text(encoding="utf-8"))
-                break
-        result: dict[str, Any] = {"name": run.name, "metrics": metrics, "labels": [], "matrix": [], "images": []}
-        if predictions:
-            labels = predictions["labels"]
-            matrix = [[0] * len(labels) for _ in labels]
-            for item in predictions["images"]:
-                matrix[labels.index(item["label"])][labels.index(item["predicted"])] += 1
-            images = sorted(predictions["images"], key=lambda i: (i["label"] == i["predicted"], -i["confidence"]))
-            correct = sum(matrix[i][i] for i in range(len(labels)))
-            result.update(labels=labels, matrix=matrix, images=images,
-                          accuracy=correct / max(1, len(predictions["images"])))
-        return result
-
     # --- changes -------------------------------------------------------------------------------------------------
     def add_class(self, label: str) -> str:
         name = class_name(label)
@@ -260,6 +232,49 @@ class Project:
         if added:
             self.journal("add_images", label=folder.name, count=len(added))
         return {"added": added, "duplicates": duplicates, "refused": refused}
+
+    def import_folder(self, folder: Path, label: str | None = None, chunk: int = 100) -> dict[str, Any]:
+        """Copies the images of a folder on this computer into the project (the folder is read, never changed):
+        all of them into class `label`, or, without a label, each sub-folder into the class of its name (made
+        when missing). The same checks and duplicate skipping as uploads.
+
+        Returns {class: {"added": n, "duplicates": n, "refused": [{"name", "reason"}]}}.
+        """
+        folder = Path(folder)
+        if label is not None:
+            groups = {self.add_class_if_missing(label): [p for p in _files(folder) if is_image_file(p)]}
+        else:
+            subfolders = [d for d in sorted(folder.iterdir()) if d.is_dir() and not _ignored(d.name) and not _is_run(d)]
+            if not subfolders:
+                raise SettingError(f"'{folder}' has no sub-folders: pick a class to import its images into, or "
+                                   "choose a folder with one sub-folder per class (cats/, dogs/).")
+            groups = {self.add_class_if_missing(d.name): [p for p in _files(d) if is_image_file(p)]
+                      for d in subfolders}
+        out: dict[str, Any] = {}
+        for name, paths in groups.items():
+            total = {"added": 0, "duplicates": 0, "refused": []}
+            for start in range(0, len(paths), chunk):
+                files = []
+                for path in paths[start:start + chunk]:
+                    try:
+                        files.append((path.name, path.read_bytes()))
+                    except OSError as e:
+                        total["refused"].append({"name": str(path), "reason": e.strerror or str(e)})
+                done = self.add_images(name, files)
+                total["added"] += len(done["added"])
+                total["duplicates"] += len(done["duplicates"])
+                total["refused"] += done["refused"]
+            out[name] = total
+        return out
+
+    def add_class_if_missing(self, label: str) -> str:
+        name = class_name(label)
+        existing = {p.name.lower(): p.name for p in self.class_dirs()}
+        return existing[name.lower()] if name.lower() in existing else self.add_class(name)
+
+    def forget_digests(self) -> None:
+        """Images moved or removed: the duplicate index is built again on the next upload."""
+        self._digests = None
 
     def _digest_index(self) -> dict[str, str]:
         if self._digests is None:

@@ -14,7 +14,8 @@ __all__ = ["run_studio"]
 
 
 def run_studio(project: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8765,
-               token: str | None = None, open_browser: bool = True) -> None:
+               token: str | None = None, allowed: list[str | os.PathLike[str]] | None = None,
+               open_browser: bool = True) -> None:
     """Serves the studio for `project` until Ctrl+C; prints the address (with the token, when there is one)."""
     import uvicorn
 
@@ -30,9 +31,12 @@ def run_studio(project: str | os.PathLike[str], host: str = "127.0.0.1", port: i
         raise SettingError(f"The studio on {host!r} would be reachable from other machines: pass --token new (every "
                            "request must then carry it), or keep the default host 127.0.0.1.") from None
     check_port(host, port)
+    missing = [str(a) for a in allowed or [] if not Path(a).expanduser().is_dir()]
+    if missing:
+        raise SettingError(f"--allow {missing[0]!r} is not a folder. Pass folders whose images may be imported.")
     folder = Project(Path(project))
-    app = create_app(folder, token=token)
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    app = create_app(folder, token=token, allowed=list(allowed or []))
+    shown = host
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"transferlab studio: {folder.root}\nOpen {address}  (Ctrl+C stops the studio; a training job goes on "
           "and the page finds it again)", flush=True)

@@ -68,6 +68,7 @@ def _epoch_callback(events: EventLog) -> Any:
 def validation_predictions(run_dir: Path, project_root: Path) -> dict[str, Any]:
     """Every validation image of the run with its true label, the label the run's predictor gives, and the
     probabilities of both (the confusion matrix's cells and the most confidently wrong images)."""
+    from .._io import file_digest
     from ..inference.loading import load_predictor
     from ..runs.folder import RunFolder
 
@@ -84,9 +85,68 @@ def validation_predictions(run_dir: Path, project_root: Path) -> dict[str, Any]:
             path = Path(row["path"]).resolve().relative_to(project_root).as_posix()
         except ValueError:
             path = row["path"]
-        out.append({"path": path, "label": row["label"], "predicted": labels[guess],
+        out.append({"path": path, "digest": file_digest(row["path"]), "label": row["label"], "predicted": labels[guess],
                     "confidence": round(float(probs[i][guess]), 4), "p_label": round(float(probs[i][truth]), 4)})
     return {"labels": labels, "images": out}
+
+
+EXPORTS = ("bundle", "onnx", "hf")  # what the page offers to download, each as one .zip
+MAX_PROBABILITY_DIFF = 1e-3  # an export answers like the studio: same labels, probabilities within this
+
+
+def export_zip(project: Path, run_dir: Path, fmt: str, studio_dir: Path, jobs_dir: Path) -> dict[str, Any]:
+    """Exports a run with the library's own export (its parity report), checks the result against the answers
+    the studio showed for the run's validation images, and packs it as one .zip in PROJECT/.studio/exports/."""
+    import zipfile
+
+    from .._io import atomic_path
+    from ..deploy.export import export_hf, export_model
+    from ..inference.loading import load_predictor
+    from ..runs.files import BUNDLE_FILES
+
+    if fmt == "bundle":
+        folder, files, report = run_dir, [run_dir / name for name in BUNDLE_FILES], {}
+    else:
+        report = export_hf(run_dir) if fmt == "hf" else export_model(run_dir, "onnx")
+        folder = Path(report["folder"]) if "folder" in report else run_dir / f"export-{fmt}"
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    check = {"library_parity": report.get("parity")}
+    shown = _shown_answers(jobs_dir, run_dir.name)
+    if fmt in ("bundle", "onnx") and shown:  # the file's own reader on the images the page showed
+        predictor = load_predictor(folder, engine="pytorch" if fmt == "bundle" else "auto")
+        paths = [str(project / i["path"]) for i in shown]
+        probs, _, failed = predictor.predict_proba(paths)
+        labels = list(predictor.labels)
+        keep = [k for k in range(len(shown)) if k not in failed]
+        agree = sum(labels[int(probs[k].argmax())] == shown[k]["predicted"] for k in keep)
+        diff = max((abs(float(probs[k].max()) - shown[k]["confidence"]) for k in keep), default=0.0)
+        check.update(images=len(keep), same_answers=agree, max_probability_diff=round(diff, 6),
+                     engine=predictor.engine_name)
+        if agree != len(keep) or diff > MAX_PROBABILITY_DIFF:
+            raise _ParityFailed(f"The {fmt} export answers differently from the studio on {len(keep) - agree} of "
+                                f"{len(keep)} validation images (max |Δprobability| {diff:.2g}); it is not "
+                                "offered. Train again, or export with the command line to inspect it.")
+    target = studio_dir / "exports" / f"{run_dir.name}-{fmt}.zip"
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in files:
+            archive.write(file, f"{run_dir.name}-{fmt}/{file.relative_to(folder).as_posix()}")
+    return {"file": target.name, "size_mb": round(target.stat().st_size / 2**20, 2), "check": check}
+
+
+class _ParityFailed(Exception):
+    pass
+
+
+def _shown_answers(jobs_dir: Path, run: str) -> list[dict[str, Any]]:
+    """The validation answers the page showed for `run` (the newest job that scored it)."""
+    for folder in sorted(jobs_dir.iterdir(), reverse=True) if jobs_dir.is_dir() else []:
+        try:
+            job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+            if Path(job["run"]).name == run and (folder / "predictions.json").is_file():
+                return json.loads((folder / "predictions.json").read_text(encoding="utf-8"))["images"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return []
 
 
 def main(job_dir: str) -> int:
@@ -101,6 +161,12 @@ def main(job_dir: str) -> int:
         from ..training.api import train
         from ..training.fit import resume
 
+        if job["mode"] == "export":
+            fmt = job["settings"]["format"]
+            events.emit("exporting", format=fmt)
+            done = export_zip(project, run_dir, fmt, folder.parent.parent, folder.parent)
+            events.emit("done", run=run_dir.name, export=done)
+            return 0
         callback = _epoch_callback(events)
         if job["mode"] == "resume":  # the chart shows the whole run: the epochs trained before come first
             from ..runs.folder import RunFolder
@@ -122,7 +188,7 @@ def main(job_dir: str) -> int:
     except KeyboardInterrupt:
         events.emit("stopped", run=run_dir.name, resumable=(run_dir / "last.ckpt").is_file())
         return 0
-    except TransferlabError as e:
+    except (TransferlabError, _ParityFailed) as e:
         events.emit("failed", message=str(e))
         return 1
     except Exception as e:  # noqa: BLE001 - the page says what happened; the log holds the traceback

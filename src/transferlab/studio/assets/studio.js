@@ -13,7 +13,13 @@ const T = {
     notReady: "아직 학습할 수 없습니다", warnings: "경고", skipped: "읽을 수 없는 파일", identical: "동일한 이미지",
     class: "클래스", trainSplit: "학습", validation: "검증", valAccuracy: "검증 정확도", bestEpoch: "최고 에포크",
     time: "시간", imagesChecked: "검증 이미지", truth: "정답", predicted: "예측", cell: "정답 {a} → 예측 {b}",
-    run: "실행", none: "없음", stopping: "중지 요청…"},
+    run: "실행", none: "없음", stopping: "중지 요청…", importTitle: "이 컴퓨터의 폴더에서 가져오기",
+    allowedHint: "허용된 폴더", folderPlaceholder: "폴더 경로", bySubfolder: "하위 폴더 = 클래스", import: "가져오기",
+    importing: "가져오는 중…", undo: "되돌리기", export: "내보내기",
+    exportHint: "파일 하나로 내려받습니다. 먼저 스튜디오의 답과 같은지 확인합니다.", moveTo: "다른 클래스로…",
+    remove: "제거", moved: "옮김", removed: "제거함 (휴지통: .studio/trash)", undone: "되돌림",
+    changes: "{prev} 대비: 고친 것 {fixed}, 망가진 것 {broke} (둘 다 본 이미지 {common}장)", exporting: "내보내는 중…",
+    download: "내려받기", checked: "확인: 검증 이미지 {n}장에서 같은 답"},
   en: {title: "transferlab studio", classes: "Classes and images", classesHint: "Drop or choose images for each class.",
     classPlaceholder: "New class name (e.g. cats)", addClass: "Add class", checks: "Check before training",
     runChecks: "Check", train: "Train", trainQuick: "Train a first model (fast)", advanced: "Advanced settings",
@@ -29,7 +35,13 @@ const T = {
     identical: "Identical images", class: "class", trainSplit: "train", validation: "validation",
     valAccuracy: "Validation accuracy", bestEpoch: "Best epoch", time: "Time", imagesChecked: "Validation images",
     truth: "true", predicted: "predicted", cell: "true {a} → predicted {b}", run: "Run", none: "none",
-    stopping: "Stop requested…"},
+    stopping: "Stop requested…", importTitle: "Import a folder of this computer", allowedHint: "Allowed folders",
+    folderPlaceholder: "folder path", bySubfolder: "sub-folders are classes", import: "Import",
+    importing: "Importing…", undo: "Undo", export: "Export",
+    exportHint: "Download as one file, checked first to answer like the studio.", moveTo: "Move to…",
+    remove: "Remove", moved: "moved", removed: "removed (trash: .studio/trash)", undone: "undone",
+    changes: "Compared with {prev}: fixed {fixed}, broke {broke} (of {common} images both checked)",
+    exporting: "Exporting…", download: "Download", checked: "checked: the same answers on {n} validation images"},
 };
 let lang = localStorage.getItem("studio-lang") || ((navigator.language || "ko").startsWith("ko") ? "ko" : "en");
 const t = key => (T[lang] && T[lang][key]) || T.en[key] || key;
@@ -65,6 +77,9 @@ async function refresh() {
   state = await api("api/project");
   if (first) useDefaults(state.defaults);
   renderClasses();
+  $("import").hidden = !state.allowed.length;
+  $("allowed").textContent = state.allowed.join(", ");
+  if (state.export && first) followExport(state.export);
   if (state.job) follow(state.job);
   const finished = state.runs.find(r => r.finished);
   if (finished && (!state.job || state.job.status !== "running")) showRun(finished.name);
@@ -81,6 +96,10 @@ function useDefaults(d) {  // the advanced panel starts from the settings the on
 function renderClasses() {
   const box = $("classes");
   box.replaceChildren();
+  const chosen = $("import-label").value;
+  $("import-label").replaceChildren(el("option", {value: "", textContent: t("bySubfolder")}),
+    ...state.classes.map(c => el("option", {value: c.name, textContent: c.name})));
+  $("import-label").value = chosen && state.classes.some(c => c.name === chosen) ? chosen : "";
   for (const c of state.classes) {
     const input = el("input", {type: "file", accept: "image/*", multiple: true, hidden: true});
     input.addEventListener("change", () => upload(c.name, [...input.files]));
@@ -286,15 +305,75 @@ async function showRun(name) {
     table.append(row);
   });
   $("matrix").replaceChildren(table);
+  const c = r.changes;
+  $("changes").textContent = c ? t("changes").replace("{prev}", c.previous).replace("{fixed}", c.fixed.length)
+    .replace("{broke}", c.broke.length).replace("{common}", c.common) : "";
+  $("export-section").hidden = false;
   gallery(null, null);
 }
 
+let cell = [null, null];  // the gallery's cell of the confusion matrix ([null, null]: the mistakes)
+
 function gallery(truth, guess) {
+  cell = [truth, guess];
   const images = shownRun.images.filter(i => truth === null ? i.label !== i.predicted :
     i.label === truth && i.predicted === guess);
   $("cell-title").textContent = truth === null ? t("wrongFirst") : t("cell").replace("{a}", truth).replace("{b}", guess);
-  $("gallery").replaceChildren(...images.slice(0, 60).map(i => figure(i.path,
-    `${i.label} → ${i.predicted} (${(100 * i.confidence).toFixed(0)}%)`, i.label === i.predicted ? "right" : "wrong")));
+  $("gallery").replaceChildren(...images.filter(i => !i.gone).slice(0, 60).map(i => {
+    const shot = figure(i.path, `${i.label} → ${i.predicted} (${(100 * i.confidence).toFixed(0)}%)`,
+      i.label === i.predicted ? "right" : "wrong");
+    const move = el("select", {className: "move", title: t("moveTo")},
+      el("option", {value: "", textContent: t("moveTo")}),
+      ...state.classes.filter(c => c.name !== i.label).map(c => el("option", {value: c.name, textContent: c.name})));
+    move.addEventListener("change", () => edit("api/images/move", {path: i.path, label: move.value}, i,
+      `${i.path} ${t("moved")} → ${move.value}`));
+    const remove = el("button", {type: "button", className: "remove", textContent: t("remove")});
+    remove.addEventListener("click", () => edit("api/images/remove", {path: i.path}, i, `${i.path} ${t("removed")}`));
+    shot.append(el("div", {className: "actions"}, move, remove));
+    shot.dataset.path = i.path;
+    return shot;
+  }));
+}
+
+async function edit(path, body, image, message) {
+  try {
+    await post(path, body);
+    image.gone = true;
+    $("gallery").querySelector(`figure[data-path="${CSS.escape(image.path)}"]`)?.remove();
+    $("edit-text").textContent = message;
+    $("edit-status").hidden = false;
+    state = await api("api/project"); renderClasses();
+  } catch (err) { $("edit-text").textContent = err.message; $("edit-status").hidden = false; }
+}
+
+async function undoLast() {
+  try {
+    const r = await post("api/undo");
+    $("edit-text").textContent = `${r.path} ${t("undone")}`;
+    for (const i of shownRun.images) if (i.path === r.path) i.gone = false;
+    state = await api("api/project"); renderClasses(); gallery(...cell);
+  } catch (err) { $("edit-text").textContent = err.message; }
+}
+
+function followExport(job) {
+  const status = $("export-status"), link = $("export-link");
+  status.textContent = t("exporting"); link.hidden = true;
+  const events = new EventSource(`api/jobs/${job.id}/events`);
+  const end = e => {
+    const event = JSON.parse(e.data);
+    events.close();
+    if (event.type === "done" && event.export) {
+      const x = event.export;
+      link.href = "api/exports/" + encodeURIComponent(x.file);
+      link.download = x.file;
+      link.textContent = `${t("download")} ${x.file} (${x.size_mb} MB)`;
+      link.hidden = false;
+      status.textContent = x.check.images !== undefined ? t("checked").replace("{n}", x.check.same_answers) :
+        (x.check.library_parity && x.check.library_parity.passed ? "parity ✓" : "");
+      status.dataset.status = "done";
+    } else { status.textContent = event.message || t(event.type); status.dataset.status = event.type; }
+  };
+  for (const kind of ["done", "failed", "interrupted", "stopped"]) events.addEventListener(kind, end);
 }
 
 async function tryImages(files) {
@@ -336,5 +415,24 @@ $("job-resume").addEventListener("click", async () => {
   catch (err) { $("job-message").textContent = err.message; }
 });
 $("try-files").addEventListener("change", () => tryImages([...$("try-files").files]));
+$("undo").addEventListener("click", undoLast);
+for (const button of document.querySelectorAll("button.export"))
+  button.addEventListener("click", async () => {
+    try { followExport(await post(`api/runs/${encodeURIComponent(shownRun.name)}/export`,
+      {format: button.dataset.format})); }
+    catch (err) { $("export-status").textContent = err.message; }
+  });
+$("import").addEventListener("submit", async e => {
+  e.preventDefault();
+  const status = $("upload-status");
+  status.textContent = t("importing");
+  try {
+    const r = await post("api/import", {folder: $("import-folder").value, label: $("import-label").value || null});
+    status.textContent = Object.entries(r).map(([name, n]) => `${name}: ${n.added} ${t("added")}, ` +
+      `${n.duplicates} ${t("duplicates")}` + (n.refused.length ? `, ${n.refused.length} ${t("refused")}` : ""))
+      .join(" · ");
+    await refresh();
+  } catch (err) { status.textContent = err.message; }
+});
 translate();
 refresh().catch(err => { $("upload-status").textContent = err.message; });
