@@ -40,12 +40,12 @@ def chromium_or_skip() -> str:
 
 
 @contextmanager
-def browser_page(executable: str) -> Iterator[tuple[Any, list[str]]]:
+def browser_page(executable: str, extra_args: tuple[str, ...] = ()) -> Iterator[tuple[Any, list[str]]]:
     """A new page and the list that collects its console errors and page errors."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=ARGS)
+        browser = p.chromium.launch(executable_path=executable, args=[*ARGS, *extra_args])
         try:
             page = browser.new_page()
             errors: list[str] = []

@@ -247,6 +247,7 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
     reload mid-training and find the job again, stop and resume, open a confusion-matrix cell, try an image; no
     request leaves the host, and the page fits a phone. Screenshots go to $STUDIO_SCREENSHOTS when set."""
     import base64
+    from urllib.parse import quote
 
     from transferlab.studio.app import create_app
 
@@ -261,6 +262,9 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
     with _serving(app) as url, browser_page(chromium) as (page, errors):
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+        page.on("response", lambda r: failed.append(f"{r.url}: {r.status}") if r.status >= 400 else None)
         page.set_viewport_size({"width": 1280, "height": 800})
         page.goto(url)
         page.wait_for_selector("#new-class")
@@ -358,7 +362,11 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
         page.wait_for_selector("#results-section:not([hidden]) .matrix")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         page.screenshot(path=str(shots / "studio-phone.png"), full_page=True)
-    assert errors == []
+    # a thumbnail requested just before its image was moved back by Undo may get 404: that image only
+    moved = {f"path={quote(p, safe='')}" for p in (path, f"{other}/{Path(path).name}")}
+    missing = [f for f in failed if f.endswith(": 404")]
+    assert all(any(m in f for m in moved) for f in missing), missing
+    assert [e for e in errors if "404" not in e or not missing] == [], failed
     host = url.rstrip("/")
     assert requests and all(r.startswith(host) or r.startswith(("data:", "blob:")) for r in requests), \
         [r for r in requests if not r.startswith(host)]
@@ -465,3 +473,45 @@ def test_exports_are_one_checked_file_each_and_a_retrain_says_what_it_changed(st
                             predictions_of(app.state.project, Path(second["run"]).name, app.state.jobs))
     assert changes["fixed"] == [i["path"] for i in expected["fixed"]]
     assert changes["broke"] == [i["path"] for i in expected["broke"]]
+
+
+@pytest.mark.heavy
+def test_webcam_hold_to_record_adds_frames_to_a_class(tmp_path):
+    """Chromium's fake camera (a moving test pattern): holding the button records frames into the class."""
+    from transferlab.studio.app import create_app
+
+    chromium = chromium_or_skip()
+    app = create_app(tmp_path / "project")
+    app.state.project.add_class("cats")
+    fake = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    with _serving(app) as url, browser_page(chromium, fake) as (page, errors):
+        page.goto(url)
+        page.click('.class-card[data-class="cats"] button.camera')
+        page.wait_for_function("document.querySelector('#camera-video').videoWidth > 0", timeout=30_000)
+        page.hover("#camera-hold")
+        page.mouse.down()
+        page.wait_for_function("parseInt(document.querySelector('#camera-count').textContent) >= 4")
+        page.mouse.up()
+        page.wait_for_function("document.querySelector('#upload-status').textContent.includes('added')")
+        page.click("#camera-close")
+    assert errors == []
+    saved = sorted((tmp_path / "project" / "cats").glob("camera-*.jpg"))
+    assert len(saved) >= 4 and all(Image.open(p).size[0] > 0 for p in saved)
+
+
+def test_classes_are_renamed_and_removed_whole_and_undo_restores_them(studio):
+    client, root, _ = studio
+    _two_classes(client, 3)
+    before = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.png")}
+    renamed = client.post("/api/classes/cats/rename", json={"name": "kittens"}, headers=H).json()
+    assert renamed["new"] == "kittens" and sorted(p.name for p in (root / "kittens").iterdir()) == \
+        ["0.png", "1.png", "2.png"]
+    taken = client.post("/api/classes/kittens/rename", json={"name": "DOGS"}, headers=H)
+    assert taken.status_code == 400 and "already exists" in taken.json()["detail"]
+    removed = client.post("/api/classes/dogs/remove", headers=H).json()
+    assert not (root / "dogs").exists() and (root / removed["moves"][0][1] / "100.png").is_file()
+    assert [c["name"] for c in client.get("/api/project").json()["classes"]] == ["kittens"]
+    assert client.post("/api/undo", headers=H).json()["undid"] == "remove_class"
+    assert client.post("/api/undo", headers=H).json()["undid"] == "rename_class"
+    assert {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.png")
+            if ".studio" not in p.parts} == before

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TransferlabError
-from .edits import move_image, remove_image, undo
+from .edits import move_image, remove_class, remove_image, rename_class, undo
 from .jobs import TERMINAL, Jobs, read_events
 from .page import page_html
 from .project import Project
@@ -110,7 +110,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
         if request.method not in ("GET", "HEAD") and request.headers.get("x-studio") != "1":
             return JSONResponse({"detail": "Missing the X-Studio header: changes come from the studio's page."},
                                 403)
-        if request.url.path.startswith("/api/classes/") and request.method == "POST":
+        if request.url.path.startswith("/api/classes/") and request.url.path.endswith("/images"):
             length = request.headers.get("content-length")
             if length is None or not length.isdigit() or int(length) > MAX_REQUEST_MB * 2**20:
                 return JSONResponse({"detail": f"Send images in batches of at most {MAX_REQUEST_MB} MB "
@@ -191,6 +191,15 @@ def create_app(project: str | Path | Project, token: str | None = None,
     async def add_class(request: Request) -> Any:
         body = await _json(request)
         return {"name": project.add_class(str(body.get("name", "")))}
+
+    @app.post("/api/classes/{label}/rename")
+    async def rename(label: str, request: Request) -> Any:
+        body = await _json(request)
+        return await asyncio.to_thread(rename_class, project, label, str(body.get("name", "")))
+
+    @app.post("/api/classes/{label}/remove")
+    def remove_a_class(label: str) -> Any:
+        return remove_class(project, label)
 
     @app.post("/api/classes/{label}/images")
     async def add_images(label: str, request: Request) -> Any:

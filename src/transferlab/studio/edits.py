@@ -14,9 +14,9 @@ from ..data.images import is_image_file
 from ..errors import SettingError
 from .project import Project, _free_name, class_name
 
-__all__ = ["move_image", "remove_image", "undo", "journal"]
+__all__ = ["move_image", "remove_image", "rename_class", "remove_class", "undo", "journal"]
 
-UNDOABLE = ("move", "remove")
+UNDOABLE = ("move", "remove", "rename_class", "remove_class")
 
 
 def journal(project: Project) -> list[dict[str, Any]]:
@@ -78,21 +78,72 @@ def remove_image(project: Project, relative: str) -> dict[str, Any]:
     return entry
 
 
+def _class_folders(project: Project, label: str) -> list[Path]:
+    """A class's folders: PROJECT/<class>, or train/<class> and validation/<class> in split layout."""
+    name = class_name(label)
+    folders = [project.class_folder(name)]
+    if project.layout == "split":
+        folders.append(project.root / "validation" / name)
+    if not folders[0].is_dir():
+        raise SettingError(f"Class {name!r} does not exist.")
+    return [f for f in folders if f.is_dir()]
+
+
+def rename_class(project: Project, label: str, new: str) -> dict[str, Any]:
+    """Renames a class (its folders); refuses a name another class has."""
+    folders = _class_folders(project, label)
+    name = class_name(new)
+    taken = {p.name.lower() for p in project.class_dirs()} - {folders[0].name.lower()}
+    if name.lower() in taken:
+        raise SettingError(f"Class {name!r} already exists: move its images instead, or choose another name.")
+    moves = [(f, f.with_name(name)) for f in folders]
+    for source, target in moves:
+        os.replace(source, target)
+    project.forget_digests()
+    entry = {"moves": [[project.relative(s), project.relative(t)] for s, t in moves], "label": folders[0].name,
+             "new": name}
+    project.journal("rename_class", **entry)
+    return entry
+
+
+def remove_class(project: Project, label: str) -> dict[str, Any]:
+    """Moves a class's folders, images and all, into the trash (undo brings them back)."""
+    folders = _class_folders(project, label)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moves = []
+    for folder in folders:
+        target = _free_name(project.studio_dir / "trash" / stamp / project.relative(folder))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, target)
+        moves.append([project.relative(folder), project.relative(target)])
+    project.forget_digests()
+    project.journal("remove_class", moves=moves, label=folders[0].name)
+    return {"label": folders[0].name, "moves": moves}
+
+
 def undo(project: Project) -> dict[str, Any]:
-    """Reverses the newest move or removal not yet undone (the file goes back; a name taken meanwhile gets a
-    new one)."""
+    """Reverses the newest change not yet undone: an image moved or removed (it goes back; a name taken
+    meanwhile gets a new one), a class renamed or removed."""
     entries = journal(project)
     undone = {e.get("of") for e in entries if e["action"] == "undo"}
     last = next((e for e in reversed(entries) if e["action"] in UNDOABLE and e["id"] not in undone), None)
     if last is None:
-        raise SettingError("Nothing to undo: no image was moved or removed.")
-    current = project.root / last["to"]
-    if not current.is_file():
-        raise SettingError(f"Cannot undo: {last['to']!r} is no longer there (moved or deleted outside the studio).")
-    back = _free_name(project.root / last["from"])
-    back.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(current, back)
+        raise SettingError("Nothing to undo: no image or class was moved, renamed or removed.")
+    moves = last.get("moves") or [[last["from"], last["to"]]]
+    missing = [to for _, to in moves if not (project.root / to).exists()]
+    if missing:
+        raise SettingError(f"Cannot undo: {missing[0]!r} is no longer there (moved or deleted outside the studio).")
+    taken = [origin for origin, _ in moves if last["action"] in ("rename_class", "remove_class")
+             and (project.root / origin).exists()]
+    if taken:
+        raise SettingError(f"Cannot undo: {taken[0]!r} exists again. Rename it first.")
+    backs = []
+    for origin, to in reversed(moves):
+        back = _free_name(project.root / origin)
+        back.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(project.root / to, back)
+        backs.append(project.relative(back))
     project.forget_digests()
-    entry = {"of": last["id"], "undid": last["action"], "path": project.relative(back)}
+    entry = {"of": last["id"], "undid": last["action"], "path": backs[-1]}
     project.journal("undo", **entry)
     return entry

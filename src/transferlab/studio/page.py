@@ -17,7 +17,13 @@ PAGE = """<!DOCTYPE html>
 <p class="hint" data-t="classesHint">클래스마다 이미지를 끌어다 놓거나 선택하세요.</p>
 <form id="new-class"><input id="class-name" maxlength="64" autocomplete="off" data-tp="classPlaceholder"
  placeholder="새 클래스 이름 (예: cats)"><button type="submit" data-t="addClass">클래스 추가</button></form>
-<div id="classes"></div><p id="upload-status" class="status" role="status"></p>
+<div id="classes"></div><p class="status" role="status"><span id="upload-status"></span>
+<button id="class-undo" type="button" data-t="undo" hidden>되돌리기</button></p>
+<div id="camera" hidden><p><span data-t="recordingInto">녹화할 클래스</span>: <strong id="camera-class"></strong></p>
+<video id="camera-video" autoplay playsinline muted></video><p>
+<button id="camera-hold" type="button" class="primary" data-t="hold">누르고 있는 동안 촬영</button>
+<button id="camera-close" type="button" data-t="close">닫기</button> <span id="camera-count" class="status"></span></p>
+</div>
 <form id="import" hidden><h3 data-t="importTitle">이 컴퓨터의 폴더에서 가져오기</h3>
 <p class="hint"><span data-t="allowedHint">허용된 폴더</span>: <span id="allowed"></span></p>
 <input id="import-folder" data-tp="folderPlaceholder" placeholder="폴더 경로" autocomplete="off">

@@ -19,7 +19,9 @@ const T = {
     exportHint: "파일 하나로 내려받습니다. 먼저 스튜디오의 답과 같은지 확인합니다.", moveTo: "다른 클래스로…",
     remove: "제거", moved: "옮김", removed: "제거함 (휴지통: .studio/trash)", undone: "되돌림",
     changes: "{prev} 대비: 고친 것 {fixed}, 망가진 것 {broke} (둘 다 본 이미지 {common}장)", exporting: "내보내는 중…",
-    download: "내려받기", checked: "확인: 검증 이미지 {n}장에서 같은 답"},
+    download: "내려받기", checked: "확인: 검증 이미지 {n}장에서 같은 답", camera: "카메라",
+    recordingInto: "녹화할 클래스", hold: "누르고 있는 동안 촬영", close: "닫기", frames: "장 촬영",
+    noCamera: "카메라는 이 컴퓨터(localhost)나 https 주소에서만 쓸 수 있습니다. 휴대폰에서는 '이미지 선택'이 카메라를 엽니다."},
   en: {title: "transferlab studio", classes: "Classes and images", classesHint: "Drop or choose images for each class.",
     classPlaceholder: "New class name (e.g. cats)", addClass: "Add class", checks: "Check before training",
     runChecks: "Check", train: "Train", trainQuick: "Train a first model (fast)", advanced: "Advanced settings",
@@ -41,7 +43,12 @@ const T = {
     exportHint: "Download as one file, checked first to answer like the studio.", moveTo: "Move to…",
     remove: "Remove", moved: "moved", removed: "removed (trash: .studio/trash)", undone: "undone",
     changes: "Compared with {prev}: fixed {fixed}, broke {broke} (of {common} images both checked)",
-    exporting: "Exporting…", download: "Download", checked: "checked: the same answers on {n} validation images"},
+    exporting: "Exporting…", download: "Download", checked: "checked: the same answers on {n} validation images",
+    camera: "Camera", rename: "Rename", removeClass: "Delete class", newName: "New name",
+    confirmRemove: "Move class '{c}' and its {n} images to the trash (.studio/trash)? You can undo it.",
+    recordingInto: "Recording into", hold: "Hold to record", close: "Close", frames: "frames",
+    noCamera: "The camera works on this computer (localhost) or over https only. On a phone, 'Choose images' " +
+      "opens the camera."},
 };
 let lang = localStorage.getItem("studio-lang") || ((navigator.language || "ko").startsWith("ko") ? "ko" : "en");
 const t = key => (T[lang] && T[lang][key]) || T.en[key] || key;
@@ -80,9 +87,10 @@ async function refresh() {
   $("import").hidden = !state.allowed.length;
   $("allowed").textContent = state.allowed.join(", ");
   if (state.export && first) followExport(state.export);
-  if (state.job) follow(state.job);
+  if (state.job && state.job.id !== followed) follow(state.job);
   const finished = state.runs.find(r => r.finished);
-  if (finished && (!state.job || state.job.status !== "running")) showRun(finished.name);
+  if (finished && (!state.job || state.job.status !== "running") && (!shownRun || shownRun.name !== finished.name))
+    showRun(finished.name);
 }
 
 function useDefaults(d) {  // the advanced panel starts from the settings the one-button training uses
@@ -110,6 +118,19 @@ function renderClasses() {
         el("small", {className: "count", textContent: ` ${c.count} ${t("images")}`})),
       thumbs,
       el("div", {className: "drop", tabIndex: 0, textContent: `${t("choose")} / ${t("drop")}`}), input);
+    const camera = el("button", {type: "button", className: "camera", textContent: t("camera")});
+    camera.addEventListener("click", () => openCamera(c.name));
+    const rename = el("button", {type: "button", className: "rename", textContent: t("rename")});
+    rename.addEventListener("click", () => {
+      const name = prompt(t("newName"), c.name);
+      if (name && name !== c.name) classEdit(`api/classes/${encodeURIComponent(c.name)}/rename`, {name});
+    });
+    const remove = el("button", {type: "button", className: "remove-class", textContent: t("removeClass")});
+    remove.addEventListener("click", () => {
+      if (confirm(t("confirmRemove").replace("{c}", c.name).replace("{n}", c.count)))
+        classEdit(`api/classes/${encodeURIComponent(c.name)}/remove`, {});
+    });
+    card.append(el("div", {className: "class-actions"}, camera, rename, remove));
     card.dataset.class = c.name;
     const drop = card.querySelector(".drop");
     drop.addEventListener("click", () => input.click());
@@ -166,6 +187,62 @@ async function upload(label, files) {
   await refresh();
 }
 
+async function classEdit(path, body) {
+  try {
+    const r = await post(path, body);
+    $("upload-status").textContent = r.new ? `${r.label} → ${r.new}` : `${r.label}: ${t("removed")}`;
+    $("class-undo").hidden = false;
+  } catch (err) { $("upload-status").textContent = err.message; }
+  await refresh();
+}
+
+let stream = null, recording = null, frames = [], cameraClass = null;
+
+async function openCamera(label) {
+  cameraClass = label;
+  $("camera-class").textContent = label;
+  $("camera-count").textContent = "";
+  $("camera").hidden = false;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    $("camera-count").textContent = t("noCamera"); return;
+  }
+  try {
+    stream = stream || await navigator.mediaDevices.getUserMedia({video: true, audio: false});
+    $("camera-video").srcObject = stream;
+  } catch (err) { $("camera-count").textContent = `${t("noCamera")} (${err.message})`; }
+}
+
+function closeCamera() {
+  if (stream) for (const track of stream.getTracks()) track.stop();
+  stream = null; $("camera").hidden = true;
+}
+
+function startRecording(e) {  // "hold to record": a frame every 150 ms while the button is held
+  e.preventDefault();
+  if (!stream || recording) return;
+  frames = [];
+  const video = $("camera-video"), canvas = document.createElement("canvas");
+  const grab = () => {
+    if (!video.videoWidth) return;
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    const n = frames.length;
+    frames.push(new Promise(ok => canvas.toBlob(b => ok(new File([b], `camera-${Date.now()}-${n}.jpg`,
+      {type: "image/jpeg"})), "image/jpeg", 0.9)));
+    $("camera-count").textContent = `${frames.length} ${t("frames")}`;
+  };
+  grab();
+  recording = setInterval(grab, 150);
+}
+
+async function stopRecording() {
+  if (!recording) return;
+  clearInterval(recording); recording = null;
+  const files = await Promise.all(frames);
+  frames = [];
+  if (files.length) await upload(cameraClass, files);
+}
+
 async function runChecks() {
   const box = $("checks");
   box.textContent = "…";
@@ -208,7 +285,10 @@ async function startTraining(advanced) {
   catch (err) { $("job").hidden = false; $("job-message").textContent = err.message; }
 }
 
+let followed = null;  // the job whose events the page follows
+
 function follow(job) {
+  followed = job.id;
   $("job").hidden = false;
   if (source) source.close();
   if (state) state.job = job;
@@ -416,6 +496,15 @@ $("job-resume").addEventListener("click", async () => {
 });
 $("try-files").addEventListener("change", () => tryImages([...$("try-files").files]));
 $("undo").addEventListener("click", undoLast);
+$("class-undo").addEventListener("click", async () => {
+  try { const r = await post("api/undo"); $("upload-status").textContent = `${r.path} ${t("undone")}`; }
+  catch (err) { $("upload-status").textContent = err.message; }
+  $("class-undo").hidden = true;
+  await refresh();
+});
+$("camera-hold").addEventListener("pointerdown", startRecording);
+for (const kind of ["pointerup", "pointerleave", "pointercancel"]) $("camera-hold").addEventListener(kind, stopRecording);
+$("camera-close").addEventListener("click", closeCamera);
 for (const button of document.querySelectorAll("button.export"))
   button.addEventListener("click", async () => {
     try { followExport(await post(`api/runs/${encodeURIComponent(shownRun.name)}/export`,
