@@ -59,14 +59,20 @@ def test_any_timm_name_resolves():
     assert get_model_info("resnet50").architecture == "resnet50"
 
 
-def test_offline_download_error_names_both_remedies(monkeypatch):
+def _offline_hub(monkeypatch) -> None:
+    """timm as it behaves offline: a model without weights builds, a download of weights fails."""
+    real = timm.create_model
+
     def offline(*args, **kwargs):
         if kwargs.get("pretrained"):
             raise OSError("We couldn't connect to the hub")
         return real(*args, **kwargs)
 
-    real = timm.create_model
     monkeypatch.setattr(timm, "create_model", offline)
+
+
+def test_offline_download_error_names_both_remedies(monkeypatch):
+    _offline_hub(monkeypatch)
     with pytest.raises(WeightsUnavailableError) as e:
         create_model(TINY_MODEL, weights="imagenet")
     assert "--weights FILE" in str(e.value) and "efficientnet_lite0" in str(e.value)
@@ -158,13 +164,7 @@ def test_offline_weights_error_offers_only_what_works_for_the_command(tmp_path, 
 
     from .conftest import make_dataset
 
-    def offline(*args, **kwargs):
-        if kwargs.get("pretrained"):
-            raise OSError("We couldn't connect to the hub")
-        return real(*args, **kwargs)
-
-    real = timm.create_model
-    monkeypatch.setattr(timm, "create_model", offline)
+    _offline_hub(monkeypatch)
     data = make_dataset(tmp_path / "data", n_train=4, n_val=2)
     result = CliRunner().invoke(app, ["train", str(data), "--model", "resnet18", "--strategy", strategy, "--out",
                                       str(tmp_path / "run")])

@@ -1,4 +1,4 @@
-"""Streaming large data: a 1,000,000-row index with flat memory, and tar shards split over workers."""
+"""Streaming large data: an index of 300,000 rows with flat memory, and tar shards split over workers."""
 
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from .conftest import TINY_MODEL, make_dataset
 runner = CliRunner()
 
 
-def test_million_row_index_streams_with_flat_memory(tmp_path):
+def test_a_large_index_streams_with_flat_memory(tmp_path):
+    """300,000 rows (10 MB): memory stays flat as the rows stream (a million rows took 32 s of the suite with
+    tracemalloc on; the peak does not depend on the count)."""
+    rows = 300_000
     index = tmp_path / "index.csv"
     with index.open("w") as f:
         f.write("path,label\n")
-        for i in range(1_000_000):
+        for i in range(rows):
             f.write(f"s3://bucket/images/{i:07d}.jpg,class{i % 7}\n")
-    assert index.stat().st_size > 30_000_000
+    assert index.stat().st_size > 10_000_000
     last = []
 
     def fake_reader(path: str) -> int:  # no file or network is touched
@@ -38,9 +41,9 @@ def test_million_row_index_streams_with_flat_memory(tmp_path):
         label_sum += label
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert labels == [f"class{k}" for k in range(7)] and last == ["s3://bucket/images/0999999.jpg"]
-    assert count == 1_000_000 and label_sum == sum(i % 7 for i in range(1_000_000))
-    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # a list of the rows alone would take > 100 MiB
+    assert labels == [f"class{k}" for k in range(7)] and last == [f"s3://bucket/images/{rows - 1:07d}.jpg"]
+    assert count == rows and label_sum == sum(i % 7 for i in range(rows))
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # a list of the rows alone would take > 30 MiB
 
 
 def test_index_rows_are_dealt_to_workers_once(tmp_path):

@@ -23,6 +23,8 @@ def studio(
                                                           "import without uploading (repeatable; read only).")]
     = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in the browser.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (the page still opens "
+                                                              "unless --no-open).")] = False,
 ) -> None:
     """Open a project in your browser: add images to classes, check them, train, see the mistakes, try the model.
 
@@ -34,4 +36,5 @@ def studio(
     """
     from ..studio.server import run_studio
 
-    run_studio(project, host=host, port=port, token=token, allowed=allow or [], open_browser=open_browser)
+    run_studio(project, host=host, port=port, token=token, allowed=allow or [], open_browser=open_browser,
+               quiet=quiet)

@@ -15,7 +15,7 @@ __all__ = ["run_studio"]
 
 def run_studio(project: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8765,
                token: str | None = None, allowed: list[str | os.PathLike[str]] | None = None,
-               open_browser: bool = True) -> None:
+               open_browser: bool = True, quiet: bool = False) -> None:
     """Serves the studio for `project` until Ctrl+C; prints the address (with the token, when there is one)."""
     import uvicorn
 
@@ -38,8 +38,9 @@ def run_studio(project: str | os.PathLike[str], host: str = "127.0.0.1", port: i
     app = create_app(folder, token=token, allowed=list(allowed or []))
     shown = host
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    print(f"transferlab studio: {folder.root}\nOpen {address}  (Ctrl+C stops the studio; a training job goes on "
-          "and the page finds it again)", flush=True)
+    if not quiet:
+        print(f"transferlab studio: {folder.root}\nOpen {address}  (Ctrl+C stops the studio; a training job goes "
+              "on and the page finds it again)", flush=True)
     if open_browser:
         import webbrowser
 
