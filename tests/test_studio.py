@@ -163,6 +163,20 @@ def test_a_job_trains_in_its_own_process_reports_each_epoch_and_the_cli_reads_th
         assert item["predicted"] == top["label"] and item["confidence"] == pytest.approx(top["probability"], abs=1e-3)
     answer = client.post("/api/try", files=_files((200, 60, 40), 1, start=999), headers=H).json()
     assert answer["run"] == Path(job["run"]).name and len(answer["results"][0]["top"]) == 2
+    run = Path(job["run"]).name  # the bundle as one file, checked against the answers the page showed (ONNX: in
+    export = client.post(f"/api/runs/{run}/export", json={"format": "bundle"}, headers=H).json()  # the browser)
+    state = app.state.jobs.wait(export["id"], timeout=300)
+    assert state["status"] == "done", (root / ".studio" / "jobs" / export["id"] / "log.txt").read_text()[-2000:]
+    check = state["result"]["export"]["check"]
+    assert check["images"] == 4 and check["same_answers"] == 4 and check["max_probability_diff"] <= 1e-3
+    import zipfile
+
+    response = client.get(f"/api/exports/{state['result']['export']['file']}")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    names = set(zipfile.ZipFile(io.BytesIO(response.content)).namelist())
+    assert {f"{run}-bundle/{n}" for n in ("model.safetensors", "labels.json", "preprocessing.json")} == names
+    assert client.post(f"/api/runs/{run}/export", json={"format": "tflite"}, headers=H).status_code == 400
+    assert client.get("/api/exports/..%2Fjob.json").status_code == 404
     from transferlab.data.info import data_info
 
     report = data_info(root)  # `transferlab train PROJECT` sees the classes, not the runs
@@ -315,7 +329,11 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
         events = [json.loads(line) for line in (root / ".studio" / "jobs" / resumed["id"] / "events.jsonl").open()]
         epochs = [e for e in events if e["type"] == "epoch"]
         assert kept >= 2 and [e["epoch"] for e in epochs if e.get("replayed")] == list(range(1, kept + 1))
-        assert [e["epoch"] for e in epochs if not e.get("replayed")][0] == kept + 1  # continued, not from 1
+        # continued from the last checkpoint (the epoch under way at Stop may be trained again), not from 1
+        assert [e["epoch"] for e in epochs if not e.get("replayed")][0] in (kept, kept + 1)
+        trained = [int(r.split(",")[0]) for r in (Path(resumed["run"]) / "history.csv").read_text().splitlines()[1:]]
+        assert trained == list(range(1, len(trained) + 1))  # each epoch once in the run's history
+        assert int(page.get_attribute("#chart-loss", "data-points")) == len(trained)  # and once in the chart
         runs = app.state.project.runs()
         assert len(runs) == 2 and all(r["finished"] for r in runs)
         page.wait_for_function(f"document.querySelector('#cards').textContent.includes('{runs[0]['name']}')")
@@ -412,39 +430,6 @@ def test_import_reads_only_allowed_folders_and_changes_nothing_there(tmp_path, t
     assert sorted(p.name for p in (tmp_path / "project").iterdir()) == [".studio", "cats", "dogs", "frogs"]
 
 
-def test_exports_are_one_file_each_checked_against_the_studios_answers(studio):
-    """Bundle and Hugging Face here; ONNX in the browser test."""
-    import zipfile
-
-    client, root, app = studio
-    _two_classes(client)
-    first = client.post("/api/train", json={"epochs": 2}, headers=H).json()
-    assert app.state.jobs.wait(first["id"], timeout=300)["status"] == "done"
-    run = Path(first["run"]).name
-    for fmt, inside in (("bundle", ("model.safetensors", "labels.json", "preprocessing.json")),
-                        ("hf", ("model.safetensors", "config.json", "README.md", "export_report.json"))):
-        job = client.post(f"/api/runs/{run}/export", json={"format": fmt}, headers=H).json()
-        state = app.state.jobs.wait(job["id"], timeout=300)
-        assert state["status"] == "done", (root / ".studio" / "jobs" / job["id"] / "log.txt").read_text()[-2000:]
-        export = state["result"]["export"]
-        if fmt == "bundle":  # its own reader on the images the page showed: the same answers
-            assert export["check"]["images"] == 4 and export["check"]["same_answers"] == 4
-            assert export["check"]["max_probability_diff"] <= 1e-3
-        else:  # transformers/timm's load of the folder against the run's model (the library's parity check)
-            assert export["check"]["library_parity"]["passed"]
-        response = client.get(f"/api/exports/{export['file']}")
-        assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
-        names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
-        assert {f"{run}-{fmt}/{name}" for name in inside} <= set(names), names
-    assert client.post(f"/api/runs/{run}/export", json={"format": "tflite"}, headers=H).status_code == 400
-    assert client.get("/api/exports/..%2Fjob.json").status_code == 404
-    busy = client.post("/api/train", json={"strategy": "full", "epochs": 400, "patience": 0}, headers=H).json()
-    refused = client.post(f"/api/runs/{run}/export", json={"format": "bundle"}, headers=H)
-    assert refused.status_code == 409 and "already running" in refused.json()["detail"]  # one job at a time
-    client.post(f"/api/jobs/{busy['id']}/stop", headers=H)
-    app.state.jobs.wait(busy["id"], timeout=120)
-
-
 def test_classes_are_renamed_and_removed_whole_and_undo_restores_them(studio):
     client, root, _ = studio
     _two_classes(client, 3)
@@ -461,3 +446,62 @@ def test_classes_are_renamed_and_removed_whole_and_undo_restores_them(studio):
     assert client.post("/api/undo", headers=H).json()["undid"] == "rename_class"
     assert {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.png")
             if ".studio" not in p.parts} == before
+
+
+def test_a_restarted_studio_finds_the_running_job_and_a_killed_one_is_resumable(studio, tiny_weights):
+    import signal
+
+    from fastapi.testclient import TestClient
+
+    from transferlab.studio.app import create_app
+
+    client, root, app = studio
+    _two_classes(client)
+    job = client.post("/api/train", json={"strategy": "full", "epochs": 400, "patience": 0}, headers=H).json()
+    events = root / ".studio" / "jobs" / job["id"] / "events.jsonl"
+    _wait_for(lambda: events.exists() and events.read_text().count('"type": "epoch"') >= 2)
+    restarted = create_app(root, defaults={"model": TINY_MODEL, "weights": str(tiny_weights), "image_size": 32,
+                                           "num_workers": 0})  # a new server: it never started this process
+    with TestClient(restarted) as again:
+        found = again.get("/api/project").json()["job"]
+        assert found["id"] == job["id"] and found["status"] == "running"
+        busy = again.post(f"/api/runs/{Path(job['run']).name}/export", json={"format": "bundle"}, headers=H)
+        assert busy.status_code == 409 and "already running" in busy.json()["detail"]  # one job at a time
+        os.kill(job["pid"], signal.SIGKILL)  # the machine goes down, say: no last word from the job
+        _wait_for(lambda: again.get(f"/api/jobs/{job['id']}").json()["status"] == "interrupted")
+        state = again.get(f"/api/jobs/{job['id']}").json()
+        assert state["resumable"]  # last.ckpt was written at the end of each epoch
+        seen = 2
+        stream = again.get(f"/api/jobs/{job['id']}/events", headers={"Last-Event-ID": str(seen)}).text
+        ids = [int(line[4:]) for line in stream.splitlines() if line.startswith("id: ")]
+        assert ids == list(range(seen + 1, state["events"] + 1))  # only what the page had not seen
+        assert "event: interrupted" in stream  # the page shows Resume (resuming itself: the browser test)
+
+
+def test_recent_projects_are_remembered_newest_first_and_listed(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from transferlab.studio.app import create_app
+    from transferlab.studio.project import Project, recent_projects, remember
+
+    a, b, gone = (Project(tmp_path / name) for name in ("a", "b", "gone"))
+    for project in (gone, a, b, a):
+        project.root.mkdir(exist_ok=True)
+        remember(project)
+    gone.root.rmdir()
+    assert recent_projects() == [str(a.root), str(b.root)]  # newest first, once each, only folders that exist
+    with TestClient(create_app(a)) as client:
+        assert client.get("/api/project").json()["recent"] == [str(b.root)]
+
+
+def test_the_augmentation_preview_draws_training_images_again_each_time(studio):
+    client, _, _ = studio
+    _two_classes(client, 4)
+    first = client.get("/api/augment-preview", params={"augment": "course", "seed": 1})
+    again = client.get("/api/augment-preview", params={"augment": "course", "seed": 1})
+    other = client.get("/api/augment-preview", params={"augment": "course", "seed": 2})
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(first.content)).size[0] > 200
+    assert first.content == again.content and first.content != other.content  # a seed draws one grid
+    bad = client.get("/api/augment-preview", params={"augment": "wild"})
+    assert bad.status_code == 400 and "course" in bad.json()["detail"]

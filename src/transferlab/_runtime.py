@@ -5,8 +5,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from pathlib import Path
 
-__all__ = ["tune_malloc", "release_memory", "default_workers"]
+__all__ = ["tune_malloc", "release_memory", "default_workers", "transferlab_home"]
 
 _tuned = False
 
@@ -53,3 +54,14 @@ def release_memory() -> bool:
 def default_workers() -> int:
     """Data-loading processes when the user chose none: half the CPUs, at most 4 (1 on 2 cores, 0 on 1)."""
     return min(4, max(0, (os.cpu_count() or 1) // 2))
+
+
+def transferlab_home() -> Path:
+    """Where transferlab keeps what outlives a run (feature and decoded caches, data sets, the studio's recent
+    projects): $TRANSFERLAB_HOME, else ~/.cache/transferlab. Read at each call: tests and the budget's probes set it.
+
+    Example:
+        >>> transferlab_home()  # doctest: +SKIP
+        PosixPath('/home/me/.cache/transferlab')
+    """
+    return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab"))

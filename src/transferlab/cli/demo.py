@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,9 @@ def _free_folder(base: Path) -> Path:
 
 def default_data_home() -> Path:
     """Where transferlab keeps data sets: $TRANSFERLAB_HOME or ~/.cache/transferlab."""
-    return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab"))
+    from .._runtime import transferlab_home
+
+    return transferlab_home()
 
 
 @user_errors

@@ -12,8 +12,9 @@ from ._common import user_errors
 
 @user_errors
 def studio(
-    project: Annotated[Path, typer.Argument(help="Project folder: class folders of images (new or existing).")] =
-    Path("studio-project"),
+    project: Annotated[Path | None, typer.Argument(help="Project folder: class folders of images (new or existing); "
+                                                       "default the last project opened, else ./studio-project.",
+                                                  show_default=False)] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] =
     "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
@@ -34,7 +35,12 @@ def studio(
 
     Example: transferlab studio my-photos --allow ~/Pictures
     """
+    from ..studio.project import recent_projects
     from ..studio.server import run_studio
+
+    if project is None:
+        recent = recent_projects()
+        project = Path(recent[0]) if recent else Path("studio-project")
 
     run_studio(project, host=host, port=port, token=token, allowed=allow or [], open_browser=open_browser,
                quiet=quiet)

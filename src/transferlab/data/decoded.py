@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._runtime import transferlab_home
 from .folder import Sample
 from .geometry import Preprocessing
 from .images import file_identity
@@ -31,7 +32,7 @@ _UNREADABLE = 2  # flag value of an image that failed to decode (1: decoded, 0: 
 
 
 def decoded_cache_dir() -> Path:
-    return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")) / "decoded"
+    return transferlab_home() / "decoded"
 
 
 def resize_square(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:

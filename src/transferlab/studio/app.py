@@ -31,7 +31,7 @@ from ..errors import TransferlabError
 from .edits import move_image, remove_class, remove_image, rename_class, undo
 from .jobs import TERMINAL, Jobs, read_events
 from .page import page_html
-from .project import Project
+from .project import Project, recent_projects
 from .results import run_result
 from .worker import EXPORTS
 
@@ -141,7 +141,8 @@ def create_app(project: str | Path | Project, token: str | None = None,
         return {"name": project.name, "root": str(project.root), "layout": project.layout,
                 "classes": project.classes(), "runs": project.runs(), "job": jobs.latest(),
                 "defaults": {**QUICK, "model": "efficientnet_lite0", **(defaults or {})},
-                "export": jobs.latest(("export",)), "allowed": [str(r) for r in roots], "exports": EXPORTS}
+                "export": jobs.latest(("export",)), "allowed": [str(r) for r in roots], "exports": EXPORTS,
+                "recent": [p for p in recent_projects() if p != str(project.root)]}
 
     @app.post("/api/import")
     async def import_folder(request: Request) -> Any:
@@ -218,6 +219,17 @@ def create_app(project: str | Path | Project, token: str | None = None,
             raise HTTPException(404, "No such image in the project.")
         return FileResponse(file, headers={"Cache-Control": "max-age=3600"})
 
+    @app.get("/api/augment-preview")
+    async def augment_preview(augment: str = "course", seed: int = 0) -> Any:
+        """Six training images as the augmentation changes them (the picture `transferlab augment` draws)."""
+        from ..data.augment import PRESETS
+
+        if augment not in PRESETS:
+            raise HTTPException(400, f"Augmentation must be one of {', '.join(PRESETS)}; got {augment[:20]!r}.")
+        model = str({**QUICK, "model": "efficientnet_lite0", **(defaults or {})}["model"])
+        png = await asyncio.to_thread(_preview_png, project.root, augment, model, int(seed) % 10_000)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     @app.get("/api/checks")
     def checks() -> Any:
         return project.checks()
@@ -278,6 +290,18 @@ def create_app(project: str | Path | Project, token: str | None = None,
         return await asyncio.to_thread(_answers, project, finished[0]["name"], files, predictors)
 
     return app
+
+
+def _preview_png(root: Path, augment: str, model: str, seed: int) -> bytes:
+    import io
+
+    from ..evaluation.grids import augment_preview
+
+    image_size = 224 if model.startswith("efficientnet_lite") else None
+    figure = augment_preview(root, augment, model=model, image_size=image_size, count=6, seed=seed)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72)
+    return buffer.getvalue()
 
 
 def _answers(project: Project, run: str, files: list[tuple[str, bytes]], cache: dict[str, Any]) -> dict[str, Any]:

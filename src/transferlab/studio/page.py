@@ -41,9 +41,11 @@ PAGE = """<!DOCTYPE html>
 <option value="full">full</option></select></label>
 <label><span data-t="epochs">에포크</span><input id="opt-epochs" type="number" min="1" max="1000" value="10"></label>
 <label><span data-t="lr">학습률</span><input id="opt-lr" placeholder="auto"></label>
-<label><span data-t="augment">데이터 증강</span><select id="opt-augment"><option value="">auto</option>
-<option>none</option><option>light</option><option>course</option></select></label>
-</div><button id="train-advanced" type="button" data-t="trainAdvanced">이 설정으로 학습</button></details>
+<label><span data-t="augment">데이터 증강</span><select id="opt-augment"><option value="">none</option>
+<option>flip</option><option>light</option><option>course</option><option>strong</option></select></label>
+</div><p><button id="preview-augment" type="button" data-t="previewAugment">증강 미리 보기</button></p>
+<img id="augment-image" alt="augmentation preview" hidden>
+<button id="train-advanced" type="button" data-t="trainAdvanced">이 설정으로 학습</button></details>
 <div id="job" hidden><p><strong id="job-status"></strong> <span id="job-progress"></span>
 <span id="job-eta"></span></p><progress id="job-bar" max="1" value="0"></progress>
 <div class="charts"><figure><svg id="chart-accuracy" viewBox="0 0 320 180" role="img"></svg>
@@ -70,6 +72,8 @@ PAGE = """<!DOCTYPE html>
 <section id="try-section"><h2 data-t="try">써 보기</h2>
 <label class="button"><span data-t="tryChoose">이미지 선택</span><input id="try-files" type="file" accept="image/*"
  multiple hidden></label><div id="try-results"></div></section>
+<section id="recent-section" hidden><h2 data-t="recent">최근 프로젝트</h2>
+<p class="hint" data-t="recentHint">다른 프로젝트는 이 명령으로 엽니다:</p><ul id="recent"></ul></section>
 </main><script type="module" src="assets/studio.js"></script></body></html>
 """
 

@@ -21,7 +21,7 @@ from ..data.folder import IGNORED_DIRS, _files, _ignored, _is_run
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, SettingError
 
-__all__ = ["Project", "RUNS_DIR", "STUDIO_DIR", "MAX_CLASS_NAME", "MAX_PIXELS"]
+__all__ = ["Project", "RUNS_DIR", "STUDIO_DIR", "MAX_CLASS_NAME", "MAX_PIXELS", "recent_projects", "remember"]
 
 RUNS_DIR = "runs"  # PROJECT/runs/<run>: what the studio trains
 STUDIO_DIR = ".studio"  # PROJECT/.studio/: jobs (events, logs), the trash and the journal of changes
@@ -301,17 +301,28 @@ class Project:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return _free_name(self.runs_dir / f"{model}-{stamp}")
 
-    def remember(self, recent_file: Path) -> None:
-        """Records this project in the list of recent projects (newest first, 10 kept)."""
-        import json
 
-        try:
-            recent = json.loads(recent_file.read_text(encoding="utf-8"))
-            recent = [str(p) for p in recent if isinstance(p, str)] if isinstance(recent, list) else []
-        except (OSError, ValueError):
-            recent = []
-        recent = [str(self.root)] + [p for p in recent if p != str(self.root)]
-        write_json(recent_file, recent[:10])
+def _recent_file() -> Path:
+    from .._runtime import transferlab_home
+
+    return transferlab_home() / "studio-recent.json"
+
+
+def recent_projects() -> list[str]:
+    """The projects the studio opened, newest first (those that still exist; at most 10)."""
+    import json
+
+    try:
+        recent = json.loads(_recent_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [p for p in recent if isinstance(p, str) and Path(p).is_dir()][:10] if isinstance(recent, list) else []
+
+
+def remember(project: Project) -> None:
+    """Puts `project` first in the list of recent projects."""
+    recent = [str(project.root)] + [p for p in recent_projects() if p != str(project.root)]
+    write_json(_recent_file(), recent[:10])
 
 
 def _free_name(path: Path) -> Path:

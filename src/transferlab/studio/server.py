@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import SettingError
 from .app import create_app, new_token
-from .project import Project
+from .project import Project, remember
 
 __all__ = ["run_studio"]
 
@@ -36,6 +36,7 @@ def run_studio(project: str | os.PathLike[str], host: str = "127.0.0.1", port: i
         raise SettingError(f"--allow {missing[0]!r} is not a folder. Pass folders whose images may be imported.")
     folder = Project(Path(project))
     app = create_app(folder, token=token, allowed=list(allowed or []))
+    remember(folder)
     shown = host
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     if not quiet:

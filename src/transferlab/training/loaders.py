@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .._io import distributed_world
+from .._runtime import transferlab_home
 
 __all__ = ["EvalDistributedSampler", "FeatureCopies", "PhaseData", "feature_cache_dir"]
 
@@ -76,4 +76,4 @@ class PhaseData(L.LightningDataModule):
 
 def feature_cache_dir() -> Path:
     """Where cached features live: $TRANSFERLAB_HOME/features (default ~/.cache/transferlab/features)."""
-    return Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")) / "features"
+    return transferlab_home() / "features"

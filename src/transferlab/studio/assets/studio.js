@@ -44,7 +44,7 @@ const T = {
     remove: "Remove", moved: "moved", removed: "removed (trash: .studio/trash)", undone: "undone",
     changes: "Compared with {prev}: fixed {fixed}, broke {broke} (of {common} images both checked)",
     exporting: "Exporting…", download: "Download", checked: "checked: the same answers on {n} validation images",
-    camera: "Camera", rename: "Rename", removeClass: "Delete class", newName: "New name",
+    previewAugment: "Preview the augmentation", recent: "Recent projects", recentHint: "Open another project with its command:", camera: "Camera", rename: "Rename", removeClass: "Delete class", newName: "New name",
     confirmRemove: "Move class '{c}' and its {n} images to the trash (.studio/trash)? You can undo it.",
     recordingInto: "Recording into", hold: "Hold to record", close: "Close", frames: "frames",
     noCamera: "The camera works on this computer (localhost) or over https only. On a phone, 'Choose images' " +
@@ -85,6 +85,9 @@ async function refresh() {
   if (first) useDefaults(state.defaults);
   renderClasses();
   $("import").hidden = !state.allowed.length;
+  $("recent-section").hidden = !state.recent.length;
+  $("recent").replaceChildren(...state.recent.map(p => el("li", {}, el("code", {textContent:
+    `transferlab studio ${/^[\w./~-]+$/.test(p) ? p : JSON.stringify(p)}`}))));
   $("allowed").textContent = state.allowed.join(", ");
   if (state.export && first) followExport(state.export);
   if (state.job && state.job.id !== followed) follow(state.job);
@@ -303,7 +306,8 @@ function follow(job) {
 
 function handle(event, job) {
   if (event.type === "phase") phaseInfo = event;
-  else if (event.type === "epoch") {
+  else if (event.type === "epoch") {  // a resumed run retrains from its last checkpoint: the newer point wins
+    history = history.filter(h => h.epoch < event.epoch);
     history.push(event); draw();
     if (!event.replayed) showStatus("running", job, event);  // replayed: the epochs before a resume
   }
@@ -496,6 +500,19 @@ $("job-resume").addEventListener("click", async () => {
 });
 $("try-files").addEventListener("change", () => tryImages([...$("try-files").files]));
 $("undo").addEventListener("click", undoLast);
+let previews = 0;
+async function previewAugment() {  // six training images as this augmentation changes them, drawn again each time
+  const image = $("augment-image"), augment = $("opt-augment").value || "none";
+  try {
+    const response = await fetch(`api/augment-preview?augment=${augment}&seed=${previews++}`);
+    if (!response.ok) throw new Error((await response.json()).detail);
+    image.src = URL.createObjectURL(await response.blob());
+    image.hidden = false;
+    image.alt = `augmentation: ${augment}`;
+  } catch (err) { $("job-message").textContent = err.message; $("job").hidden = false; }
+}
+$("preview-augment").addEventListener("click", previewAugment);
+$("opt-augment").addEventListener("change", () => { if (!$("augment-image").hidden) previewAugment(); });
 $("class-undo").addEventListener("click", async () => {
   try { const r = await post("api/undo"); $("upload-status").textContent = `${r.path} ${t("undone")}`; }
   catch (err) { $("upload-status").textContent = err.message; }
