@@ -47,38 +47,34 @@ __all__ = ["create_app", "MAX_FILES", "MAX_REQUEST_MB"]
 MAX_FILES = 100  # images per upload request (Starlette refuses more than 1,000 form parts)
 MAX_REQUEST_MB = 64  # bytes per upload request: the page splits larger batches
 ASSETS = ("studio.js", "studio.css")
-QUICK = {"strategy": "freeze", "epochs": 10}  # the one-button first model: a new head on cached features
-SETTINGS = {"model": str, "strategy": str, "epochs": int, "lr": float, "augment": str, "image_size": int,
-            "patience": int}
+SETTINGS = ("model", "strategy", "epochs", "lr", "augment", "image_size", "patience")  # what the page may send
+
+
+def studio_defaults(given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one-button first model: `train`'s own defaults (its model, its epochs) with the strategy that trains a
+    new head on cached features; `given` (the app's `defaults`) over them."""
+    from ..training.config import TrainConfig
+    from ..training.strategies import DEFAULT_EPOCHS
+
+    model = TrainConfig.__dataclass_fields__["model"].default
+    return {"model": model, "strategy": "freeze", "epochs": DEFAULT_EPOCHS, **(given or {})}
 
 
 def _settings(body: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The training settings a page may send, typed, over the studio's defaults; anything else is refused by
-    name."""
+    """The training settings a page sent, over the studio's defaults, converted and checked as `train` checks
+    them (TrainConfig: the same messages), before a process starts; a name the page may not send is refused."""
+    from ..training.config import TrainConfig
+
     unknown = sorted(set(body) - set(SETTINGS))
     if unknown:
         raise HTTPException(400, f"Unknown setting(s) {', '.join(map(repr, unknown))}; the studio takes "
                                  f"{', '.join(SETTINGS)}.")
-    out: dict[str, Any] = {**QUICK, **defaults}
-    for key, kind in SETTINGS.items():
-        value = body.get(key)
-        if value in (None, ""):
-            continue
-        try:
-            out[key] = kind(value)
-        except (TypeError, ValueError):
-            raise HTTPException(400, f"Setting {key!r} must be a {kind.__name__}; got {str(value)[:40]!r}.") from None
-    return out
-
-
-def _check_settings(settings: dict[str, Any]) -> None:
-    """The settings checked as `train` checks them (the same messages), before a process starts."""
-    from ..training.config import TrainConfig
-
+    settings = {**defaults, **{k: v for k, v in body.items() if v not in (None, "")}}
     try:
-        TrainConfig.from_dict({"data": ".", **settings}).validate()
+        config = TrainConfig.from_dict({"data": ".", **settings}).validate()
     except TransferlabError as e:
         raise HTTPException(400, str(e)) from None
+    return {key: getattr(config, key) for key in settings}
 
 
 def create_app(project: str | Path | Project, token: str | None = None,
@@ -98,6 +94,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
     project = project if isinstance(project, Project) else Project(project)
     project.root.mkdir(parents=True, exist_ok=True)
     jobs = Jobs(project)
+    start_from = studio_defaults(defaults)
     roots = [Path(a).expanduser().resolve() for a in allowed or []]
     app = FastAPI(title="transferlab studio", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.project, app.state.jobs = project, jobs
@@ -140,7 +137,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
     def state() -> Any:
         return {"name": project.name, "root": str(project.root), "layout": project.layout,
                 "classes": project.classes(), "runs": project.runs(), "job": jobs.latest(),
-                "defaults": {**QUICK, "model": "efficientnet_lite0", **(defaults or {})},
+                "defaults": start_from,
                 "export": jobs.latest(("export",)), "allowed": [str(r) for r in roots], "exports": EXPORTS,
                 "recent": [p for p in recent_projects() if p != str(project.root)]}
 
@@ -226,8 +223,8 @@ def create_app(project: str | Path | Project, token: str | None = None,
 
         if augment not in PRESETS:
             raise HTTPException(400, f"Augmentation must be one of {', '.join(PRESETS)}; got {augment[:20]!r}.")
-        model = str({**QUICK, "model": "efficientnet_lite0", **(defaults or {})}["model"])
-        png = await asyncio.to_thread(_preview_png, project.root, augment, model, int(seed) % 10_000)
+        png = await asyncio.to_thread(_preview_png, project.root, augment, str(start_from["model"]),
+                                      int(seed) % 10_000)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/checks")
@@ -236,8 +233,7 @@ def create_app(project: str | Path | Project, token: str | None = None,
 
     @app.post("/api/train")
     async def train(request: Request) -> Any:
-        settings = _settings(await _json(request), defaults or {})
-        await asyncio.to_thread(_check_settings, settings)
+        settings = await asyncio.to_thread(_settings, await _json(request), start_from)
         return _started(lambda: jobs.start(settings))
 
     @app.post("/api/jobs/{job_id}/stop")
@@ -297,8 +293,7 @@ def _preview_png(root: Path, augment: str, model: str, seed: int) -> bytes:
 
     from ..evaluation.grids import augment_preview
 
-    image_size = 224 if model.startswith("efficientnet_lite") else None
-    figure = augment_preview(root, augment, model=model, image_size=image_size, count=6, seed=seed)
+    figure = augment_preview(root, augment, model=model, count=6, seed=seed)  # the model's own input size
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=72)
     return buffer.getvalue()
@@ -307,7 +302,7 @@ def _preview_png(root: Path, augment: str, model: str, seed: int) -> bytes:
 def _answers(project: Project, run: str, files: list[tuple[str, bytes]], cache: dict[str, Any]) -> dict[str, Any]:
     """Top-3 answers of the run's own predictor (the one `predict` uses) for uploaded image bytes."""
     from ..inference.loading import load_predictor
-    from .project import _image_problem
+    from .project import inspect_image
 
     if run not in cache:
         cache.clear()
@@ -315,7 +310,7 @@ def _answers(project: Project, run: str, files: list[tuple[str, bytes]], cache: 
     predictor = cache[run]
     results = []
     for name, data in files:
-        problem = _image_problem(data)
+        problem, _ = inspect_image(data)
         if problem:
             results.append({"name": name, "error": problem})
             continue

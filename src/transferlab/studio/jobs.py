@@ -140,8 +140,7 @@ class Jobs:
                 raise SettingError(f"Run {str(run)[:60]!r} has no finished model to export.")
             run_dir = self.project.runs_dir / run
         else:
-            run_dir = self.project.new_run_dir(str(settings.get("model") or "efficientnet_lite0").replace(":", "_")
-                                               .replace("/", "_"))
+            run_dir = self.project.new_run_dir(str(settings["model"]).replace(":", "_").replace("/", "_"))
         folder.mkdir(parents=True)
         job = {"id": job_id, "mode": mode, "settings": settings, "run": str(run_dir),
                "project": str(self.project.root), "created": time.time()}

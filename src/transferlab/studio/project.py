@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_path, file_digest, write_json
-from ..data.folder import IGNORED_DIRS, _files, _ignored, _is_run
+from ..data.folder import IGNORED_DIRS, _class_dirs, _files, _ignored, _is_run
 from ..data.images import IMAGE_EXTENSIONS, is_image_file
 from ..errors import DataError, SettingError
 
@@ -104,9 +104,8 @@ class Project:
     def class_dirs(self) -> list[Path]:
         """The class folders (the data layout `train` reads: hidden, run and `runs` folders are none)."""
         if not self.data_root.is_dir():
-            return []
-        return sorted((p for p in self.data_root.iterdir() if p.is_dir() and not _ignored(p.name) and not _is_run(p)
-                       and p.name != RUNS_DIR), key=lambda p: p.name.lower())
+            return []  # `runs/` is excluded by name too: before its first run folder exists, it is an empty folder
+        return sorted((p for p in _class_dirs(self.data_root) if p.name != RUNS_DIR), key=lambda p: p.name.lower())
 
     def images(self, label: str) -> list[Path]:
         """The images of a class (in split layout: its train/ and validation/ images)."""
@@ -213,7 +212,7 @@ class Project:
         duplicates: list[dict[str, str]] = []
         refused: list[dict[str, str]] = []
         for original, data in files:
-            problem = _image_problem(data)
+            problem, extension = inspect_image(data)
             if problem:
                 refused.append({"name": str(original)[:200], "reason": problem})
                 continue
@@ -223,7 +222,7 @@ class Project:
                 continue
             name = _file_name(original, f"image-{digest[:10]}")
             if Path(name).suffix not in IMAGE_EXTENSIONS:
-                name = Path(name).stem + _sniffed_extension(data)
+                name = Path(name).stem + extension
             target = _free_name(folder / name)
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data)
@@ -244,7 +243,7 @@ class Project:
         if label is not None:
             groups = {self.add_class_if_missing(label): [p for p in _files(folder) if is_image_file(p)]}
         else:
-            subfolders = [d for d in sorted(folder.iterdir()) if d.is_dir() and not _ignored(d.name) and not _is_run(d)]
+            subfolders = _class_dirs(folder)
             if not subfolders:
                 raise SettingError(f"'{folder}' has no sub-folders: pick a class to import its images into, or "
                                    "choose a folder with one sub-folder per class (cats/, dogs/).")
@@ -336,32 +335,29 @@ def _free_name(path: Path) -> Path:
     raise DataError(f"No free name for '{path}'.")
 
 
-def _image_problem(data: bytes) -> str | None:
-    """Why these bytes are not an image the project takes (None when they are one)."""
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
+
+
+def inspect_image(data: bytes) -> tuple[str | None, str]:
+    """(why these bytes are not an image the project takes, or None; the file extension of their format), from
+    one read of the header."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes)", ""
     if len(data) > MAX_IMAGE_BYTES:
-        return f"{len(data) / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
+        return f"{len(data) / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB", ""
     try:
         with Image.open(io.BytesIO(data)) as image:
             w, h = image.size
             if w * h > MAX_PIXELS:
-                return f"{w}x{h} pixels; the limit is {MAX_PIXELS:,}"
+                return f"{w}x{h} pixels; the limit is {MAX_PIXELS:,}", ""
+            extension = FORMAT_EXTENSIONS.get(image.format or "", ".png")
             image.verify()
     except Image.DecompressionBombError:
-        return "declares too many pixels to decode safely"
+        return "declares too many pixels to decode safely", ""
     except UnidentifiedImageError:
-        return "not an image (JPEG, PNG, WebP, GIF, BMP or TIFF), whatever its name says"
+        return "not an image (JPEG, PNG, WebP, GIF, BMP or TIFF), whatever its name says", ""
     except Exception as e:  # noqa: BLE001 - truncated or corrupt data
-        return f"a damaged image ({str(e)[:80]})"
-    return None
-
-
-def _sniffed_extension(data: bytes) -> str:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
-                "TIFF": ".tif"}.get(image.format or "", ".png")
+        return f"a damaged image ({str(e)[:80]})", ""
+    return None, extension

@@ -16,6 +16,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .jobs import Jobs
+from .project import Project
+
 __all__ = ["EventLog", "main"]
 
 
@@ -40,6 +43,7 @@ def _epoch_callback(events: EventLog) -> Any:
     from lightning.pytorch.callbacks import Callback
 
     from ..runs.history import metric_row
+    from ..training.callbacks.history import HistoryCallback
 
     class EpochEvents(Callback):
         """One event per epoch: the numbers of history.csv, the phase and how many epochs the phase allows."""
@@ -48,7 +52,7 @@ def _epoch_callback(events: EventLog) -> Any:
             self.phase, self.offset, self.started = 1, 0, time.perf_counter()
 
         def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            history = next((c for c in trainer.callbacks if type(c).__name__ == "HistoryCallback"), None)
+            history = next((c for c in trainer.callbacks if isinstance(c, HistoryCallback)), None)
             if history is not None:
                 self.phase, self.offset = history.phase, history.offset
             events.emit("phase", phase=self.phase, max_epochs=trainer.max_epochs, first_epoch=self.offset + 1)
@@ -94,15 +98,17 @@ EXPORTS = ("bundle", "onnx", "hf")  # what the page offers to download, each as 
 MAX_PROBABILITY_DIFF = 1e-3  # an export answers like the studio: same labels, probabilities within this
 
 
-def export_zip(project: Path, run_dir: Path, fmt: str, studio_dir: Path, jobs_dir: Path) -> dict[str, Any]:
+def export_zip(project: Project, jobs: Jobs, run_dir: Path, fmt: str) -> dict[str, Any]:
     """Exports a run with the library's own export (its parity report), checks the result against the answers
     the studio showed for the run's validation images, and packs it as one .zip in PROJECT/.studio/exports/."""
     import zipfile
 
     from .._io import atomic_path
     from ..deploy.export import export_hf, export_model
+    from ..errors import ParityError
     from ..inference.loading import load_predictor
     from ..runs.files import BUNDLE_FILES
+    from .results import predictions_of
 
     if fmt == "bundle":
         folder, files, report = run_dir, [run_dir / name for name in BUNDLE_FILES], {}
@@ -111,10 +117,10 @@ def export_zip(project: Path, run_dir: Path, fmt: str, studio_dir: Path, jobs_di
         folder = Path(report["folder"]) if "folder" in report else run_dir / f"export-{fmt}"
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     check = {"library_parity": report.get("parity")}
-    shown = _shown_answers(jobs_dir, run_dir.name)
+    shown = (predictions_of(project, run_dir.name, jobs) or {"images": []})["images"]
     if fmt in ("bundle", "onnx") and shown:  # the file's own reader on the images the page showed
         predictor = load_predictor(folder, engine="pytorch" if fmt == "bundle" else "auto")
-        paths = [str(project / i["path"]) for i in shown]
+        paths = [str(project.root / i["path"]) for i in shown]
         probs, _, failed = predictor.predict_proba(paths)
         labels = list(predictor.labels)
         keep = [k for k in range(len(shown)) if k not in failed]
@@ -123,30 +129,14 @@ def export_zip(project: Path, run_dir: Path, fmt: str, studio_dir: Path, jobs_di
         check.update(images=len(keep), same_answers=agree, max_probability_diff=round(diff, 6),
                      engine=predictor.engine_name)
         if agree != len(keep) or diff > MAX_PROBABILITY_DIFF:
-            raise _ParityFailed(f"The {fmt} export answers differently from the studio on {len(keep) - agree} of "
+            raise ParityError(f"The {fmt} export answers differently from the studio on {len(keep) - agree} of "
                                 f"{len(keep)} validation images (max |Δprobability| {diff:.2g}); it is not "
                                 "offered. Train again, or export with the command line to inspect it.")
-    target = studio_dir / "exports" / f"{run_dir.name}-{fmt}.zip"
+    target = project.studio_dir / "exports" / f"{run_dir.name}-{fmt}.zip"
     with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in files:
             archive.write(file, f"{run_dir.name}-{fmt}/{file.relative_to(folder).as_posix()}")
     return {"file": target.name, "size_mb": round(target.stat().st_size / 2**20, 2), "check": check}
-
-
-class _ParityFailed(Exception):
-    pass
-
-
-def _shown_answers(jobs_dir: Path, run: str) -> list[dict[str, Any]]:
-    """The validation answers the page showed for `run` (the newest job that scored it)."""
-    for folder in sorted(jobs_dir.iterdir(), reverse=True) if jobs_dir.is_dir() else []:
-        try:
-            job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
-            if Path(job["run"]).name == run and (folder / "predictions.json").is_file():
-                return json.loads((folder / "predictions.json").read_text(encoding="utf-8"))["images"]
-        except (OSError, ValueError, KeyError):
-            continue
-    return []
 
 
 def main(job_dir: str) -> int:
@@ -164,7 +154,7 @@ def main(job_dir: str) -> int:
         if job["mode"] == "export":
             fmt = job["settings"]["format"]
             events.emit("exporting", format=fmt)
-            done = export_zip(project, run_dir, fmt, folder.parent.parent, folder.parent)
+            done = export_zip(Project(project), Jobs(Project(project)), run_dir, fmt)
             events.emit("done", run=run_dir.name, export=done)
             return 0
         callback = _epoch_callback(events)
@@ -188,7 +178,7 @@ def main(job_dir: str) -> int:
     except KeyboardInterrupt:
         events.emit("stopped", run=run_dir.name, resumable=(run_dir / "last.ckpt").is_file())
         return 0
-    except (TransferlabError, _ParityFailed) as e:
+    except TransferlabError as e:
         events.emit("failed", message=str(e))
         return 1
     except Exception as e:  # noqa: BLE001 - the page says what happened; the log holds the traceback
