@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from typer.testing import CliRunner
 from transferlab.cli import app
 
 from .browser import browser_page, chromium_or_skip
+from .browser import running_server as _running
 
 runner = CliRunner()
 pytest.importorskip("onnxruntime")
@@ -32,26 +32,6 @@ def run(tiny_run):
     """The shared 3-class run (conftest.tiny_run), as (run folder, data root)."""
     root, out = tiny_run
     return out, root
-
-
-@contextlib.contextmanager
-def _running(app, **settings):
-    """A real uvicorn server on a free loopback port, in a thread, for the duration of the block."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **settings))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _png(color=(200, 50, 40), size=(40, 30)) -> bytes:
@@ -268,12 +248,6 @@ def test_onnx_export_can_be_served(run, client_factory, tmp_path):
     top = response.json()[0]["top"][0]
     assert top["label"] == torch_model.labels[int(expected.argmax())]
     assert abs(top["probability"] - float(expected.max())) <= 1e-4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.heavy

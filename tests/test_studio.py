@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import socket
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -16,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .browser import browser_page, chromium_or_skip
+from .browser import browser_page, chromium_or_skip, running_server
 from .conftest import TINY_MODEL, make_images
 
 pytest.importorskip("fastapi")
@@ -191,32 +188,6 @@ def _wait_for(condition, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serving(app):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 DROP = """async ([label, files]) => {
   const transfer = new DataTransfer();
   for (const [name, b64] of files) {
@@ -246,7 +217,8 @@ def test_the_whole_flow_in_a_real_browser(tmp_path, tiny_weights):
     root = tmp_path / "project"
     app = create_app(root, defaults={"model": TINY_MODEL, "weights": str(tiny_weights), "image_size": 32,
                                      "num_workers": 0}, allowed=[photos])
-    with _serving(app) as url, browser_page(chromium) as (page, errors):
+    with running_server(app, timeout_graceful_shutdown=1) as port, browser_page(chromium) as (page, errors):
+        url = f"http://127.0.0.1:{port}/"
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         failed: list[str] = []
@@ -505,3 +477,29 @@ def test_the_augmentation_preview_draws_training_images_again_each_time(studio):
     assert first.content == again.content and first.content != other.content  # a seed draws one grid
     bad = client.get("/api/augment-preview", params={"augment": "wild"})
     assert bad.status_code == 400 and "course" in bad.json()["detail"]
+
+
+@pytest.mark.heavy
+def test_webcam_hold_to_record_adds_frames_to_a_class(tmp_path):
+    """Chromium's fake camera (a moving test pattern): holding the button records frames into the class."""
+    from transferlab.studio.app import create_app
+
+    chromium = chromium_or_skip()
+    app = create_app(tmp_path / "project")
+    app.state.project.add_class("cats")
+    fake = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    with running_server(app, timeout_graceful_shutdown=1) as port, browser_page(chromium, fake) as (page, errors):
+        url = f"http://127.0.0.1:{port}/"
+        page.goto(url)
+        page.click('.class-card[data-class="cats"] button.camera')
+        page.wait_for_function("document.querySelector('#camera-video').videoWidth > 0", timeout=30_000)
+        page.hover("#camera-hold")
+        page.mouse.down()
+        page.wait_for_function("parseInt(document.querySelector('#camera-count').textContent) >= 4")
+        page.mouse.up()
+        page.wait_for_function("document.querySelector('#upload-status').textContent.includes('added')")
+        page.click("#camera-close")
+    assert errors == []
+    saved = sorted((tmp_path / "project" / "cats").glob("camera-*.jpg"))
+    assert len(saved) >= 4 and all(Image.open(p).size[0] > 0 for p in saved)
+
